@@ -1,0 +1,26 @@
+"""The router's settings as a block: which targets, which store, which strategy."""
+
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+
+class RouterSettings(Block):
+    """Everything a routing flow needs to assemble its router; edit it in the Prefect UI."""
+
+    _block_type_name = "Adaptive Router Settings"
+    _block_type_slug = "adaptive-router-settings"
+    _description = "Targets, store and strategy of an adaptive router."
+
+    targets: list[str] = Field(
+        min_length=1,
+        description="Target blocks as 'block-type-slug/block-name', in default order (best first).",
+    )
+    store: str | None = Field(
+        default=None, description="Name of an adaptive-router-duckdb-store block; default: the local file."
+    )
+    strategy: str = Field(default="weighted", description="Ranking strategy, e.g. weighted or thompson.")
+    min_samples: int = Field(default=100, ge=1, description="Outcomes per target before scores count.")
+    explore_rate: float = Field(default=0.05, ge=0, le=1, description="Share of calls sent at random.")
+    seed: int | None = Field(default=None, description="Seed for reproducible exploration.")

@@ -1,0 +1,5 @@
+"""Storage: the DuckDB store block and the spool that keeps routed calls off its file lock."""
+
+from blocks.store.store import DuckDBStore, IngestReport, RejectedLine, StoreError, StoreLockedError
+
+__all__ = ["DuckDBStore", "IngestReport", "RejectedLine", "StoreError", "StoreLockedError"]

@@ -1,0 +1,110 @@
+"""The contract every target kind honours, so the router can treat them alike.
+
+A target block holds its connection settings (editable in the Prefect UI) and turns a Task into an
+AttemptResult. Failures are returned, not raised: a failed attempt is an outcome to learn from, with
+its error type deciding whether a retry or the next target is worth trying.
+"""
+
+from __future__ import annotations
+
+import abc
+from datetime import datetime
+from typing import Any, ClassVar
+
+from prefect.blocks.core import Block
+from pydantic import BaseModel, Field
+
+from routing.models import AttemptResult, Capability, Price, Target, TargetKind, Task
+
+
+class HealthReport(BaseModel):
+    target: str
+    healthy: bool
+    latency_ms: float | None = None
+    detail: str = ""
+    checked_at: datetime | None = None
+
+
+class ExecutionStatus(BaseModel):
+    """Where a (possibly long-running) execution stands, for targets that can monitor or cancel."""
+
+    execution_id: str
+    state: str
+    detail: str = ""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TargetBlock(Block, abc.ABC):
+    """Base of the target blocks: a router-facing name, a tier, a price and capability flags."""
+
+    kind: ClassVar[TargetKind]
+    base_capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
+
+    target_name: str = Field(
+        pattern=r"^[A-Za-z0-9_.:\-]+$", description="Name the router knows this target by (unique)."
+    )
+    tier: str | None = Field(default=None, description="A label such as 'small' or 'premium'.")
+    price: Price = Field(default_factory=Price, description="What a call costs; free by default.")
+    timeout_seconds: float = Field(default=60.0, gt=0, description="Give up on one attempt after this.")
+    extra_capabilities: list[Capability] = Field(
+        default_factory=list, description="Capabilities beyond the ones this kind always has."
+    )
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.base_capabilities | frozenset(self.extra_capabilities)
+
+    @property
+    def can_deploy_flows(self) -> bool:
+        return Capability.DEPLOY_FLOWS in self.capabilities
+
+    @property
+    def can_monitor_execution(self) -> bool:
+        return Capability.MONITOR_EXECUTION in self.capabilities
+
+    @property
+    def can_cancel(self) -> bool:
+        return Capability.CANCEL in self.capabilities
+
+    @property
+    def supports_batch_execution(self) -> bool:
+        return Capability.BATCH_EXECUTION in self.capabilities
+
+    @property
+    def supports_multi_agent(self) -> bool:
+        return Capability.MULTI_AGENT in self.capabilities
+
+    @property
+    def has_cloud_ui(self) -> bool:
+        return Capability.CLOUD_UI in self.capabilities
+
+    def descriptor(self) -> Target:
+        """The router's view of this target: no connection details, no secrets."""
+        return Target(
+            name=self.target_name,
+            kind=self.kind,
+            model=getattr(self, "model", None),
+            tier=self.tier,
+            capabilities=self.capabilities,
+            price=self.price,
+        )
+
+    async def initialize(self) -> None:
+        """Prepare anything expensive (clients, indexes) ahead of the first call."""
+
+    @abc.abstractmethod
+    async def execute(self, task: Task) -> AttemptResult:
+        """Run `task` once; never raises for a failure of the target, returns it."""
+
+    async def status(self, execution_id: str) -> ExecutionStatus:
+        raise NotImplementedError(f"{type(self).__name__} cannot monitor executions")
+
+    async def cancel(self, execution_id: str) -> bool:
+        raise NotImplementedError(f"{type(self).__name__} cannot cancel executions")
+
+    @abc.abstractmethod
+    async def health(self) -> HealthReport:
+        """A cheap probe of whether the target answers at all."""
+
+    async def shutdown(self) -> None:
+        """Release clients and connections."""

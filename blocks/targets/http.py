@@ -1,0 +1,156 @@
+"""OpenAI-compatible chat completions over HTTP: hosted providers, local servers, the local fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import weakref
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field, PrivateAttr, SecretStr
+
+from blocks.targets.base import HealthReport, TargetBlock
+from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
+
+
+class OpenAICompatibleTarget(TargetBlock):
+    """A model behind an OpenAI-compatible `/chat/completions` endpoint."""
+
+    _block_type_name = "Adaptive Router OpenAI-compatible Target"
+    _block_type_slug = "adaptive-router-openai-compatible-target"
+    _description = "A chat model reached over an OpenAI-compatible HTTP API (OpenAI, Groq, vLLM, the local fleet)."
+
+    kind: ClassVar[TargetKind] = TargetKind.HTTP
+    base_capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
+
+    base_url: str = Field(description="API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
+    model: str = Field(description="Model name sent in each request.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
+    api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
+    max_tokens: int = Field(default=256, gt=0)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    system_prompt: str | None = None
+
+    _clients: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+
+    def _headers(self) -> dict[str, str]:
+        key = self.api_key.get_secret_value() if self.api_key else None
+        if key is None and self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    def _client(self) -> httpx.AsyncClient:
+        """One pooled client per event loop: an httpx client must not cross loops."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = httpx.AsyncClient(
+                base_url=self.base_url.rstrip("/") + "/", headers=self._headers(), timeout=self.timeout_seconds
+            )
+            self._clients[loop] = client
+        return client
+
+    def _body(self, task: Task) -> dict[str, Any]:
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages.append({"role": "user", "content": task.payload})
+        return {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+        }
+
+    async def execute(self, task: Task) -> AttemptResult:
+        started = time.perf_counter()
+
+        def failed(error: ErrorType, message: str, **metadata: Any) -> AttemptResult:
+            return AttemptResult(
+                target=self.target_name,
+                ok=False,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                error_type=error,
+                error_message=message,
+                metadata=metadata,
+            )
+
+        try:
+            response = await self._client().post("chat/completions", json=self._body(task))
+        except httpx.TimeoutException:
+            return failed(ErrorType.TIMEOUT, f"no answer from {self.base_url} within {self.timeout_seconds:g} s")
+        except httpx.TransportError as exc:
+            return failed(ErrorType.CONNECTION, f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}")
+        if response.status_code >= 400:
+            error = _error_type(response.status_code)
+            detail = _error_detail(response)
+            retry_after = _retry_after(response)
+            extra = {"status_code": response.status_code}
+            if retry_after is not None:
+                extra["retry_after_seconds"] = retry_after
+            return failed(error, f"HTTP {response.status_code} from {self.model}: {detail}", **extra)
+        try:
+            body = response.json()
+            output = body["choices"][0]["message"]["content"] or ""
+            usage = body.get("usage") or {}
+            input_tokens = int(usage.get("prompt_tokens", 0))
+            output_tokens = int(usage.get("completion_tokens", 0))
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return failed(ErrorType.MALFORMED_RESPONSE, f"unreadable completion from {self.model}: {exc!r}")
+        duration_ms = (time.perf_counter() - started) * 1000
+        return AttemptResult(
+            target=self.target_name,
+            ok=True,
+            output=output,
+            duration_ms=duration_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=self.price.cost(input_tokens, output_tokens, duration_ms / 1000),
+        )
+
+    async def health(self) -> HealthReport:
+        started = time.perf_counter()
+        try:
+            response = await self._client().get("models")
+            healthy = response.status_code == 200
+            detail = "" if healthy else f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            healthy, detail = False, f"{type(exc).__name__}: {exc}"
+        return HealthReport(
+            target=self.target_name,
+            healthy=healthy,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+        )
+
+    async def shutdown(self) -> None:
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.aclose()
+
+
+def _error_type(status: int) -> ErrorType:
+    if status == 429:
+        return ErrorType.RATE_LIMITED
+    if status in (401, 403):
+        return ErrorType.AUTH
+    if status == 408:
+        return ErrorType.TIMEOUT
+    if status >= 500:
+        return ErrorType.SERVER_ERROR
+    return ErrorType.CLIENT_ERROR
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])[:500]
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500] or response.reason_phrase
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return float(response.headers["retry-after"])
+    except (KeyError, ValueError):
+        return None

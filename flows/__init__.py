@@ -1,0 +1,1 @@
+"""Prefect flows of the adaptive router and the `adaptive-router` command line."""

@@ -1,0 +1,165 @@
+"""`adaptive-router`: the command line, in Prefect's style (typer + rich)."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("AGNO_TELEMETRY", "false")
+
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Optional  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+app = typer.Typer(help="Route work to the best target and learn from every outcome.", no_args_is_help=True)
+db_app = typer.Typer(help="The DuckDB store: schema migrations and ingestion.", no_args_is_help=True)
+fleet_app = typer.Typer(help="The local provider fleet (an OpenAI-compatible server).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(fleet_app, name="fleet")
+console = Console()
+
+DatabaseOption = Annotated[
+    Optional[str], typer.Option("--database", "-d", help="DuckDB file (default: $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb).")
+]
+
+
+def _store(database: str | None):
+    from blocks.store import DuckDBStore
+
+    return DuckDBStore(database=database)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=1)
+
+
+@app.command()
+def demo(
+    tasks: Annotated[int, typer.Option(help="How many tasks to route.", min=1)] = 300,
+    seed: Annotated[int, typer.Option(help="Seed of the task mix and the strategy.")] = 7,
+    strategy: Annotated[str, typer.Option(help="Routing strategy.")] = "thompson",
+    concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1)] = 8,
+    fleet_config: Annotated[Optional[Path], typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Route tasks across the local fleet on ephemeral Prefect and show what the router learned."""
+    from blocks.fleet.config import FleetConfigError
+    from blocks.store import StoreError
+    from flows.demo import run_demo
+
+    with Progress(
+        TextColumn("routing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:
+        bar = progress.add_task("routing", total=tasks, ok=0)
+        done = {"ok": 0}
+
+        def advance(result) -> None:
+            done["ok"] += result.success
+            progress.update(bar, advance=1, ok=done["ok"])
+
+        try:
+            report = run_demo(tasks, seed, database, fleet_config, strategy, concurrency, on_result=advance)
+        except (FleetConfigError, StoreError, ValueError) as exc:
+            raise _fail(str(exc)) from exc
+
+    table = Table(title=f"{report.tasks} tasks, {report.succeeded} succeeded, {report.attempts} attempts")
+    for column in ("target", "calls", "success", "p50 ms", "cost $"):
+        table.add_column(column, justify="left" if column == "target" else "right")
+    for row in report.targets:
+        table.add_row(row.target, str(row.calls), f"{row.success_rate:.0%}", f"{row.p50_latency_ms:.0f}", f"{row.cost_usd:.4f}")
+    console.print(table)
+    shift = Table(title="How the first pick shifted as the router learned (share of tasks per quarter)")
+    targets = sorted({t for phase in report.picks_by_phase.values() for t in phase})
+    shift.add_column("quarter")
+    for target in targets:
+        shift.add_column(target, justify="right")
+    for phase, shares in report.picks_by_phase.items():
+        shift.add_row(phase, *(f"{shares.get(t, 0):.0%}" for t in targets))
+    console.print(shift)
+    console.print(f"executions are in [bold]{report.database}[/bold]")
+
+
+@db_app.command()
+def upgrade(
+    to: Annotated[Optional[int], typer.Option(help="Target version (default: latest).")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Apply pending schema migrations."""
+    from blocks.store import StoreError
+
+    store = _store(database)
+    try:
+        applied = store.upgrade(to)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{store.path}: applied {applied or 'nothing'}; now at version {store.current_version()}")
+
+
+@db_app.command()
+def downgrade(
+    to: Annotated[int, typer.Option(help="Version to go down to (0 drops every table).")],
+    database: DatabaseOption = None,
+) -> None:
+    """Revert schema migrations above a version."""
+    from blocks.store import StoreError
+
+    store = _store(database)
+    try:
+        reverted = store.downgrade(to)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{store.path}: reverted {reverted or 'nothing'}; now at version {store.current_version()}")
+
+
+@db_app.command()
+def current(database: DatabaseOption = None) -> None:
+    """Print the schema version of the store."""
+    from blocks.store import StoreError
+    from blocks.store.migrations import HEAD
+
+    store = _store(database)
+    try:
+        version = store.current_version()
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{store.path}: version {version} (latest {HEAD})")
+
+
+@db_app.command()
+def ingest(database: DatabaseOption = None) -> None:
+    """Move spooled outcomes into the store (safe to run any time, from any process)."""
+    from blocks.store import StoreError
+
+    try:
+        report = _store(database).ingest(seal=False)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(
+        f"{report.segments} segments: {report.executions} executions, {report.decisions} decisions, "
+        f"{report.duplicates} duplicates skipped, {len(report.rejected)} malformed lines kept aside"
+    )
+    for line in report.rejected:
+        console.print(f"  [yellow]rejected[/yellow] {line.segment}:{line.line}: {line.reason}")
+
+
+@fleet_app.command("serve")
+def fleet_serve(
+    config: Annotated[Optional[Path], typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
+    host: str = "127.0.0.1",
+    port: int = 8700,
+) -> None:
+    """Serve the local fleet in the foreground (Ctrl-C stops it)."""
+    from blocks.fleet.config import DEFAULT_FLEET_PATH, FleetConfigError
+    from blocks.fleet.launcher import serve
+
+    console.print(f"fleet on http://{host}:{port}/v1")
+    try:
+        serve(config or DEFAULT_FLEET_PATH, host, port)
+    except FleetConfigError as exc:
+        raise _fail(str(exc)) from exc

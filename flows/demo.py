@@ -1,0 +1,134 @@
+"""The main job on the embedded default: the local fleet, a local DuckDB file, ephemeral Prefect.
+
+Routes a seeded mix of tasks across the fleet's models with `route-batch`, then reads what happened
+back from the store: a table per target, and how the router's picks shifted as it learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from blocks.fleet.config import FleetConfig, load_fleet_config
+from blocks.fleet.knowledge import generate_tasks
+from blocks.fleet.launcher import FleetServer
+from blocks.store import DuckDBStore
+from blocks.targets.http import OpenAICompatibleTarget
+from flows.routing import route_batch
+from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
+from routing.models import Price, RoutedResult, Task
+from routing.strategies import build_strategy
+
+DEMO_RUNTIME = "demo"
+
+
+class TargetRow(BaseModel):
+    target: str
+    calls: int
+    success_rate: float
+    p50_latency_ms: float
+    cost_usd: float
+
+
+class DemoReport(BaseModel):
+    database: str
+    tasks: int
+    succeeded: int
+    attempts: int
+    targets: list[TargetRow]
+    picks_by_phase: dict[str, dict[str, float]]
+
+
+def fleet_targets(config: FleetConfig, base_url: str, timeout_seconds: float = 10.0) -> list[OpenAICompatibleTarget]:
+    """One HTTP target per fleet model, priced as the fleet prices it."""
+    return [
+        OpenAICompatibleTarget(
+            target_name=model.name,
+            tier=model.tier,
+            base_url=base_url,
+            model=model.name,
+            timeout_seconds=timeout_seconds,
+            price=Price(
+                input_per_1k_tokens=model.price.input_per_1k_tokens,
+                output_per_1k_tokens=model.price.output_per_1k_tokens,
+            ),
+        )
+        for model in config.models
+    ]
+
+
+def demo_tasks(n: int, seed: int) -> list[Task]:
+    return [
+        Task(task_type=e.task_type, category=e.category, payload=e.prompt, expected=e.expectation)
+        for e in generate_tasks(n, seed)
+    ]
+
+
+def run_demo(
+    tasks: int = 300,
+    seed: int = 7,
+    database: str | None = None,
+    fleet_config: Path | None = None,
+    strategy: str = "thompson",
+    concurrency: int = 8,
+    on_result: Callable[[RoutedResult], None] | None = None,
+) -> DemoReport:
+    if tasks < 1:
+        raise ValueError(f"tasks must be at least 1, got {tasks}")
+    config = load_fleet_config(fleet_config) if fleet_config else load_fleet_config()
+    store = DuckDBStore(database=database)
+    store.upgrade()
+    with FleetServer(config) as fleet:
+        targets = fleet_targets(config, fleet.base_url)
+        names = [t.target_name for t in targets]
+        runtime = RoutingRuntime.build(targets, store, build_strategy(strategy, names, seed=seed))
+        if on_result:
+            runtime.hooks.append(on_result)
+        register_runtime(DEMO_RUNTIME, runtime)
+        try:
+            results = route_batch(demo_tasks(tasks, seed), runtime=DEMO_RUNTIME, concurrency=concurrency)
+        finally:
+            unregister_runtime(DEMO_RUNTIME)
+    task_ids = [r.task_id for r in results]
+    return DemoReport(
+        database=str(store.path),
+        tasks=len(results),
+        succeeded=sum(r.success for r in results),
+        attempts=sum(len(r.attempts) for r in results),
+        targets=_target_rows(store, task_ids),
+        picks_by_phase=_picks_by_phase(store, task_ids),
+    )
+
+
+def _target_rows(store: DuckDBStore, task_ids: list[str]) -> list[TargetRow]:
+    rows = store.query(
+        """
+        SELECT target, count(*) AS calls, avg(success::INT) AS success_rate,
+               median(duration_ms) AS p50_latency_ms, coalesce(sum(actual_cost), 0) AS cost_usd
+        FROM executions WHERE task_id IN (SELECT unnest(?::VARCHAR[]))
+        GROUP BY target ORDER BY calls DESC
+        """,
+        [task_ids],
+    )
+    return [TargetRow(**row) for row in rows]
+
+
+def _picks_by_phase(store: DuckDBStore, task_ids: list[str], phases: int = 4) -> dict[str, dict[str, float]]:
+    """Share of first picks per target in each quarter of the run: the learning made visible."""
+    rows = store.query(
+        """
+        WITH d AS (
+            SELECT pick, ntile(?) OVER (ORDER BY timestamp, decision_id) AS phase
+            FROM routing_decisions WHERE task_id IN (SELECT unnest(?::VARCHAR[]))
+        )
+        SELECT phase, pick, count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY phase) AS share
+        FROM d GROUP BY phase, pick ORDER BY phase, pick
+        """,
+        [phases, task_ids],
+    )
+    shift: dict[str, dict[str, float]] = {}
+    for row in rows:
+        shift.setdefault(f"Q{row['phase']}", {})[row["pick"]] = row["share"]
+    return shift

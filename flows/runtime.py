@@ -1,0 +1,100 @@
+"""A process's routing runtime: the Router, its target blocks and its store, assembled once.
+
+Routing flows take the *name* of a runtime so their parameters stay serialisable for deployments. A
+name resolves to a runtime registered in this process (the demo and tests build theirs in memory),
+else to a saved `RouterSettings` block. The runtime is cached so the router keeps learning across
+flow runs in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from blocks.settings import RouterSettings
+from blocks.store import DuckDBStore
+from blocks.targets.base import TargetBlock
+from routing.errors import UnknownTargetError
+from routing.models import ExecutionRecord, Outcome, RoutedResult
+from routing.router import Router
+from routing.strategy import Strategy, WeightedScore, WeightedScoreConfig
+
+ResultHook = Callable[[RoutedResult], None]
+
+
+@dataclass
+class RoutingRuntime:
+    router: Router
+    targets: dict[str, TargetBlock]
+    store: DuckDBStore
+    hooks: list[ResultHook] = field(default_factory=list)
+
+    @classmethod
+    def build(
+        cls, targets: Sequence[TargetBlock], store: DuckDBStore, strategy: Strategy | None = None
+    ) -> RoutingRuntime:
+        router = Router([t.descriptor() for t in targets], strategy=strategy)
+        return cls(router=router, targets={t.target_name: t for t in targets}, store=store)
+
+    def target(self, name: str) -> TargetBlock:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise UnknownTargetError(name, list(self.targets)) from None
+
+    def record(self, record: ExecutionRecord) -> None:
+        """Spool the attempt (durable before returning) and let the router learn from it."""
+        self.store.record_execution(record)
+        self.router.observe(Outcome.from_record(record))
+
+    def finished(self, result: RoutedResult) -> None:
+        for hook in self.hooks:
+            hook(result)
+
+
+_lock = threading.Lock()
+_runtimes: dict[str, RoutingRuntime] = {}
+
+
+def register_runtime(name: str, runtime: RoutingRuntime) -> None:
+    with _lock:
+        _runtimes[name] = runtime
+
+
+def unregister_runtime(name: str) -> None:
+    with _lock:
+        _runtimes.pop(name, None)
+
+
+def get_runtime(name: str) -> RoutingRuntime:
+    """The runtime called `name`: registered in this process, else built from its RouterSettings block."""
+    with _lock:
+        runtime = _runtimes.get(name)
+        if runtime is None:
+            runtime = _runtimes[name] = _from_settings(name)
+        return runtime
+
+
+def _from_settings(name: str) -> RoutingRuntime:
+    try:
+        settings = RouterSettings.load(name)
+    except ValueError as exc:
+        raise LookupError(
+            f"no routing runtime {name!r}: register one in this process or save an "
+            f"adaptive-router-settings block named {name!r} ({exc})"
+        ) from exc
+    from prefect.blocks.core import Block
+
+    targets = []
+    for slug in settings.targets:
+        block = Block.load(slug)
+        if not isinstance(block, TargetBlock):
+            raise TypeError(f"block {slug!r} in settings {name!r} is a {type(block).__name__}, not a target")
+        targets.append(block)
+    store = DuckDBStore.load(settings.store) if settings.store else DuckDBStore()
+    strategy = WeightedScore(
+        WeightedScoreConfig(min_samples=settings.min_samples, explore_rate=settings.explore_rate),
+        seed=settings.seed,
+    )
+    return RoutingRuntime.build(targets, store, strategy)

@@ -1,0 +1,273 @@
+"""The domain's nouns: what is routed, where it can go, what was decided and what happened.
+
+Everything here is a pydantic model so that a malformed task, target or record fails at the edge with
+an error naming the field at fault, long before it reaches a target or the store.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, NonNegativeInt, field_validator
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Category(StrEnum):
+    """Broad kinds of work; capability scores and fleet quality are kept per category."""
+
+    CODING = "coding"
+    MATH = "math"
+    RESEARCH = "research"
+    LANGUAGE = "language"
+    EMPATHY = "empathy"
+    GENERAL = "general"
+
+
+class Capability(StrEnum):
+    """What a target can do beyond answering; a task requiring one only goes to targets that have it."""
+
+    DEPLOY_FLOWS = "can_deploy_flows"
+    MONITOR_EXECUTION = "can_monitor_execution"
+    CANCEL = "can_cancel"
+    BATCH_EXECUTION = "supports_batch_execution"
+    MULTI_AGENT = "supports_multi_agent"
+    CLOUD_UI = "has_cloud_ui"
+    CHAT = "chat"
+    RETRIEVAL = "retrieval"
+
+
+class TargetKind(StrEnum):
+    HTTP = "http"
+    AGNO = "agno"
+    LLAMAINDEX = "llamaindex"
+    PREFECT_DEPLOYMENT = "prefect_deployment"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Expectation(_Strict):
+    """How to judge an answer when the task knows what a good one looks like (0-100 quality)."""
+
+    answer: str | None = None
+    keywords: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+    min_length: NonNegativeInt = 0
+
+
+class Constraints(_Strict):
+    """Per-task limits the router must respect when it picks a target."""
+
+    max_cost: NonNegativeFloat | None = None
+    max_latency_ms: NonNegativeFloat | None = None
+    min_success_rate: float | None = Field(default=None, ge=0, le=1)
+
+
+class Task(_Strict):
+    """One unit of work to route."""
+
+    id: str = Field(default_factory=new_id, min_length=1)
+    task_type: str = Field(min_length=1, description="What kind of work, e.g. 'qa' or 'codegen'.")
+    category: Category = Category.GENERAL
+    payload: str = Field(min_length=1, description="The prompt or query sent to the target.")
+    session_id: str | None = None
+    required_capabilities: frozenset[Capability] = frozenset()
+    constraints: Constraints = Constraints()
+    expected: Expectation | None = None
+    complexity: float | None = Field(default=None, ge=0, le=1)
+    repo: str | None = None
+    file_count: NonNegativeInt | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("task_type")
+    @classmethod
+    def _no_blank_type(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("task_type must not be blank")
+        return value
+
+    @property
+    def estimated_tokens(self) -> int:
+        """A cheap prompt-size estimate (about 4 characters a token), known before any call."""
+        return max(1, len(self.payload) // 4)
+
+
+class Price(_Strict):
+    """What a call costs; every component defaults to free (local targets)."""
+
+    input_per_1k_tokens: NonNegativeFloat = 0.0
+    output_per_1k_tokens: NonNegativeFloat = 0.0
+    per_second: NonNegativeFloat = 0.0
+    per_call: NonNegativeFloat = 0.0
+
+    def cost(self, input_tokens: int = 0, output_tokens: int = 0, seconds: float = 0.0) -> float:
+        return (
+            input_tokens / 1000 * self.input_per_1k_tokens
+            + output_tokens / 1000 * self.output_per_1k_tokens
+            + seconds * self.per_second
+            + self.per_call
+        )
+
+
+class Target(_Strict):
+    """Where work can go, as the router sees it: no connection details, only what ranking needs."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    kind: TargetKind = TargetKind.HTTP
+    model: str | None = None
+    tier: str | None = Field(default=None, description="A label such as 'small' or 'premium'.")
+    capabilities: frozenset[Capability] = frozenset({Capability.CHAT})
+    price: Price = Price()
+
+
+class Candidate(_Strict):
+    """One target as ranked for one decision, with the numbers behind its place."""
+
+    target: str
+    score: float
+    samples: NonNegativeInt = 0
+    success_rate: float | None = None
+    p50_latency_ms: float | None = None
+    details: dict[str, float] = Field(default_factory=dict)
+
+
+class Decision(_Strict):
+    """What the router chose and why; logged so that any policy can be evaluated on it later."""
+
+    id: str = Field(default_factory=new_id)
+    task_id: str
+    task_type: str
+    timestamp: datetime = Field(default_factory=utcnow)
+    strategy: str
+    candidates: tuple[Candidate, ...]
+    pick: str
+    probability: float = Field(ge=0, le=1, description="Propensity of the pick under the policy in force.")
+    reason: str
+
+    @property
+    def fallback_order(self) -> list[str]:
+        """The pick first, then the rest of the ranking: the order attempts are made in."""
+        return [self.pick] + [c.target for c in self.candidates if c.target != self.pick]
+
+
+class ErrorType(StrEnum):
+    """Why an attempt failed; decides whether it is worth retrying and how it is counted."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    RATE_LIMITED = "rate_limited"
+    SERVER_ERROR = "server_error"
+    CLIENT_ERROR = "client_error"
+    AUTH = "auth"
+    MALFORMED_RESPONSE = "malformed_response"
+    WRONG_ANSWER = "wrong_answer"
+    CIRCUIT_OPEN = "circuit_open"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    TARGET_ERROR = "target_error"
+    INTERNAL = "internal"
+
+
+class AttemptResult(_Strict):
+    """What an adapter reports for one call, before the router judges it."""
+
+    target: str
+    ok: bool
+    output: str | None = None
+    duration_ms: NonNegativeFloat
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+    cost: NonNegativeFloat = 0.0
+    error_type: ErrorType | None = None
+    error_message: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExecutionRecord(BaseModel):
+    """One attempt, as stored in the executions table (one row per attempt, keyed by execution_id)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    execution_id: str = Field(default_factory=new_id, min_length=1)
+    task_id: str = Field(min_length=1)
+    decision_id: str | None = None
+    attempt: int = Field(default=1, ge=1)
+    timestamp: datetime = Field(default_factory=utcnow)
+    task_type: str = Field(min_length=1)
+    category: Category = Category.GENERAL
+    session_id: str | None = None
+    description: str | None = None
+    repo: str | None = None
+    file_count: NonNegativeInt | None = None
+    estimated_tokens: NonNegativeInt | None = None
+    target: str = Field(min_length=1)
+    model_tier: str | None = None
+    pool_type: str | None = None
+    strategy: str | None = None
+    routing_confidence: float | None = Field(default=None, ge=0, le=1)
+    complexity: float | None = Field(default=None, ge=0, le=1)
+    success: bool
+    duration_ms: NonNegativeFloat
+    quality_score: float | None = Field(default=None, ge=0, le=100)
+    input_tokens: NonNegativeInt = 0
+    output_tokens: NonNegativeInt = 0
+    cost_estimate: NonNegativeFloat | None = None
+    actual_cost: NonNegativeFloat | None = None
+    error_type: ErrorType | None = None
+    error_message: str | None = None
+    user_acceptance: bool | None = None
+    user_rating: int | None = Field(default=None, ge=1, le=5)
+    peak_memory_mb: NonNegativeFloat | None = None
+    cpu_time_ms: NonNegativeFloat | None = None
+    solution_summary: str | None = None
+    embedding: list[float] | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class Outcome(_Strict):
+    """What the router learns from after an attempt: the minimum the scorers need."""
+
+    target: str
+    task_type: str
+    category: Category = Category.GENERAL
+    success: bool
+    duration_ms: NonNegativeFloat
+    cost: NonNegativeFloat = 0.0
+    quality_score: float | None = None
+
+    @classmethod
+    def from_record(cls, record: ExecutionRecord) -> Outcome:
+        return cls(
+            target=record.target,
+            task_type=record.task_type,
+            category=record.category,
+            success=record.success,
+            duration_ms=record.duration_ms,
+            cost=record.actual_cost or 0.0,
+            quality_score=record.quality_score,
+        )
+
+
+class RoutedResult(_Strict):
+    """What a routed task returns: the decision, every attempt made, and the answer if one succeeded."""
+
+    task_id: str
+    decision: Decision
+    attempts: tuple[ExecutionRecord, ...]
+    success: bool
+    target: str | None = Field(default=None, description="The target whose attempt succeeded.")
+    output: str | None = None
+
+    @property
+    def cost(self) -> float:
+        return sum(a.actual_cost or 0.0 for a in self.attempts)

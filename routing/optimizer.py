@@ -1,0 +1,473 @@
+"""Multi-objective choice of a target: success, cost and p95 latency under per-call constraints.
+
+The score of a target for one decision:
+
+    score = w_success * success_rate + w_cost * cost_score + w_latency * latency_score
+    cost_score    = 1 - cost / (the dearest candidate's cost)    (1 for every target if all are free)
+    latency_score = 1 - p95 / (the slowest candidate's p95)      (1 for every target if all p95 are 0)
+
+Normalised this way cheaper is better, and a target at half the dearest price scores 0.5: differences stay
+proportional, where min-max scaling would stretch a $0.0001 gap between two $0.002 targets across the
+whole range. The score is also linear in the metrics, so a traffic mix scores the share-weighted mean of
+its targets' scores, and the same objective drives the linear program of `optimal_split`.
+
+When no single target meets a task's constraints a mix may: expected cost and expected success are
+share-weighted means, so the cost cap and success floor become linear constraints, met on average over
+the traffic rather than by every call. A p95 does not average, but a mix's p95 is at most its slowest
+member's (P(L > m) = sum_i x_i P(L_i > m) <= 0.05 for m the largest member p95), so the latency SLA is
+enforced per target by leaving slow targets out of the mix.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from scipy.optimize import linprog
+
+from routing.cost import check_amount, usd
+from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetError
+from routing.models import Candidate, Constraints, Outcome, Target, Task
+from routing.pareto import TargetPerformance, dominates, pareto_frontier
+from routing.stats import StatsBook, TargetStats
+from routing.strategy import Choice
+
+
+class Priority(StrEnum):
+    """What a task type cares about first; picks the preset weights and breaks ties between equal scores."""
+
+    BALANCED = "balanced"  # success, then cost
+    INTERACTIVE = "interactive"  # latency first
+    BATCH = "batch"  # cost first
+    CRITICAL = "critical"  # success first
+
+
+class StrategyWeights(BaseModel):
+    """Weights of the score's three terms (see the module docstring); they sum to 1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    success: float = Field(default=0.6, ge=0, le=1)
+    cost: float = Field(default=0.4, ge=0, le=1)
+    latency: float = Field(default=0.0, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> StrategyWeights:
+        total = self.success + self.cost + self.latency
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"weights success + cost + latency must sum to 1, got {total:g}")
+        return self
+
+
+PRESETS: Mapping[Priority, StrategyWeights] = MappingProxyType(
+    {
+        Priority.BALANCED: StrategyWeights(),
+        Priority.INTERACTIVE: StrategyWeights(success=0.4, cost=0.1, latency=0.5),
+        Priority.BATCH: StrategyWeights(success=0.4, cost=0.6),
+        Priority.CRITICAL: StrategyWeights(success=0.9, cost=0.1),
+    }
+)
+
+_FIRST = {
+    Priority.BALANCED: "success",
+    Priority.INTERACTIVE: "latency",
+    Priority.BATCH: "cost",
+    Priority.CRITICAL: "success",
+}
+
+
+class Objective(BaseModel):
+    """What to optimise for a task type: a priority, with that priority's preset weights unless given."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    priority: Priority = Priority.BALANCED
+    weights: StrategyWeights = StrategyWeights()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_weights(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("weights") is None:
+            priority = data.get("priority", Priority.BALANCED)
+            if isinstance(priority, str) and priority in PRESETS:
+                return {**data, "weights": PRESETS[priority]}
+        return data
+
+
+@dataclass(frozen=True)
+class Split:
+    """Traffic shares (positive, summing to 1) and what the mix is expected to deliver."""
+
+    shares: Mapping[str, float]
+    expected_success: float
+    expected_cost: float
+    p95_latency_ms: float  # an upper bound: the slowest member's p95
+    score: float
+
+    def __str__(self) -> str:
+        return " / ".join(f"{_pct(share)} {name}" for name, share in self.shares.items())
+
+
+@dataclass(frozen=True)
+class Selection:
+    """One target (`target`), or a `split` when only a mix meets the constraints; `reasoning` says why."""
+
+    target: str | None
+    split: Split | None
+    reasoning: str
+    scores: Mapping[str, float]
+
+    def sample(self, rng: random.Random) -> tuple[str, float]:
+        """The target to call and the probability it had of being picked (its propensity)."""
+        if self.split is None:
+            return self.target, 1.0
+        names = list(self.split.shares)
+        pick = rng.choices(names, weights=[self.split.shares[n] for n in names])[0]
+        return pick, self.split.shares[pick]
+
+
+@dataclass(frozen=True)
+class ConstraintFailure:
+    """A constraint (or pair) nothing can meet: the best any target or mix achieves against the limit."""
+
+    constraints: tuple[str, ...]
+    best: float
+    limit: float
+    message: str
+
+    @property
+    def gap(self) -> float:
+        return abs(self.best - self.limit)
+
+
+class InfeasibleConstraintsError(NoEligibleTargetError):
+    """No target and no traffic split meets the task's constraints; `failures` says which and by how much."""
+
+    def __init__(self, failures: Sequence[ConstraintFailure]) -> None:
+        self.failures = tuple(failures)
+        detail = "; ".join(f.message for f in self.failures)
+        super().__init__(f"no target or traffic split meets the constraints: {detail}")
+
+    @property
+    def constraints(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(name for f in self.failures for name in f.constraints))
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.3g}%"
+
+
+def _ms(x: float) -> str:
+    return f"{x:,.0f} ms"
+
+
+def _describe(p: TargetPerformance) -> str:
+    return f"{_pct(p.success_rate)} success, {usd(p.cost)} per call, p95 {_ms(p.p95_latency_ms)}"
+
+
+def _check_perfs(perfs: Sequence[TargetPerformance]) -> None:
+    if not perfs:
+        raise ValueError("perfs must name at least one target")
+    names = [p.target for p in perfs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"perfs name a target more than once: {', '.join(duplicates)}")
+
+
+def scores(perfs: Sequence[TargetPerformance], weights: StrategyWeights) -> dict[str, float]:
+    """Each target's score (see the module docstring), normalised over `perfs`."""
+    _check_perfs(perfs)
+    dearest = max(p.cost for p in perfs)
+    slowest = max(p.p95_latency_ms for p in perfs)
+
+    def relative(value: float, top: float) -> float:
+        return 1.0 - value / top if top > 0 else 1.0
+
+    return {
+        p.target: weights.success * p.success_rate
+        + weights.cost * relative(p.cost, dearest)
+        + weights.latency * relative(p.p95_latency_ms, slowest)
+        for p in perfs
+    }
+
+
+def _misses(p: TargetPerformance, c: Constraints) -> list[str]:
+    """The constraints `p` fails on its own, in words."""
+    out = []
+    if c.min_success_rate is not None and p.success_rate < c.min_success_rate:
+        out.append(f"misses the {_pct(c.min_success_rate)} success floor")
+    if c.max_cost is not None and p.cost > c.max_cost:
+        out.append(f"exceeds the {usd(c.max_cost)} cost cap")
+    if c.max_latency_ms is not None and p.p95_latency_ms > c.max_latency_ms:
+        out.append(f"exceeds the {_ms(c.max_latency_ms)} p95 SLA")
+    return out
+
+
+def _solve(pool: Sequence[TargetPerformance], minimise: np.ndarray, c: Constraints) -> Any:
+    """linprog over the shares of `pool` with the mean-cost cap and mean-success floor of `c`."""
+    rows, limits = [], []
+    if c.max_cost is not None:
+        scale = max(p.cost for p in pool) or 1.0  # keeps HiGHS's absolute tolerances relative to prices
+        rows.append([p.cost / scale for p in pool])
+        limits.append(c.max_cost / scale)
+    if c.min_success_rate is not None:
+        rows.append([-p.success_rate for p in pool])
+        limits.append(-c.min_success_rate)
+    return linprog(
+        minimise,
+        A_ub=rows or None,
+        b_ub=limits or None,
+        A_eq=[[1.0] * len(pool)],
+        b_eq=[1.0],
+        bounds=(0, 1),
+        method="highs",
+        options={"primal_feasibility_tolerance": 1e-10},
+    )
+
+
+def _diagnose(perfs: Sequence[TargetPerformance], c: Constraints) -> InfeasibleConstraintsError:
+    """Name the constraints nothing meets, each with the best achievable figure; else the joint one."""
+    failures = []
+    pool = list(perfs)
+    if (sla := c.max_latency_ms) is not None:
+        fastest = min(p.p95_latency_ms for p in perfs)
+        if fastest > sla:
+            why = f"the fastest p95 is {_ms(fastest)}, {_ms(fastest - sla)} over the {_ms(sla)} SLA"
+            failures.append(ConstraintFailure(("max_latency_ms",), fastest, sla, f"max_latency_ms: {why}"))
+        else:
+            pool = [p for p in perfs if p.p95_latency_ms <= sla]
+    if (floor := c.min_success_rate) is not None:
+        best = max(p.success_rate for p in pool)
+        if best < floor:
+            why = f"the best is {_pct(best)}, {(floor - best) * 100:.3g} points below the {_pct(floor)} floor"
+            failures.append(ConstraintFailure(("min_success_rate",), best, floor, f"min_success_rate: {why}"))
+    if (cap := c.max_cost) is not None:
+        cheapest = min(p.cost for p in pool)
+        if cheapest > cap:
+            why = f"the cheapest call costs {usd(cheapest)}, {usd(cheapest - cap)} over the {usd(cap)} cap"
+            failures.append(ConstraintFailure(("max_cost",), cheapest, cap, f"max_cost: {why}"))
+    if not failures:  # each is met alone; only the cost cap and the success floor can clash, so both are set
+        costs = np.array([p.cost for p in pool])
+        least = float(_solve(pool, costs, Constraints(min_success_rate=floor)).fun)
+        why = (
+            f"max_cost with min_success_rate: reaching the {_pct(floor)} success floor costs at least "
+            f"{usd(least)} per call, {usd(least - cap)} over the {usd(cap)} cap"
+        )
+        failures.append(ConstraintFailure(("max_cost", "min_success_rate"), least, cap, why))
+    return InfeasibleConstraintsError(failures)
+
+
+def optimal_split(
+    perfs: Sequence[TargetPerformance],
+    constraints: Constraints = Constraints(),
+    objective: Objective = Objective(),
+) -> Split:
+    """The traffic shares that maximise the expected score while meeting `constraints` on average.
+
+    Raises `InfeasibleConstraintsError` when no mix can meet them.
+    """
+    score = scores(perfs, objective.weights)
+    c = constraints
+    pool = [p for p in perfs if c.max_latency_ms is None or p.p95_latency_ms <= c.max_latency_ms]
+    if not pool:
+        raise _diagnose(perfs, c)
+    result = _solve(pool, -np.array([score[p.target] for p in pool]), c)
+    if result.status == 2:
+        raise _diagnose(perfs, c)
+    if result.status != 0:
+        raise RoutingError(f"linprog could not solve the traffic split: {result.message}")
+    x = np.where(result.x > 1e-9, result.x, 0.0)
+    x /= x.sum()
+    used = [(p, share) for p, share in zip(pool, x) if share > 0]
+    return Split(
+        shares={p.target: float(share) for p, share in used},
+        expected_success=float(sum(p.success_rate * share for p, share in used)),
+        expected_cost=float(sum(p.cost * share for p, share in used)),
+        p95_latency_ms=max(p.p95_latency_ms for p, _ in used),
+        score=float(sum(score[p.target] * share for p, share in used)),
+    )
+
+
+def _compare(
+    other: TargetPerformance, best: TargetPerformance, c: Constraints, score: Mapping[str, float]
+) -> str:
+    """Why `other` lost to `best`, in words."""
+    edges = [
+        word
+        for better, word in (
+            (other.cost < best.cost, "cheaper"),
+            (other.p95_latency_ms < best.p95_latency_ms, "faster"),
+            (other.success_rate > best.success_rate, "more reliable"),
+        )
+        if better
+    ]
+    edge = f"is {' and '.join(edges)} but " if edges else ""
+    misses = _misses(other, c)
+    if misses:
+        return f"{other.target} {edge}{' and '.join(misses)}"
+    if not edges:
+        return f"{other.target} is " + ("dominated" if dominates(best, other) else "tied on every metric")
+    return f"{other.target} {edge}scores {score[other.target]:.3f} against {score[best.target]:.3f}"
+
+
+def get_optimal_target(
+    perfs: Sequence[TargetPerformance],
+    constraints: Constraints = Constraints(),
+    objective: Objective = Objective(),
+) -> Selection:
+    """The best-scoring target on the Pareto frontier of those meeting every constraint.
+
+    Equal scores go to the better value of the priority's first metric, then to the earlier target in
+    `perfs` (the default order). If no single target meets every constraint, the `optimal_split` is
+    returned instead (`target` is None); if no mix does either, `InfeasibleConstraintsError` is raised.
+    """
+    score = scores(perfs, objective.weights)
+    feasible = [p for p in perfs if not _misses(p, constraints)]
+    if not feasible:
+        split = optimal_split(perfs, constraints, objective)
+        why = "; ".join(f"{p.target} {' and '.join(_misses(p, constraints))}" for p in perfs)
+        reasoning = (
+            f"no single target meets every constraint ({why}); split {split}: expected "
+            f"{_pct(split.expected_success)} success, {usd(split.expected_cost)} per call, "
+            f"p95 at most {_ms(split.p95_latency_ms)}"
+        )
+        return Selection(None, split, reasoning, score)
+    first = _FIRST[objective.priority]
+    first_value = {
+        "success": lambda p: p.success_rate,
+        "cost": lambda p: -p.cost,
+        "latency": lambda p: -p.p95_latency_ms,
+    }[first]
+    best = max(pareto_frontier(feasible), key=lambda p: (score[p.target], first_value(p)))
+    others = sorted((p for p in perfs if p is not best), key=lambda p: score[p.target], reverse=True)
+    clauses = [f"chose {best.target}: {_describe(best)}"]
+    clauses += [_compare(p, best, constraints, score) for p in others]
+    return Selection(best.target, None, "; ".join(clauses), score)
+
+
+@dataclass(frozen=True)
+class SavingsHint:
+    """Moving all traffic from `current` to the cheaper `alternative`: what it saves and what it costs."""
+
+    current: str
+    alternative: str
+    dollars_per_hour: float
+    minutes_per_hour: float  # extra p95 latency x calls per hour, in minutes (negative if faster)
+    success_points: float  # success percentage points lost (negative if gained)
+
+    def __str__(self) -> str:
+        return (
+            f"{self.current} -> {self.alternative}: saves {usd(self.dollars_per_hour)}/h for "
+            f"{self.minutes_per_hour:+.3g} min/h of p95 latency "
+            f"and {self.success_points:.3g} success points lost"
+        )
+
+
+def savings_hints(
+    perfs: Sequence[TargetPerformance],
+    calls_per_hour: float,
+    current: str | None = None,
+    max_success_drop: float = 0.02,
+    max_latency_increase: float = 0.25,
+) -> list[SavingsHint]:
+    """Cheaper targets only slightly worse than `current` (or than any target if None), most saved first.
+
+    An alternative qualifies if it is cheaper, loses at most `max_success_drop` of success rate
+    (0.02 = 2 points) and adds at most `max_latency_increase` (a fraction of the current p95) to the p95.
+    """
+    _check_perfs(perfs)
+    check_amount("calls_per_hour", calls_per_hour)
+    check_amount("max_success_drop", max_success_drop)
+    check_amount("max_latency_increase", max_latency_increase)
+    if current is not None and current not in {p.target for p in perfs}:
+        raise UnknownTargetError(current, [p.target for p in perfs])
+    hints = [
+        SavingsHint(
+            current=a.target,
+            alternative=b.target,
+            dollars_per_hour=(a.cost - b.cost) * calls_per_hour,
+            minutes_per_hour=(b.p95_latency_ms - a.p95_latency_ms) * calls_per_hour / 60_000,
+            success_points=(a.success_rate - b.success_rate) * 100,
+        )
+        for a in perfs
+        if current in (None, a.target)
+        for b in perfs
+        if b.cost < a.cost
+        and a.success_rate - b.success_rate <= max_success_drop
+        and b.p95_latency_ms <= a.p95_latency_ms * (1 + max_latency_increase)
+    ]
+    return sorted(hints, key=lambda h: h.dollars_per_hour, reverse=True)
+
+
+class CostAwareConfig(BaseModel):
+    """Objectives per task type (others use `default`) and the evidence needed before trusting the stats."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    objectives: dict[str, Objective] = Field(default_factory=dict)
+    default: Objective = Objective()
+    min_samples: int = Field(default=100, ge=1, description="Below this, the default order is kept.")
+
+    def objective(self, task_type: str) -> Objective:
+        return self.objectives.get(task_type, self.default)
+
+
+def _candidate(name: str, score: float, stats: TargetStats | None) -> Candidate:
+    details = {}
+    if stats is not None and stats.n:
+        details = {"mean_cost": stats.mean_cost, "p95_latency_ms": stats.p95_latency_ms}
+    return Candidate(
+        target=name,
+        score=score,
+        samples=stats.n if stats else 0,
+        success_rate=stats.success_rate if stats else None,
+        p50_latency_ms=stats.p50_latency_ms if stats else None,
+        details=details,
+    )
+
+
+class CostAwareStrategy:
+    """Success, mean cost and p95 from the StatsBook, traded off per task type within the task's constraints.
+
+    Until every target has `min_samples` calls for the task type, the default order stands (scores from a
+    handful of calls would reorder targets on noise). After that the pick is `get_optimal_target`'s; when
+    only a split meets the constraints, a target is sampled with probability equal to its share, which is
+    the propensity logged. Constraints nothing can meet raise `InfeasibleConstraintsError`.
+    """
+
+    name = "cost_aware"
+
+    def __init__(self, config: CostAwareConfig | None = None, seed: int | None = None) -> None:
+        self.config = config or CostAwareConfig()
+        self._rng = random.Random(seed)
+
+    def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
+        cfg = self.config
+        stats = [book.get(t.name, task.task_type) for t in targets]
+        if not all(s is not None and s.n >= cfg.min_samples for s in stats):
+            candidates = tuple(_candidate(t.name, -i, s) for i, (t, s) in enumerate(zip(targets, stats)))
+            why = f"default order (fewer than {cfg.min_samples} calls per target for {task.task_type!r})"
+            return Choice(candidates, targets[0].name, 1.0, why)
+        perfs = [
+            TargetPerformance(
+                target=t.name, success_rate=s.success_rate, cost=s.mean_cost, p95_latency_ms=s.p95_latency_ms
+            )
+            for t, s in zip(targets, stats)
+        ]
+        selection = get_optimal_target(perfs, task.constraints, cfg.objective(task.task_type))
+        pick, probability = selection.sample(self._rng)
+        ranked = sorted(zip(targets, stats), key=lambda ts: selection.scores[ts[0].name], reverse=True)
+        candidates = tuple(_candidate(t.name, selection.scores[t.name], s) for t, s in ranked)
+        reason = selection.reasoning
+        if selection.split is not None:
+            reason += f"; sampled {pick} ({_pct(probability)} of traffic)"
+        return Choice(candidates, pick, probability, reason)
+
+    def observe(self, outcome: Outcome) -> None:
+        """Nothing of its own to learn: it reads the shared StatsBook."""

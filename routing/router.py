@@ -1,0 +1,73 @@
+"""The Router: picks a target for a task and learns from what happened.
+
+It composes the pieces (eligibility, statistics, a ranking strategy) and nothing else: no I/O, so a
+decision costs microseconds and every rule is testable without Prefect, DuckDB or a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from routing.errors import NoEligibleTargetError, UnknownTargetError
+from routing.models import Decision, Outcome, Target, Task
+from routing.stats import StatsBook
+from routing.strategy import Strategy, WeightedScore
+
+Availability = Callable[[str], bool]
+
+
+class Router:
+    """Routes tasks across `targets`; their order is the default order used until data says otherwise."""
+
+    def __init__(
+        self,
+        targets: Sequence[Target],
+        strategy: Strategy | None = None,
+        book: StatsBook | None = None,
+        available: Availability | None = None,
+    ) -> None:
+        if not targets:
+            raise ValueError("a Router needs at least one target")
+        names = [t.name for t in targets]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate target names: {', '.join(duplicates)}")
+        self.targets = {t.name: t for t in targets}
+        self.strategy = strategy or WeightedScore()
+        self.book = book or StatsBook()
+        self.available = available or (lambda name: True)
+
+    def target(self, name: str) -> Target:
+        try:
+            return self.targets[name]
+        except KeyError:
+            raise UnknownTargetError(name, list(self.targets)) from None
+
+    def eligible(self, task: Task) -> list[Target]:
+        """Targets that have every capability the task requires and are available now, in default order."""
+        capable = [t for t in self.targets.values() if task.required_capabilities <= t.capabilities]
+        if not capable:
+            needed = ", ".join(sorted(task.required_capabilities))
+            raise NoEligibleTargetError(f"task {task.id}: no target has every required capability ({needed})")
+        up = [t for t in capable if self.available(t.name)]
+        if not up:
+            names = ", ".join(t.name for t in capable)
+            raise NoEligibleTargetError(f"task {task.id}: every capable target is unavailable ({names})")
+        return up
+
+    def choose(self, task: Task) -> Decision:
+        choice = self.strategy.choose(task, self.eligible(task), self.book)
+        return Decision(
+            task_id=task.id,
+            task_type=task.task_type,
+            strategy=self.strategy.name,
+            candidates=choice.candidates,
+            pick=choice.pick,
+            probability=choice.probability,
+            reason=choice.reason,
+        )
+
+    def observe(self, outcome: Outcome) -> None:
+        self.target(outcome.target)
+        self.book.observe(outcome)
+        self.strategy.observe(outcome)

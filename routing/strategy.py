@@ -1,0 +1,116 @@
+"""The contract between the Router and the ways of ranking targets, plus the first of them.
+
+A strategy ranks the eligible targets for one task and names its pick with the probability it had of
+picking it (its propensity), so logged decisions can later evaluate another strategy off-policy.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from routing.models import Candidate, Outcome, Target, Task
+from routing.stats import StatsBook
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A strategy's answer: the ranking (best first), the pick, its propensity and why."""
+
+    candidates: tuple[Candidate, ...]
+    pick: str
+    probability: float
+    reason: str
+
+
+class Strategy(Protocol):
+    name: str
+
+    def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
+        """Rank `targets` (all eligible, never empty) for `task` and pick one."""
+        ...
+
+    def observe(self, outcome: Outcome) -> None:
+        """Learn from one attempt's outcome (the shared StatsBook is updated by the Router)."""
+        ...
+
+
+class WeightedScoreConfig(BaseModel):
+    """`score = success_rate * success_weight + speed_score * speed_weight`, per task type."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    success_weight: float = Field(default=0.7, ge=0)
+    speed_weight: float = Field(default=0.3, ge=0)
+    min_samples: int = Field(default=100, ge=1, description="Below this, the default order is kept.")
+    explore_rate: float = Field(default=0.0, ge=0, le=1, description="Share of picks made at random.")
+
+    @model_validator(mode="after")
+    def _weights_sum_to_one(self) -> WeightedScoreConfig:
+        total = self.success_weight + self.speed_weight
+        if abs(total - 1.0) > 0.01:
+            raise ValueError(f"success_weight + speed_weight must be 1 (within 0.01), got {total:g}")
+        return self
+
+
+class WeightedScore:
+    """The first scorer: success and relative speed, trusted only after `min_samples` per target.
+
+    `speed_score` is the fastest candidate's median latency over this one's (1 for the fastest), so
+    it needs no absolute latency budget. Until every candidate has `min_samples` outcomes for the task
+    type, the configured default order (the order targets were given in) stands: scores from a handful
+    of calls would reorder targets on noise. `explore_rate` keeps data flowing to the others.
+    """
+
+    name = "weighted"
+
+    def __init__(self, config: WeightedScoreConfig | None = None, seed: int | None = None) -> None:
+        self.config = config or WeightedScoreConfig()
+        self._rng = random.Random(seed)
+
+    def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
+        cfg = self.config
+        stats = [book.get(t.name, task.task_type) for t in targets]
+        trusted = all(s is not None and s.n >= cfg.min_samples for s in stats)
+        latencies = [s.p50_latency_ms for s in stats if s is not None and s.p50_latency_ms]
+        fastest = min(latencies) if latencies else None
+        candidates = []
+        for position, (target, s) in enumerate(zip(targets, stats)):
+            success = s.success_rate if s else None
+            p50 = s.p50_latency_ms if s else None
+            speed = fastest / p50 if fastest and p50 else 0.0
+            score = (success or 0.0) * cfg.success_weight + speed * cfg.speed_weight
+            candidates.append(
+                Candidate(
+                    target=target.name,
+                    score=score if trusted else -position,
+                    samples=s.n if s else 0,
+                    success_rate=success,
+                    p50_latency_ms=p50,
+                    details={"speed_score": speed, "weighted_score": score},
+                )
+            )
+        if trusted:
+            candidates.sort(key=lambda c: c.score, reverse=True)
+        k = len(candidates)
+        if k > 1 and self._rng.random() < cfg.explore_rate:
+            pick = self._rng.choice(candidates).target
+            why = "explored at random"
+        else:
+            pick = candidates[0].target
+            why = (
+                f"best score {candidates[0].score:.3f} over {candidates[0].samples} calls"
+                if trusted
+                else f"default order (fewer than {cfg.min_samples} calls per target for {task.task_type!r})"
+            )
+        top = candidates[0].target
+        explore_share = cfg.explore_rate / k if k > 1 else 0.0
+        probability = (1 - cfg.explore_rate if k > 1 else 1.0) * (pick == top) + explore_share
+        return Choice(tuple(candidates), pick, min(1.0, probability), why)
+
+    def observe(self, outcome: Outcome) -> None:
+        """Nothing of its own to learn: it reads the shared StatsBook."""
