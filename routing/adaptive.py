@@ -10,9 +10,9 @@ add because a target that is both unreliable and slow should fall well below one
 them. With fewer than `min_requests` calls the live numbers are noise, so the capability score is used
 alone (unweighted, so it stays on the same 0-100 scale as `final`).
 
-`max_acceptable_ms` is the latency that scores 50; latency reaches 0 at twice that. The reference cases
-(capability 85, success 0.99, 120 ms -> 88.95; capability 88, success 0.60, 450 ms -> 38.025) hold at
-max_acceptable_ms = 500, not at the default 1000.
+`max_acceptable_ms` is the latency that scores 50; latency reaches 0 at twice that. Its default, 500,
+is the one value at which the reference cases (capability 85, success 0.99, 120 ms -> 88.95;
+capability 88, success 0.60, 450 ms -> 38.025) come out exactly.
 """
 
 from __future__ import annotations
@@ -37,11 +37,13 @@ class AdaptiveScorerConfig(BaseModel):
     capability_weight: float = Field(default=0.60, ge=0)
     success_weight: float = Field(default=0.25, ge=0)
     latency_weight: float = Field(default=0.15, ge=0)
-    max_acceptable_ms: float = Field(default=1000.0, gt=0, description="Latency scoring 50 (0 at twice it).")
+    max_acceptable_ms: float = Field(default=500.0, gt=0, description="Latency scoring 50 (0 at twice it).")
     success_floor: float = Field(default=0.90, gt=0, le=1)
     success_penalty: float = Field(default=0.5, gt=0, le=1, description="Multiplier below success_floor.")
     latency_ceiling_ms: float = Field(default=500.0, gt=0)
-    latency_penalty: float = Field(default=0.8, gt=0, le=1, description="Multiplier above latency_ceiling_ms.")
+    latency_penalty: float = Field(
+        default=0.8, gt=0, le=1, description="Multiplier above latency_ceiling_ms."
+    )
     min_requests: NonNegativeInt = Field(default=10, description="Below this, capability alone is used.")
 
     @model_validator(mode="after")
@@ -113,7 +115,9 @@ class AdaptiveScorer:
         if avg_latency_ms > cfg.latency_ceiling_ms:
             adjustment *= cfg.latency_penalty
         final = (capability * cfg.capability_weight + performance) * adjustment
-        return AdaptiveScore(capability, performance, latency, adjustment, True, success_rate, avg_latency_ms, final)
+        return AdaptiveScore(
+            capability, performance, latency, adjustment, True, success_rate, avg_latency_ms, final
+        )
 
 
 class AdaptiveStrategy:
@@ -155,7 +159,8 @@ class AdaptiveStrategy:
             )
         scored.sort(key=lambda c: c.score, reverse=True)
         best = scored[0]
-        source = "capability and live performance" if best.details["used_performance_data"] else "capability only"
+        live = best.details["used_performance_data"]
+        source = "capability and live performance" if live else "capability only"
         reason = f"best adaptive score {best.score:.2f} for {task.category.value!r} ({source})"
         return Choice(tuple(scored), best.target, 1.0, reason)
 

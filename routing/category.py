@@ -42,18 +42,21 @@ _EMPATHY = _words(
     r"wtf",
 )
 
+_CODE_LINE = re.compile(r"^\s*(?:def|class|import|from \S+ import|function|const|let|var|#include)\b", re.M)
+
 # (category, weighted patterns); a code fence or an arithmetic expression is strong evidence alone.
 _CUES: tuple[tuple[Category, tuple[tuple[re.Pattern[str], int], ...]], ...] = (
     (
         Category.CODING,
         (
             (re.compile(r"```"), 3),
-            (re.compile(r"^\s*(?:def|class|import|from \S+ import|function|const|let|var|#include)\b", re.M), 2),
+            (_CODE_LINE, 2),
             (re.compile(r"\b\w+(?:Error|Exception)\b|Traceback|stack trace|segfault", re.IGNORECASE), 2),
             (re.compile(r"\b[a-z_][a-z0-9_]*\.[a-z_]+\(|\b[a-z_]+\(\)", re.IGNORECASE), 1),
+            (re.compile(r"\b[cf](?:\+\+|#)(?!\w)", re.IGNORECASE), 1),
             (
                 _words(
-                    r"python", r"javascript", r"typescript", r"java", r"rust", r"golang", r"c\+\+", r"c#",
+                    r"python", r"javascript", r"typescript", r"java", r"rust", r"golang",
                     r"sql", r"bash", r"html", r"css", r"regex", r"json", r"yaml", r"api", r"sdk",
                     r"function", r"method", r"class", r"variable", r"compile[rd]?", r"debug\w*", r"bug",
                     r"refactor\w*", r"unit tests?", r"pytest", r"git", r"docker", r"kubernetes", r"script",
@@ -89,9 +92,11 @@ _CUES: tuple[tuple[Category, tuple[tuple[re.Pattern[str], int], ...]], ...] = (
                 _words(
                     r"research", r"stud(?:y|ies)", r"papers?", r"literature", r"sources?", r"cite",
                     r"citations?", r"references?", r"evidence", r"peer[- ]reviewed", r"survey of",
-                    r"history of", r"according to", r"latest", r"recent (?:work|advances|developments|findings)",
+                    r"history of", r"according to", r"latest",
+                    r"recent (?:work|advances|developments|findings)",
                     r"state of the art", r"investigate", r"findings", r"meta-analysis", r"compare",
-                    r"comparison", r"pros and cons", r"what is known", r"summari[sz]e (?:the )?(?:paper|article|report)",
+                    r"comparison", r"pros and cons", r"what is known",
+                    r"summari[sz]e (?:the )?(?:paper|article|report)",
                 ),
                 1,
             ),

@@ -70,7 +70,7 @@ PRESETS: Mapping[Priority, StrategyWeights] = MappingProxyType(
         Priority.BALANCED: StrategyWeights(),
         Priority.INTERACTIVE: StrategyWeights(success=0.4, cost=0.1, latency=0.5),
         Priority.BATCH: StrategyWeights(success=0.4, cost=0.6),
-        Priority.CRITICAL: StrategyWeights(success=0.9, cost=0.1),
+        Priority.CRITICAL: StrategyWeights(success=0.95, cost=0.05),
     }
 )
 

@@ -58,6 +58,13 @@ def outcome_reward(outcome: Outcome) -> float:
     return reward(outcome.success, outcome.quality_score)
 
 
+def _net_value(willingness_to_pay: float) -> Callable[[Outcome], float]:
+    def net_value(outcome: Outcome) -> float:
+        return willingness_to_pay * outcome.success - outcome.cost
+
+    return net_value
+
+
 class QLearningConfig(BaseModel):
     """Learning constants and state buckets (each `*_edges` pair splits low / medium / high)."""
 
@@ -67,7 +74,7 @@ class QLearningConfig(BaseModel):
     discount: float = Field(default=0.9, ge=0, lt=1)
     epsilon: float = Field(default=0.1, ge=0, le=1, description="Share of picks made uniformly at random.")
     initial_q: float = 0.0
-    recent_window: int = Field(default=20, ge=1, description="Outcomes per task type behind the success bucket.")
+    recent_window: int = Field(default=20, ge=1, description="Outcomes per task type in the success bucket.")
     complexity_edges: tuple[float, float] = (0.33, 0.66)
     token_edges: tuple[float, float] = (500, 2000)
     success_edges: tuple[float, float] = (0.5, 0.8)
@@ -114,11 +121,9 @@ class QTable:
         entry = self._q.get(state, {}).get(action)
         return 0 if entry is None else entry[1]
 
-    def best(self, state: State, actions: Iterable[str] | None = None) -> float:
-        """max_a Q(state, a) over `actions` (default: the actions seen in `state`)."""
-        row = self._q.get(state, {})
-        values = [self.value(state, a) for a in actions] if actions is not None else [e[0] for e in row.values()]
-        return max(values, default=self.initial_q)
+    def best(self, state: State, actions: Iterable[str]) -> float:
+        """max_a Q(state, a) over `actions` (`initial_q` if there are none)."""
+        return max((self.value(state, a) for a in actions), default=self.initial_q)
 
     def set(self, state: State, action: str, value: float) -> None:
         entry = self._q[state].setdefault(action, [self.initial_q, 0, None])
@@ -146,7 +151,7 @@ class QTable:
             except (ValidationError, json.JSONDecodeError) as error:
                 raise ValueError(f"Q-table row {position}: {error}") from None
             if not (isinstance(state, list) and len(state) == 4 and all(isinstance(p, str) for p in state)):
-                raise ValueError(f"Q-table row {position}: state must be a JSON list of 4 strings, got {row.state}")
+                raise ValueError(f"Q-table row {position}: state must be a JSON list of 4 strings: {row.state}")
             table._q[tuple(state)][row.action] = [row.q_value, row.visits, row.updated_at]
         return table
 
@@ -154,15 +159,19 @@ class QTable:
 class QLearner:
     """Q-learning proper: states from tasks, epsilon-greedy policy, one-step updates."""
 
-    def __init__(self, config: QLearningConfig | None = None, seed: int | None = None, table: QTable | None = None):
+    def __init__(
+        self, config: QLearningConfig | None = None, seed: int | None = None, table: QTable | None = None
+    ) -> None:
         self.config = config or QLearningConfig()
         self.table = table or QTable(self.config.initial_q)
         self._rng = random.Random(seed)
         self._recent: dict[str, deque[bool]] = {}
+        self.actions: dict[str, None] = {}  # every action seen, in order: max_a' ranges over them
 
     def state(self, task: Task) -> State:
-        return self._state(task.task_type, bucket(task.complexity, self.config.complexity_edges),
-                           bucket(task.estimated_tokens, self.config.token_edges))
+        cfg = self.config
+        complexity = bucket(task.complexity, cfg.complexity_edges)
+        return self._state(task.task_type, complexity, bucket(task.estimated_tokens, cfg.token_edges))
 
     def _state(self, task_type: str, complexity: str, tokens: str) -> State:
         recent = self._recent.get(task_type)
@@ -171,6 +180,7 @@ class QLearner:
 
     def policy(self, state: State, actions: Sequence[str]) -> dict[str, float]:
         """Epsilon-greedy probabilities over `actions` (greedy ties share the greedy mass)."""
+        self.actions.update(dict.fromkeys(actions))
         values = [self.table.value(state, a) for a in actions]
         best = max(values)
         greedy = [a for a, v in zip(actions, values) if v == best]
@@ -184,7 +194,8 @@ class QLearner:
     def learn(self, state: State, action: str, reward: float, next_state: State | None = None) -> float:
         """Q(s,a) += lr * (r + discount * max_a' Q(s',a') - Q(s,a)); no next state means terminal."""
         cfg = self.config
-        future = 0.0 if next_state is None else cfg.discount * self.table.best(next_state)
+        self.actions[action] = None
+        future = 0.0 if next_state is None else cfg.discount * self.table.best(next_state, self.actions)
         old = self.table.value(state, action)
         new = old + cfg.learning_rate * (reward + future - old)
         self.table.set(state, action, new)
@@ -208,7 +219,8 @@ class QLearningStrategy:
     An outcome carries no task id, so the state a pick was made in is remembered per (task type,
     target) until that target's outcome arrives; an outcome nobody chose (a fallback attempt or
     imported history) is credited to the last state seen for its task type. `reward` maps an outcome
-    to a reward (default: `reward()` on success and quality; outcomes carry no user feedback).
+    to a reward (default: `reward()` on success and quality; outcomes carry no user feedback), or with
+    `willingness_to_pay` L the net value `L * success - cost` in dollars.
     """
 
     name = "qlearning"
@@ -221,13 +233,21 @@ class QLearningStrategy:
         config: QLearningConfig | None = None,
         table: QTable | None = None,
         reward: Callable[[Outcome], float] | None = None,
+        willingness_to_pay: float | None = None,
         **options,
     ) -> None:
         if config is not None and options:
             raise ValueError(f"give config or options ({', '.join(options)}), not both")
+        if willingness_to_pay is not None:
+            if reward is not None:
+                raise ValueError("give reward or willingness_to_pay, not both")
+            if not willingness_to_pay > 0:
+                raise ValueError(f"willingness_to_pay must be > 0, got {willingness_to_pay}")
+            reward = _net_value(willingness_to_pay)
         self.learner = QLearner(config or QLearningConfig(**options), seed, table)
-        self.targets = list(targets)
+        self.learner.actions.update(dict.fromkeys(targets))
         self.reward = reward or outcome_reward
+        self._rng = random.Random(seed)
         self._pending: dict[tuple[str, str], deque[State]] = defaultdict(lambda: deque(maxlen=1024))
         self._last: dict[str, State] = {}
 
@@ -238,7 +258,7 @@ class QLearningStrategy:
         state = self.learner.state(task)
         names = [t.name for t in targets]
         probabilities = self.learner.policy(state, names)
-        pick = draw(self.learner._rng, probabilities)
+        pick = draw(self._rng, probabilities)
         self._pending[(task.task_type, pick)].append(state)
         self._last[task.task_type] = state
         table = self.learner.table

@@ -73,7 +73,9 @@ class SessionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     ttl_seconds: float = Field(default=1800, gt=0)
-    min_overlap: float = Field(default=0.2, ge=0, le=1, description="Share of a message's keywords seen before.")
+    min_overlap: float = Field(
+        default=0.2, ge=0, le=1, description="Share of a message's keywords seen before."
+    )
     min_keywords: PositiveInt = Field(default=3, description="Messages with fewer keywords are follow-ups.")
     keywords_per_turn: PositiveInt = 8
     max_keywords: PositiveInt = Field(default=32, description="Size of a session's keyword signature.")
@@ -105,7 +107,7 @@ class SessionTracker:
         return state
 
     def route(self, task: Task, choose: Callable[[Task], Decision]) -> Decision:
-        """Route `task` with `choose` (e.g. `Router.choose`), keeping its session's target if the topic holds."""
+        """Route `task` with `choose` (e.g. `Router.choose`); keep the session's target if the topic holds."""
         decision = choose(task)
         if task.session_id is None:
             return decision
@@ -113,7 +115,7 @@ class SessionTracker:
         words = keywords(task.payload, self.config.keywords_per_turn)
         state = self.get(task.session_id)
         why = self._why_reroute(state, category, words, {c.target for c in decision.candidates})
-        if state is not None and why is None:
+        if why is None:
             merged = tuple(dict.fromkeys(words + state.keywords))[: self.config.max_keywords]
             self._save(state.model_copy(update={"keywords": merged, "turns": state.turns + 1}))
             return decision.model_copy(
@@ -134,8 +136,6 @@ class SessionTracker:
                 updated_at=self.clock(),
             )
         )
-        if why is None:
-            return decision
         return decision.model_copy(update={"reason": f"session {task.session_id}: {why}; {decision.reason}"})
 
     def set_target(self, session_id: str, target: str) -> None:
@@ -162,7 +162,7 @@ class SessionTracker:
 
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]], **kwargs: Any) -> SessionTracker:
-        """Rebuild from stored rows (each validated; a bad one fails naming its field); expired ones dropped."""
+        """Rebuild from stored rows, validating each (naming the bad field) and dropping expired ones."""
         tracker = cls(**kwargs)
         for row in rows:
             tracker._save(SessionState.model_validate(row), touch=False)
@@ -172,6 +172,7 @@ class SessionTracker:
     def _why_reroute(
         self, state: SessionState | None, category: Category, words: tuple[str, ...], candidates: set[str]
     ) -> str | None:
+        """Why this turn must be routed afresh, or None when the session continues."""
         if state is None:
             return "new session"
         if state.target not in candidates:

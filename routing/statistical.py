@@ -42,7 +42,12 @@ from pydantic import (
 
 from routing.models import Candidate, Outcome, Target, Task, utcnow
 from routing.stats import StatsBook, TargetStats
-from routing.statistics import latency_percentiles, two_proportion_test, welch_t_test_from_stats, wilson_interval
+from routing.statistics import (
+    latency_percentiles,
+    two_proportion_test,
+    welch_t_test_from_stats,
+    wilson_interval,
+)
 from routing.strategy import Choice, WeightedScoreConfig
 
 
@@ -71,7 +76,9 @@ class StatsEntry(BaseModel):
         if self.latency_n is not None and self.latency_n > self.n:
             raise ValueError(f"latency_n ({self.latency_n}) must not exceed n ({self.n})")
         if not self.p50_latency_ms <= self.p95_latency_ms <= self.p99_latency_ms:
-            raise ValueError("latency percentiles must satisfy p50_latency_ms <= p95_latency_ms <= p99_latency_ms")
+            raise ValueError(
+                "latency percentiles must satisfy p50_latency_ms <= p95_latency_ms <= p99_latency_ms"
+            )
         return self
 
     @property
@@ -116,7 +123,9 @@ class StatsSnapshot(BaseModel):
         for entry in self.entries:
             by_target = self._by_type.setdefault(entry.task_type, {})
             if entry.target in by_target:
-                raise ValueError(f"entries: duplicate entry for target {entry.target!r}, task type {entry.task_type!r}")
+                raise ValueError(
+                    f"entries: duplicate entry for target {entry.target!r}, task type {entry.task_type!r}"
+                )
             by_target[entry.target] = entry
         return self
 

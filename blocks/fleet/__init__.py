@@ -5,8 +5,10 @@ from blocks.fleet.config import (
     STABLE_FLEET_PATH,
     FleetConfig,
     FleetConfigError,
+    Latency,
     ModelSpec,
     Outage,
+    TokenPrice,
     load_fleet_config,
 )
 from blocks.fleet.knowledge import BankEntry, generate_tasks, load_bank, lookup
@@ -20,8 +22,10 @@ __all__ = [
     "FleetConfig",
     "FleetConfigError",
     "FleetServer",
+    "Latency",
     "ModelSpec",
     "Outage",
+    "TokenPrice",
     "create_app",
     "generate_tasks",
     "load_bank",

@@ -30,9 +30,8 @@ from blocks.fleet.knowledge import correct_reply, detect_category, generic_reply
 
 OWNER = "adaptive-router-fleet"
 _MEMBER_ID = re.compile(r'\bid="([^"]+)"')
+# What a 'malformed' outage sends: a 200 whose JSON stops half-way, as a proxy cutting the stream would.
 _TRUNCATED_BODY = '{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"message": '
-
-
 
 # --- request bodies: unknown parameters are ignored, as OpenAI keeps adding them -------------------
 

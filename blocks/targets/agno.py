@@ -25,7 +25,7 @@ import weakref
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from blocks.targets.base import ExecutionStatus, HealthReport, TargetBlock
-from blocks.targets.http import OpenAICompatibleTarget, _error_type
+from blocks.targets.http import OpenAICompatibleTarget
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 _MODEL_ERRORS: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
@@ -183,8 +183,8 @@ class AgnoTarget(TargetBlock):
             elif inner.cancelled():
                 result = self._failed(run_id, started, "CANCELLED", ErrorType.CLIENT_ERROR, "run cancelled by the caller")
             elif inner.exception() is not None:
-                exc = inner.exception()
-                result = self._failed(run_id, started, "ERROR", *_classify(exc), **_extra(exc))
+                error, message, extra = _classify(inner.exception())
+                result = self._failed(run_id, started, "ERROR", error, message, **extra)
             else:
                 result = self._result(run_id, started, inner.result(), errors)
             run.state, run.detail = result.metadata["run_status"], result.error_message or ""
@@ -227,8 +227,7 @@ class AgnoTarget(TargetBlock):
         if status == "CANCELLED":
             error, message, extra = ErrorType.CLIENT_ERROR, "run cancelled by the caller", {}
         elif errors:
-            error, message = _classify(errors[-1])
-            extra = _extra(errors[-1])
+            error, message, extra = _classify(errors[-1])
         else:
             error, message, extra = ErrorType.TARGET_ERROR, f"agno run ended {status}: {output.content}", {}
         return AttemptResult(ok=False, error_type=error, error_message=message, metadata=metadata | extra, **common)
@@ -347,41 +346,7 @@ def _tokens(output: Any) -> tuple[int, int]:
     return input_tokens, output_tokens
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    while exc is not None and exc not in seen:
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return seen
+def _classify(exc: BaseException) -> tuple[ErrorType, str, dict[str, Any]]:
+    from blocks.targets.openai_errors import classify
 
-
-def _classify(exc: BaseException) -> tuple[ErrorType, str]:
-    """Map a model call's exception (agno's wrapping of the openai SDK's) to an error type."""
-    import openai
-
-    message = f"{type(exc).__name__}: {exc}"
-    for cause in _chain(exc):
-        if isinstance(cause, openai.APITimeoutError):
-            return ErrorType.TIMEOUT, message
-        if isinstance(cause, openai.APIConnectionError):
-            return ErrorType.CONNECTION, message
-        if isinstance(cause, openai.APIStatusError):
-            return _error_type(cause.status_code), f"HTTP {cause.status_code}: {exc}"
-        if isinstance(cause, ValueError | KeyError | TypeError) and cause is not exc:
-            return ErrorType.MALFORMED_RESPONSE, message
-    return ErrorType.TARGET_ERROR, message
-
-
-def _extra(exc: BaseException) -> dict[str, Any]:
-    """Retry-After and status code of a failed model call, for the retry policy and the record."""
-    import openai
-
-    for cause in _chain(exc):
-        if isinstance(cause, openai.APIStatusError):
-            extra: dict[str, Any] = {"status_code": cause.status_code}
-            try:
-                extra["retry_after_seconds"] = float(cause.response.headers["retry-after"])
-            except (KeyError, ValueError):
-                pass
-            return extra
-    return {}
+    return classify(exc)

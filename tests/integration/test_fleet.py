@@ -1,4 +1,7 @@
-"""The local provider fleet, exercised over real loopback HTTP with the clients the project uses."""
+"""The local provider fleet, exercised over real loopback HTTP with the clients the project uses.
+
+`fleet` (tests/conftest.py) is the shared stable fleet; tests that count requests start their own.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +16,12 @@ import openai
 import pytest
 
 from blocks.fleet import (
+    DEFAULT_FLEET_PATH,
     STABLE_FLEET_PATH,
     FleetConfig,
     FleetConfigError,
     FleetServer,
+    Latency,
     ModelSpec,
     Outage,
     generate_tasks,
@@ -24,7 +29,6 @@ from blocks.fleet import (
     load_fleet_config,
     lookup,
 )
-from blocks.fleet.config import DEFAULT_FLEET_PATH, Latency
 from blocks.fleet.knowledge import correct_reply, wrong_reply
 from routing.models import Category
 
@@ -46,18 +50,12 @@ def _ask(client: openai.OpenAI, model: str, prompt: str) -> str:
     return reply.choices[0].message.content or ""
 
 
-@pytest.fixture(scope="module")
-def stable() -> FleetServer:
-    with FleetServer(load_fleet_config(STABLE_FLEET_PATH)) as server:
-        yield server
-
-
 # --- the wire format -------------------------------------------------------------------------------
 
 
-def test_openai_sdk_chat_returns_answer_and_usage(stable: FleetServer) -> None:
+def test_openai_sdk_chat_returns_answer_and_usage(fleet: FleetServer) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 37 + 58?"}]
-    reply = _client(stable).chat.completions.create(model="premium", messages=messages, max_tokens=200)
+    reply = _client(fleet).chat.completions.create(model="premium", messages=messages, max_tokens=200)
 
     assert reply.id.startswith("chatcmpl-") and reply.object == "chat.completion" and reply.created > 0
     assert reply.model == "premium"
@@ -69,24 +67,24 @@ def test_openai_sdk_chat_returns_answer_and_usage(stable: FleetServer) -> None:
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
 
-def test_max_tokens_cuts_the_reply(stable: FleetServer) -> None:
+def test_max_tokens_cuts_the_reply(fleet: FleetServer) -> None:
     messages = [{"role": "user", "content": "Tell me about the weather in spring."}]
-    reply = _client(stable).chat.completions.create(model="small", messages=messages, max_tokens=2)
+    reply = _client(fleet).chat.completions.create(model="small", messages=messages, max_tokens=2)
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage.completion_tokens == 2 and len(reply.choices[0].message.content) <= 8
 
 
-def test_models_list_publishes_prices(stable: FleetServer) -> None:
-    models = {m.id: m.model_extra for m in _client(stable).models.list().data}
+def test_models_list_publishes_prices(fleet: FleetServer) -> None:
+    models = {m.id: m.model_extra for m in _client(fleet).models.list().data}
     assert set(models) == {"small", "mid", "premium", "mathcoder"}
     output_price = {name: extra["price"]["output_per_1k_tokens"] for name, extra in models.items()}
     assert output_price["premium"] > output_price["small"]
     assert models["mathcoder"]["tier"] == "specialist"
 
 
-def test_unknown_model_is_404_naming_it(stable: FleetServer) -> None:
+def test_unknown_model_is_404_naming_it(fleet: FleetServer) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
-        _ask(_client(stable), "gpt-nonexistent", "hello")
+        _ask(_client(fleet), "gpt-nonexistent", "hello")
     error = caught.value.body
     assert error["code"] == "model_not_found"
     assert "'gpt-nonexistent'" in error["message"] and "premium" in error["message"]
@@ -105,10 +103,10 @@ _HELLO = {"model": "small", "messages": [{"role": "user", "content": "x"}]}
         ({**_HELLO, "tool_choice": {"type": "function", "function": {"name": "f"}}}, "names function 'f'"),
     ],
 )
-def test_bad_requests_get_openai_shaped_400(stable: FleetServer, body: str | dict, expected: str) -> None:
+def test_bad_requests_get_openai_shaped_400(fleet: FleetServer, body: str | dict, expected: str) -> None:
     content = body if isinstance(body, str) else json.dumps(body)
     response = httpx.post(
-        f"{stable.base_url}/chat/completions", content=content, headers={"content-type": "application/json"}
+        f"{fleet.base_url}/chat/completions", content=content, headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
     error = response.json()["error"]
@@ -189,7 +187,7 @@ def test_random_failures_use_their_rate(field: str, error: type[openai.APIError]
         _ask(_client(server), "doomed", "hello")
 
 
-def test_tool_call_round_trip(stable: FleetServer) -> None:
+def test_tool_call_round_trip(fleet: FleetServer) -> None:
     tools = [{
         "type": "function",
         "function": {
@@ -208,7 +206,7 @@ def test_tool_call_round_trip(stable: FleetServer) -> None:
     }]
     prompt = "What is the capital of France?"
     messages = [{"role": "user", "content": prompt}]
-    client = _client(stable)
+    client = _client(fleet)
 
     first = client.chat.completions.create(model="premium", messages=messages, tools=tools)
     assert first.choices[0].finish_reason == "tool_calls"
@@ -230,14 +228,14 @@ def test_tool_call_round_trip(stable: FleetServer) -> None:
     assert plain.choices[0].finish_reason == "stop"
 
 
-def test_agno_team_leader_delegates_to_a_member(stable: FleetServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_agno_team_leader_delegates_to_a_member(fleet: FleetServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AGNO_TELEMETRY", "false")
     from agno.agent import Agent
     from agno.models.openai.like import OpenAILike
     from agno.team import Team
 
     def model(name: str) -> OpenAILike:
-        return OpenAILike(id=name, base_url=stable.base_url, api_key="unused")
+        return OpenAILike(id=name, base_url=fleet.base_url, api_key="unused")
 
     member = Agent(name="Math", id="math-agent", model=model("mathcoder"), telemetry=False)
     team = Team(name="Desk", members=[member], model=model("premium"), telemetry=False)
@@ -250,8 +248,8 @@ def test_agno_team_leader_delegates_to_a_member(stable: FleetServer, monkeypatch
 # --- embeddings ------------------------------------------------------------------------------------
 
 
-def test_embeddings_are_deterministic_unit_vectors_that_rank_by_overlap(stable: FleetServer) -> None:
-    client = _client(stable)
+def test_embeddings_are_deterministic_unit_vectors_that_rank_by_overlap(fleet: FleetServer) -> None:
+    client = _client(fleet)
     texts = ["capital city of France", "Paris is the capital of France", "binary search runs in log time"]
     as_floats = client.embeddings.create(model="any-name", input=texts, encoding_format="float")
     as_base64 = client.embeddings.create(model="other", input=texts)  # the SDK's default encoding
@@ -319,6 +317,7 @@ def test_generated_tasks_are_seeded_and_checkable() -> None:
     tasks = generate_tasks(300, seed=9)
     assert tasks == generate_tasks(300, seed=9) and tasks != generate_tasks(300, seed=10)
     assert {t.category for t in tasks} == set(Category)
+    assert tasks[0].expectation.answer == tasks[0].answer
     arithmetic = [t for t in tasks if t.task_type == "arithmetic"]
     assert 40 <= len(arithmetic) <= 110
     for task in arithmetic:

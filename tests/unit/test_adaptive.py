@@ -14,34 +14,35 @@ REFERENCE = [(85, 0.99, 120, 88.95), (88, 0.60, 450, 38.025)]
 
 def solve_max_acceptable_ms(capability, success, latency, final, cfg=AdaptiveScorerConfig()):
     """Invert the formula for max_acceptable_ms, given an unpenalised case with latency inside (0, 2M)."""
-    latency_score = (final - capability * cfg.capability_weight - success * 100 * cfg.success_weight) / cfg.latency_weight
+    rest = capability * cfg.capability_weight + success * 100 * cfg.success_weight
+    latency_score = (final - rest) / cfg.latency_weight
     return latency / (2 * (1 - latency_score / 100))
 
 
 def test_the_reference_cases_pin_max_acceptable_ms_to_500():
     implied = solve_max_acceptable_ms(*REFERENCE[0])
     assert implied == pytest.approx(500, abs=1e-9)
-    assert implied != AdaptiveScorerConfig().max_acceptable_ms  # the default (1000) does not reproduce them
+    assert implied == pytest.approx(AdaptiveScorerConfig().max_acceptable_ms)  # so the defaults reproduce them
 
 
 @pytest.mark.parametrize(("capability", "success", "latency", "final"), REFERENCE)
 def test_reference_cases_reproduce_exactly(capability, success, latency, final):
-    scorer = AdaptiveScorer(AdaptiveScorerConfig(max_acceptable_ms=500))
+    scorer = AdaptiveScorer()
     result = scorer.score(capability, success, latency, requests=1000)
     assert result.final == pytest.approx(final, abs=1e-9)
     assert result.used_performance_data
 
 
 def test_second_reference_case_is_the_success_penalty_alone():
-    result = AdaptiveScorer(AdaptiveScorerConfig(max_acceptable_ms=500)).score(88, 0.60, 450, 1000)
+    result = AdaptiveScorer().score(88, 0.60, 450, 1000)
     assert result.adjustment == 0.5
     assert result.latency_score == pytest.approx(55)
     assert result.performance_score == pytest.approx(0.60 * 100 * 0.25 + 55 * 0.15)
     assert result.capability_score * 0.6 + result.performance_score == pytest.approx(76.05)
 
 
-def test_defaults_apply_the_same_formula_at_1000_ms():
-    result = AdaptiveScorer().score(85, 0.99, 120, 1000)
+def test_a_longer_latency_budget_applies_the_same_formula():
+    result = AdaptiveScorer(AdaptiveScorerConfig(max_acceptable_ms=1000)).score(85, 0.99, 120, 1000)
     assert result.latency_score == pytest.approx(94)
     assert result.final == pytest.approx(85 * 0.6 + 99 * 0.25 + 94 * 0.15)
 
@@ -57,7 +58,7 @@ def test_penalties_multiply_and_apply_strictly_beyond_thresholds(success, latenc
     assert result.final == pytest.approx(unpenalised * adjustment)
 
 
-@pytest.mark.parametrize(("latency", "expected"), [(0, 100), (1000, 50), (2000, 0), (5000, 0)])
+@pytest.mark.parametrize(("latency", "expected"), [(0, 100), (500, 50), (1000, 0), (5000, 0)])
 def test_latency_score_is_clipped(latency, expected):
     assert AdaptiveScorer().latency_score(latency) == pytest.approx(expected)
 
@@ -98,7 +99,8 @@ def test_config_validation_names_the_field(fields, message):
 def test_config_defaults():
     cfg = AdaptiveScorerConfig()
     assert (cfg.capability_weight, cfg.success_weight, cfg.latency_weight) == (0.60, 0.25, 0.15)
-    assert (cfg.max_acceptable_ms, cfg.success_floor, cfg.latency_ceiling_ms, cfg.min_requests) == (1000, 0.9, 500, 10)
+    thresholds = (cfg.max_acceptable_ms, cfg.success_floor, cfg.latency_ceiling_ms, cfg.min_requests)
+    assert thresholds == (500, 0.9, 500, 10)
 
 
 # --- the strategy -------------------------------------------------------------------------------------
@@ -106,7 +108,8 @@ def test_config_defaults():
 
 def feed(book, target, n, success_rate, latency_ms):
     for i in range(n):
-        book.observe(Outcome(target=target, task_type="t", success=i < n * success_rate, duration_ms=latency_ms))
+        success = i < n * success_rate
+        book.observe(Outcome(target=target, task_type="t", success=success, duration_ms=latency_ms))
 
 
 CODING = Task(task_type="t", category=Category.CODING, payload="write a parser")

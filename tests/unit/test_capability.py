@@ -56,10 +56,14 @@ def test_categories_are_normalised_separately():
 
 def test_a_free_target_scores_full_on_cost_and_paid_ones_zero():
     table = CapabilityTable.from_results(
-        [result("local", Category.GENERAL, 50, 100, cost=0.0), result("cloud", Category.GENERAL, 50, 100, cost=0.1)]
+        [
+            result("local", Category.GENERAL, 50, 100, cost=0.0),
+            result("cloud", Category.GENERAL, 50, 100, cost=0.1),
+        ]
     )
     w = DEFAULT_WEIGHTS[Category.GENERAL]
-    assert table.get("local", Category.GENERAL) - table.get("cloud", Category.GENERAL) == pytest.approx(100 * w.cost)
+    gap = table.get("local", Category.GENERAL) - table.get("cloud", Category.GENERAL)
+    assert gap == pytest.approx(100 * w.cost)
 
 
 def test_custom_weights_override_one_category():
@@ -77,7 +81,8 @@ def test_unknown_pairs_fall_back_to_default():
 
 
 def test_dict_round_trip_through_json():
-    results = [result(t, c, q, d) for t, q, d in (("a", 80, 10), ("b", 60, 20)) for c in (Category.MATH, Category.CODING)]
+    cases = (("a", 80, 10), ("b", 60, 20))
+    results = [result(t, c, q, d) for t, q, d in cases for c in (Category.MATH, Category.CODING)]
     table = CapabilityTable.from_results(results)
     data = json.loads(json.dumps(table.to_dict()))
     assert set(data) == {"a", "b"} and set(data["a"]) == {"math", "coding"}
@@ -99,7 +104,8 @@ def test_weights_must_sum_to_one_and_be_non_negative():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("quality", 101), ("quality", -1), ("duration_ms", -5), ("cost", -0.1), ("case_id", "")]
+    ("field", "value"),
+    [("quality", 101), ("quality", -1), ("duration_ms", -5), ("cost", -0.1), ("case_id", "")],
 )
 def test_benchmark_result_validates_fields(field, value):
     fields = dict(target="a", category="math", case_id="c", quality=50, duration_ms=1, cost=0)

@@ -13,6 +13,7 @@ CODING = [
     "Refactor this class so the database connection is injected instead of created in __init__.",
     "const total = items.reduce((a, b) => a + b.price, 0);\nreturns NaN, what's wrong?",
     "Set up a Docker container for a Flask API with gunicorn.",
+    "How do I overload operators in C++?",
 ]
 MATH = [
     "What is 17 * 23 + 4?",

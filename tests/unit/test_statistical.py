@@ -121,7 +121,8 @@ def test_alpha_is_configurable():
 
 
 def test_candidates_carry_score_interval_and_latency():
-    choice = rank([entry("a", 200, 150, mean=200, p50=180), entry("b", 200, 190, mean=100, p50=90)], ["a", "b"])
+    entries = [entry("a", 200, 150, mean=200, p50=180), entry("b", 200, 190, mean=100, p50=90)]
+    choice = rank(entries, ["a", "b"])
     b, a = choice.candidates
     assert b.details["speed_score"] == 1.0 and a.details["speed_score"] == pytest.approx(90 / 180)
     assert a.score == pytest.approx(0.75 * 0.7 + 0.5 * 0.3)
@@ -150,7 +151,8 @@ def test_order_is_cached_until_new_statistics_are_published():
 def test_publishing_one_task_type_keeps_the_others_cached():
     strategy = StatisticalScore()
     code = Task(task_type="code", payload="x")
-    strategy.publish(StatsSnapshot(entries=(entry("a", 200, 100, task_type="code"), entry("b", 200, 190, task_type="code"))))
+    code_entries = (entry("a", 200, 100, task_type="code"), entry("b", 200, 190, task_type="code"))
+    strategy.publish(StatsSnapshot(entries=code_entries))
     cached = strategy.choose(code, targets("a", "b"), StatsBook()).candidates
     changed = strategy.publish(
         StatsSnapshot(entries=strategy.snapshot.entries + (entry("a", 200, 199),))
@@ -175,7 +177,8 @@ def test_without_a_snapshot_the_book_is_read_once_then_cached_until_invalidated(
 
 def test_the_order_is_over_the_targets_offered():
     strategy = StatisticalScore()
-    strategy.publish(StatsSnapshot(entries=(entry("a", 200, 100), entry("b", 200, 150), entry("c", 200, 199))))
+    entries = (entry("a", 200, 100), entry("b", 200, 150), entry("c", 200, 199))
+    strategy.publish(StatsSnapshot(entries=entries))
     assert order(strategy.choose(TASK, targets("a", "b", "c"), StatsBook())) == ["c", "b", "a"]
     assert order(strategy.choose(TASK, targets("a", "b"), StatsBook())) == ["b", "a"]
 
@@ -219,7 +222,8 @@ def test_snapshot_from_book():
     rng = np.random.default_rng(0)
     latencies = rng.gamma(2.0, 50.0, size=60)
     for i, ms in enumerate(latencies):
-        book.observe(Outcome(target="a", task_type="qa", success=i % 3 != 0, duration_ms=float(ms), cost=0.002))
+        outcome = Outcome(target="a", task_type="qa", success=i % 3 != 0, duration_ms=float(ms), cost=0.002)
+        book.observe(outcome)
     snap = StatsSnapshot.from_book(book, updated_at=T0)
     e = snap.get("a", "qa")
     assert (e.n, e.successes, e.latency_samples, e.updated_at) == (60, 40, 60, T0)

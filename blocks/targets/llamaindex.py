@@ -1,0 +1,323 @@
+"""A LlamaIndex query engine as a target: retrieval over a folder of documents, answered by an LLM.
+
+The vector index is built once and persisted under `persist_dir` with a fingerprint of the documents
+(their paths and contents) and of the settings that shape the vectors; a later start loads it when the
+fingerprint matches and rebuilds it when anything changed. `refresh()` re-checks in a long-lived process.
+
+Both the LLM and the embeddings go to OpenAI-compatible endpoints (the local fleet serves both). Nothing
+is downloaded at run time: the OpenAILike LLM is given no tokenizer (so it infers no max_tokens) and the
+splitter and prompt sizing use tiktoken's cl100k encoding, which llama-index ships in its package.
+Token usage is what the LLM endpoint reports, collected from llama-index's instrumentation events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import hashlib
+import json
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
+
+from blocks.targets.base import ExecutionStatus, HealthReport, TargetBlock
+from blocks.targets.http import OpenAICompatibleTarget
+from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
+
+DOCUMENT_SUFFIXES = (".md", ".txt")
+FINGERPRINT_FILE = "fingerprint.json"
+_KEPT_STATUSES = 1000
+_LLM_USAGE: contextvars.ContextVar[list[tuple[int, int]] | None] = contextvars.ContextVar(
+    "llamaindex_llm_usage", default=None
+)
+
+
+def packaged_documents() -> Path:
+    """The documents shipped with the package (about the router itself), used when none are given."""
+    return Path(str(files("blocks.targets") / "docs"))
+
+
+class LlamaIndexTarget(TargetBlock):
+    """Answers a query from the documents most similar to it, through an OpenAI-compatible LLM."""
+
+    _block_type_name = "Adaptive Router LlamaIndex Target"
+    _block_type_slug = "adaptive-router-llamaindex-target"
+    _description = "A LlamaIndex query engine over a folder of documents, with OpenAI-compatible LLM and embeddings."
+
+    kind: ClassVar[TargetKind] = TargetKind.LLAMAINDEX
+    base_capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.CHAT, Capability.RETRIEVAL, Capability.BATCH_EXECUTION, Capability.MONITOR_EXECUTION}
+    )
+
+    base_url: str = Field(description="LLM API root, e.g. http://127.0.0.1:8000/v1")
+    model: str = Field(description="LLM that writes the answer.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer key of both endpoints; never logged.")
+    api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
+    embedding_base_url: str | None = Field(default=None, description="Embeddings API root; defaults to base_url.")
+    embedding_model: str = Field(default="text-embedding-3-small")
+    documents_dir: str | None = Field(default=None, description="Folder of .md/.txt files; default: the package's.")
+    persist_dir: str | None = Field(
+        default=None, description="Where the index is kept; default .adaptive-router/indexes/<target_name>."
+    )
+    similarity_top_k: int = Field(default=3, ge=1)
+    chunk_size: int = Field(default=512, ge=64)
+    chunk_overlap: int = Field(default=64, ge=0)
+    context_window: int = Field(default=8192, ge=256)
+    max_tokens: int = Field(default=256, gt=0)
+    batch_concurrency: int = Field(default=10, ge=1)
+
+    _index: Any = PrivateAttr(default=None)
+    _index_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _engines: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    _statuses: OrderedDict = PrivateAttr(default_factory=OrderedDict)
+    _probe: OpenAICompatibleTarget | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> LlamaIndexTarget:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+        return self
+
+    @property
+    def documents_path(self) -> Path:
+        return Path(self.documents_dir).expanduser() if self.documents_dir else packaged_documents()
+
+    @property
+    def persist_path(self) -> Path:
+        if self.persist_dir:
+            return Path(self.persist_dir).expanduser()
+        return Path(".adaptive-router") / "indexes" / self.target_name
+
+    # -- the index ------------------------------------------------------------------------------
+
+    def _key(self) -> str:
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        return (os.environ.get(self.api_key_env) if self.api_key_env else None) or "not-provided"
+
+    def _embedding(self) -> Any:
+        from llama_index.embeddings.openai_like import OpenAILikeEmbedding
+
+        return OpenAILikeEmbedding(
+            model_name=self.embedding_model,
+            api_base=self.embedding_base_url or self.base_url,
+            api_key=self._key(),
+            timeout=self.timeout_seconds,
+            max_retries=0,
+        )
+
+    def _llm(self) -> Any:
+        from llama_index.llms.openai_like import OpenAILike
+
+        return OpenAILike(
+            model=self.model,
+            api_base=self.base_url,
+            api_key=self._key(),
+            is_chat_model=True,
+            context_window=self.context_window,
+            max_tokens=self.max_tokens,
+            temperature=0.0,
+            timeout=self.timeout_seconds,
+            max_retries=0,
+        )
+
+    def fingerprint(self) -> str:
+        """Hash of the documents and of every setting that changes the stored vectors."""
+        folder = self.documents_path
+        digest = hashlib.sha256()
+        settings = [self.embedding_model, self.embedding_base_url or self.base_url, self.chunk_size, self.chunk_overlap]
+        digest.update(json.dumps(settings).encode())
+        for path in _documents(folder):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        return digest.hexdigest()
+
+    def refresh(self) -> bool:
+        """Load or (re)build the index as the documents now stand; True if it was rebuilt."""
+        from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
+        from llama_index.core.node_parser import SentenceSplitter
+        from llama_index.core.schema import Document
+
+        with self._index_lock:
+            folder, store = self.documents_path, self.persist_path
+            if not folder.is_dir():
+                raise FileNotFoundError(f"documents_dir {folder} is not a folder")
+            fingerprint = self.fingerprint()
+            stamp = store / FINGERPRINT_FILE
+            if stamp.is_file() and _read_stamp(stamp) == fingerprint:
+                if self._index is None:
+                    context = StorageContext.from_defaults(persist_dir=str(store))
+                    self._index = load_index_from_storage(context, embed_model=self._embedding())
+                    self._engines.clear()
+                return False
+            documents = [
+                Document(text=path.read_text(encoding="utf-8"), id_=path.relative_to(folder).as_posix(),
+                         metadata={"file_name": path.relative_to(folder).as_posix()})
+                for path in _documents(folder)
+            ]
+            if not documents:
+                raise FileNotFoundError(f"documents_dir {folder} holds no {'/'.join(DOCUMENT_SUFFIXES)} files")
+            index = VectorStoreIndex.from_documents(
+                documents,
+                embed_model=self._embedding(),
+                transformations=[SentenceSplitter(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)],
+            )
+            store.mkdir(parents=True, exist_ok=True)
+            stamp.unlink(missing_ok=True)  # a crash while persisting must not leave a stale stamp behind
+            index.storage_context.persist(persist_dir=str(store))
+            stamp.write_text(json.dumps({"fingerprint": fingerprint, "documents": len(documents)}))
+            self._index = index
+            self._engines.clear()
+            return True
+
+    async def initialize(self) -> None:
+        """Load or build the index (off the event loop: building calls the embeddings endpoint)."""
+        await asyncio.to_thread(self.refresh)
+
+    def _engine(self) -> Any:
+        """A query engine for the running loop: its LLM and embedding clients must not cross loops."""
+        from llama_index.core.indices.vector_store.retrievers import VectorIndexRetriever
+        from llama_index.core.query_engine import RetrieverQueryEngine
+
+        loop = asyncio.get_running_loop()
+        engine = self._engines.get(loop)
+        if engine is None:
+            retriever = VectorIndexRetriever(
+                self._index, similarity_top_k=self.similarity_top_k, embed_model=self._embedding()
+            )
+            engine = self._engines[loop] = RetrieverQueryEngine.from_args(retriever, llm=self._llm())
+        return engine
+
+    # -- execution ------------------------------------------------------------------------------
+
+    async def execute(self, task: Task) -> AttemptResult:
+        """Query the index with `task.payload`; the execution id for status() is `task.id`."""
+        started = time.perf_counter()
+        self._set_status(task.id, "RUNNING")
+        usage: list[tuple[int, int]] = []
+        token = _LLM_USAGE.set(usage)
+        try:
+            _install_usage_handler()
+            if self._index is None:
+                await self.initialize()
+            response = await asyncio.wait_for(self._engine().aquery(task.payload), self.timeout_seconds)
+        except TimeoutError:
+            error, message, extra = ErrorType.TIMEOUT, f"no answer within {self.timeout_seconds:g} s", {}
+        except Exception as exc:  # any failure of the endpoints or the engine is this target's outcome
+            from blocks.targets.openai_errors import classify
+
+            error, message, extra = classify(exc)
+        else:
+            return self._answered(task.id, started, response, usage)
+        finally:
+            _LLM_USAGE.reset(token)
+        self._set_status(task.id, "FAILED", message)
+        return AttemptResult(
+            target=self.target_name,
+            ok=False,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            input_tokens=sum(u[0] for u in usage),
+            output_tokens=sum(u[1] for u in usage),
+            error_type=error,
+            error_message=message,
+            metadata={"execution_id": task.id, **extra},
+        )
+
+    def _answered(self, run_id: str, started: float, response: Any, usage: list[tuple[int, int]]) -> AttemptResult:
+        input_tokens, output_tokens = sum(u[0] for u in usage), sum(u[1] for u in usage)
+        duration_ms = (time.perf_counter() - started) * 1000
+        sources = [
+            {"file": node.node.metadata.get("file_name"), "score": node.score} for node in response.source_nodes
+        ]
+        self._set_status(run_id, "COMPLETED")
+        return AttemptResult(
+            target=self.target_name,
+            ok=True,
+            output=str(response),
+            duration_ms=duration_ms,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cost=self.price.cost(input_tokens, output_tokens, duration_ms / 1000),
+            metadata={"execution_id": run_id, "sources": sources},
+        )
+
+    async def execute_batch(self, tasks: Sequence[Task], concurrency: int | None = None) -> list[AttemptResult]:
+        """Run many queries with at most `concurrency` (default `batch_concurrency`) in flight; results in order."""
+        limit = asyncio.Semaphore(concurrency or self.batch_concurrency)
+
+        async def one(task: Task) -> AttemptResult:
+            async with limit:
+                return await self.execute(task)
+
+        return list(await asyncio.gather(*(one(t) for t in tasks)))
+
+    def _set_status(self, execution_id: str, state: str, detail: str = "") -> None:
+        self._statuses[execution_id] = ExecutionStatus(execution_id=execution_id, state=state, detail=detail)
+        self._statuses.move_to_end(execution_id)
+        while len(self._statuses) > _KEPT_STATUSES:
+            self._statuses.popitem(last=False)
+
+    async def status(self, execution_id: str) -> ExecutionStatus:
+        known = self._statuses.get(execution_id)
+        return known or ExecutionStatus(execution_id=execution_id, state="UNKNOWN", detail="no such query on this target")
+
+    # -- health and shutdown --------------------------------------------------------------------
+
+    async def health(self) -> HealthReport:
+        """Lists the LLM endpoint's models (no tokens spent)."""
+        if self._probe is None:
+            self._probe = OpenAICompatibleTarget(
+                target_name=self.target_name,
+                base_url=self.base_url,
+                model=self.model,
+                api_key=self.api_key,
+                api_key_env=self.api_key_env,
+                timeout_seconds=min(self.timeout_seconds, 10.0),
+            )
+        return await self._probe.health()
+
+    async def shutdown(self) -> None:
+        self._engines.clear()
+        if self._probe is not None:
+            await self._probe.shutdown()
+
+
+def _documents(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES)
+
+
+def _read_stamp(stamp: Path) -> str | None:
+    try:
+        return json.loads(stamp.read_text())["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+@functools.cache
+def _install_usage_handler() -> None:
+    """Register, once per process, a handler adding each LLM call's reported usage to the current query."""
+    from llama_index.core.instrumentation import get_dispatcher
+    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
+    from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
+
+    class UsageHandler(BaseEventHandler):
+        @classmethod
+        def class_name(cls) -> str:
+            return "AdaptiveRouterUsageHandler"
+
+        def handle(self, event: Any, **kwargs: Any) -> None:
+            usage = _LLM_USAGE.get()
+            if usage is not None and isinstance(event, LLMChatEndEvent) and event.response is not None:
+                counts = event.response.additional_kwargs
+                usage.append((int(counts.get("prompt_tokens", 0)), int(counts.get("completion_tokens", 0))))
+
+    get_dispatcher().add_event_handler(UsageHandler())

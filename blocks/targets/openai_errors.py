@@ -1,0 +1,49 @@
+"""Classify the exceptions of the openai SDK, which the Agno and LlamaIndex adapters both call through.
+
+Frameworks wrap the SDK's exception in their own (agno's ModelProviderError, tenacity's RetryError), so
+the chain of causes is searched for the SDK's exception, which knows the status code and headers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+
+from blocks.targets.http import _error_type
+from routing.models import ErrorType
+
+
+def causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and what caused it, outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def classify(exc: BaseException) -> tuple[ErrorType, str, dict[str, Any]]:
+    """Error type, message and metadata (status code, Retry-After) of a failed model or embedding call."""
+    message = f"{type(exc).__name__}: {exc}"
+    for cause in causes(exc):
+        if isinstance(cause, openai.APITimeoutError):
+            return ErrorType.TIMEOUT, message, {}
+        if isinstance(cause, openai.APIConnectionError):
+            return ErrorType.CONNECTION, message, {}
+        if isinstance(cause, openai.APIStatusError):
+            return _error_type(cause.status_code), f"HTTP {cause.status_code}: {exc}", _status_metadata(cause)
+        if isinstance(cause, ValueError | KeyError | TypeError | openai.APIResponseValidationError):
+            # A body the SDK could not parse (json.JSONDecodeError is a ValueError).
+            return ErrorType.MALFORMED_RESPONSE, message, {}
+    return ErrorType.TARGET_ERROR, message, {}
+
+
+def _status_metadata(error: openai.APIStatusError) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"status_code": error.status_code}
+    try:
+        metadata["retry_after_seconds"] = float(error.response.headers["retry-after"])
+    except (KeyError, ValueError):
+        pass
+    return metadata

@@ -1,0 +1,79 @@
+"""Build any strategy by name, so configuration files and the CLI can name one.
+
+`build_strategy(name, targets, seed, **options)` passes `options` to the strategy's own configuration
+(pydantic models or keyword arguments), so a misspelt option fails naming the option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from routing.bandits import (
+    BanditStrategy,
+    EpsilonGreedy,
+    GaussianThompsonSampling,
+    ThompsonSampling,
+    UCB1,
+)
+from routing.ensemble import EnsembleStrategy
+from routing.qlearning import QLearningStrategy
+from routing.strategy import Strategy, WeightedScore, WeightedScoreConfig
+
+Factory = Callable[..., Strategy]
+
+
+def _weighted(targets: Sequence[str], seed: int | None, **options) -> Strategy:
+    return WeightedScore(WeightedScoreConfig(**options), seed)
+
+
+def _bandit(cls) -> Factory:
+    def build(targets: Sequence[str], seed: int | None, **options) -> Strategy:
+        return BanditStrategy(cls, targets, seed, **options)
+
+    return build
+
+
+def _qlearning(targets: Sequence[str], seed: int | None, **options) -> Strategy:
+    return QLearningStrategy(targets, seed, **options)
+
+
+def _ensemble(targets: Sequence[str], seed: int | None, **options) -> Strategy:
+    return EnsembleStrategy.default(targets, seed, **options)
+
+
+# Strategies written alongside these ones are imported only when asked for.
+def _statistical(targets: Sequence[str], seed: int | None, **options) -> Strategy:
+    from routing.statistical import StatisticalScore, StatisticalScoreConfig
+
+    return StatisticalScore(StatisticalScoreConfig(**options), seed)
+
+
+def _adaptive(targets: Sequence[str], seed: int | None, capabilities=None, **options) -> Strategy:
+    """`capabilities`: a routing.capability.CapabilityTable (default: empty, every score 50)."""
+    from routing.adaptive import AdaptiveScorerConfig, AdaptiveStrategy
+    from routing.capability import CapabilityTable
+
+    return AdaptiveStrategy(capabilities or CapabilityTable(), AdaptiveScorerConfig(**options))
+
+
+FACTORIES: dict[str, Factory] = {
+    "weighted": _weighted,
+    "statistical": _statistical,
+    "adaptive": _adaptive,
+    "thompson": _bandit(ThompsonSampling),
+    "gaussian_thompson": _bandit(GaussianThompsonSampling),
+    "ucb1": _bandit(UCB1),
+    "epsilon_greedy": _bandit(EpsilonGreedy),
+    "qlearning": _qlearning,
+    "ensemble": _ensemble,
+}
+STRATEGY_NAMES = tuple(FACTORIES)
+
+
+def build_strategy(name: str, targets: Sequence[str], seed: int | None = None, **options) -> Strategy:
+    """A fresh strategy `name` over `targets` (their order is the default order)."""
+    try:
+        factory = FACTORIES[name]
+    except KeyError:
+        raise ValueError(f"unknown strategy {name!r}; valid names: {', '.join(STRATEGY_NAMES)}") from None
+    return factory(list(targets), seed, **options)

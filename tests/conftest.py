@@ -1,0 +1,44 @@
+"""Shared fixtures: a real DuckDB file per test, the real fleet over loopback, Prefect's test harness."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("AGNO_TELEMETRY", "false")
+
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    from blocks.store import DuckDBStore
+
+    return DuckDBStore(database=str(tmp_path / "router.duckdb"), lock_timeout_seconds=5)
+
+
+@pytest.fixture(scope="session")
+def fleet() -> Iterator:
+    """The deterministic test fleet (no random errors or outages) on a free loopback port."""
+    from blocks.fleet.config import load_fleet_config
+    from blocks.fleet.launcher import FleetServer
+
+    config = load_fleet_config(Path(__file__).parents[1] / "blocks" / "fleet" / "stable.toml")
+    with FleetServer(config) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API for the whole session (~17 s to start), heartbeats off."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
