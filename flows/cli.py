@@ -48,6 +48,7 @@ def demo(
     database: DatabaseOption = None,
 ) -> None:
     """Route tasks across the local fleet on ephemeral Prefect and show what the router learned."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar is the demo's output
     from blocks.fleet.config import FleetConfigError
     from blocks.store import StoreError
     from flows.demo import run_demo

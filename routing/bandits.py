@@ -44,20 +44,21 @@ from routing.strategy import Choice
 
 Context = Hashable | None
 
-TAIL = 1e-9
+TAIL = 1e-7
 """Mass left out in each tail when integrating propensities; an arm whose upper tail quantile lies
 below every other arm's lower one is given probability 0 (its true value is below ~2 * TAIL)."""
 
-GRID = 16
-"""Grid points per contending arm when integrating propensities (error ~1e-3 at 16)."""
-_STEPS = np.linspace(0.0, 1.0, GRID)[:, None]
+NODES = 64
+"""Grid points shared out among the contending arms (at least 6 each) when integrating propensities;
+against a Monte Carlo reference the error stays ~1e-3 with 5 to 20 arms."""
 
 
 def argmax_probabilities(
     lo: np.ndarray, hi: np.ndarray, cdf: Callable[[np.ndarray, np.ndarray], np.ndarray]
 ) -> np.ndarray:
     """P(draw i is the largest) for independent draws, given tail quantiles `lo`/`hi` of each draw and
-    `cdf(x, rows)` -> the CDFs of draws `rows` at points `x`, shape (len(rows), len(x))."""
+    `cdf(x, rows)` -> the CDF of draw `rows[m]` at `x[m]`, elementwise. A CDF is only evaluated inside
+    its draw's [lo, hi] (0 below, 1 above), which keeps concentrated posteriors cheap."""
     probabilities = np.zeros(len(lo))
     floor = lo.max()
     rows = np.flatnonzero(hi > floor)
@@ -65,11 +66,14 @@ def argmax_probabilities(
         probabilities[rows[0]] = 1.0
         return probabilities
     start = np.maximum(lo[rows], floor)
-    nodes = np.sort((start + (hi[rows] - start) * _STEPS).ravel())
-    k = len(rows)
-    F = np.empty((k, len(nodes) + 2))
-    F[:, 0], F[:, -1] = 0.0, 1.0
-    F[:, 1:-1] = cdf(nodes, rows)
+    steps = np.linspace(0.0, 1.0, max(6, NODES // len(rows)))[:, None]
+    nodes = np.sort((start + (hi[rows] - start) * steps).ravel())
+    grid, low, high = nodes[None, :], lo[rows, None], hi[rows, None]
+    F = np.zeros((len(rows), len(nodes) + 2))
+    F[:, -1] = 1.0
+    F[:, 1:-1] = grid >= high
+    r, c = np.nonzero((grid > low) & (grid < high))
+    F[r, c + 1] = cdf(nodes[c], rows[r])
     # Product of every *other* draw's CDF, without dividing by F_i (which may be 0).
     before = np.ones_like(F)
     before[1:] = np.cumprod(F[:-1], axis=0)
@@ -381,7 +385,7 @@ class ThompsonSampling(Bandit):
         shift = np.zeros(len(n)) if penalty is None else np.asarray(penalty, float)
 
         def cdf(x, rows):
-            return betainc(a[rows, None], b[rows, None], np.clip(x + shift[rows, None], 0.0, 1.0))
+            return betainc(a[rows], b[rows], np.clip(x + shift[rows], 0.0, 1.0))
 
         lo = betaincinv(a, b, TAIL) - shift
         hi = betaincinv(a, b, 1.0 - TAIL) - shift
@@ -438,7 +442,7 @@ class GaussianThompsonSampling(Bandit):
         z = float(ndtri(1.0 - TAIL))
 
         def cdf(x, rows):
-            return ndtr((x - mu[rows, None]) / sd[rows, None])
+            return ndtr((x - mu[rows]) / sd[rows])
 
         return argmax_probabilities(mu - z * sd, mu + z * sd, cdf).tolist()
 

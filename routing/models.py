@@ -7,6 +7,7 @@ an error naming the field at fault, long before it reaches a target or the store
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any
@@ -131,15 +132,20 @@ class Target(_Strict):
     price: Price = Price()
 
 
-class Candidate(_Strict):
-    """One target as ranked for one decision, with the numbers behind its place."""
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One target as ranked for one decision, with the numbers behind its place.
+
+    A plain dataclass rather than a model: `choose` builds one per target per call, and a validated
+    model costs ~4 µs each where this costs ~1 µs. Decision still validates it when parsed from JSON.
+    """
 
     target: str
     score: float
-    samples: NonNegativeInt = 0
+    samples: int = 0
     success_rate: float | None = None
     p50_latency_ms: float | None = None
-    details: dict[str, float] = Field(default_factory=dict)
+    details: dict[str, float] = field(default_factory=dict)
 
 
 class Decision(_Strict):

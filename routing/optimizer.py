@@ -20,6 +20,7 @@ enforced per target by leaving slow targets out of the mix.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -438,7 +439,9 @@ class CostAwareStrategy:
     Until every target has `min_samples` calls for the task type, the default order stands (scores from a
     handful of calls would reorder targets on noise). After that the pick is `get_optimal_target`'s; when
     only a split meets the constraints, a target is sampled with probability equal to its share, which is
-    the propensity logged. Constraints nothing can meet raise `InfeasibleConstraintsError`.
+    the propensity logged. Constraints nothing can meet raise `InfeasibleConstraintsError`. Selections
+    are cached on their inputs: a split costs a linprog call (about a millisecond), repeated only when the
+    statistics, the constraints or the objective change.
     """
 
     name = "cost_aware"
@@ -446,6 +449,7 @@ class CostAwareStrategy:
     def __init__(self, config: CostAwareConfig | None = None, seed: int | None = None) -> None:
         self.config = config or CostAwareConfig()
         self._rng = random.Random(seed)
+        self._select = functools.lru_cache(maxsize=1024)(get_optimal_target)
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         cfg = self.config
@@ -454,13 +458,13 @@ class CostAwareStrategy:
             candidates = tuple(_candidate(t.name, -i, s) for i, (t, s) in enumerate(zip(targets, stats)))
             why = f"default order (fewer than {cfg.min_samples} calls per target for {task.task_type!r})"
             return Choice(candidates, targets[0].name, 1.0, why)
-        perfs = [
+        perfs = tuple(
             TargetPerformance(
                 target=t.name, success_rate=s.success_rate, cost=s.mean_cost, p95_latency_ms=s.p95_latency_ms
             )
             for t, s in zip(targets, stats)
-        ]
-        selection = get_optimal_target(perfs, task.constraints, cfg.objective(task.task_type))
+        )
+        selection = self._select(perfs, task.constraints, cfg.objective(task.task_type))
         pick, probability = selection.sample(self._rng)
         ranked = sorted(zip(targets, stats), key=lambda ts: selection.scores[ts[0].name], reverse=True)
         candidates = tuple(_candidate(t.name, selection.scores[t.name], s) for t, s in ranked)

@@ -143,14 +143,15 @@ def _read(path: Path) -> ReplayData:
         for name in REQUIRED:
             if name not in position:
                 raise RouterBenchFormatError(f"{path}: missing column {name!r}")
-        models = tuple(c[: -len(COST_SUFFIX)] for c in header if c.endswith(COST_SUFFIX))
-        if not models:
+        priced = [c[: -len(COST_SUFFIX)] for c in header if c.endswith(COST_SUFFIX)]
+        if not priced:
             raise RouterBenchFormatError(f"{path}: no '<model>{COST_SUFFIX}' column")
-        for model in models:
+        for model in priced:
             if model not in position:
                 raise RouterBenchFormatError(
                     f"{path}: missing column {model!r} (correctness of the model in {model + COST_SUFFIX!r})"
                 )
+        models = tuple(c for c in header if c in priced)  # in the order of the correctness columns
         rows, skipped = [], []
         for row_number, values in enumerate(reader, start=1):
             if not values:

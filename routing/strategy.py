@@ -76,19 +76,18 @@ class WeightedScore:
         cfg = self.config
         stats = [book.get(t.name, task.task_type) for t in targets]
         trusted = all(s is not None and s.n >= cfg.min_samples for s in stats)
-        latencies = [s.p50_latency_ms for s in stats if s is not None and s.p50_latency_ms]
-        fastest = min(latencies) if latencies else None
+        p50s = [s.p50_latency_ms if s is not None else None for s in stats]
+        fastest = min((p for p in p50s if p), default=None)
         candidates = []
-        for position, (target, s) in enumerate(zip(targets, stats)):
-            success = s.success_rate if s else None
-            p50 = s.p50_latency_ms if s else None
+        for position, (target, s, p50) in enumerate(zip(targets, stats, p50s)):
+            success = s.success_rate if s is not None else None
             speed = fastest / p50 if fastest and p50 else 0.0
             score = (success or 0.0) * cfg.success_weight + speed * cfg.speed_weight
             candidates.append(
                 Candidate(
                     target=target.name,
                     score=score if trusted else -position,
-                    samples=s.n if s else 0,
+                    samples=s.n if s is not None else 0,
                     success_rate=success,
                     p50_latency_ms=p50,
                     details={"speed_score": speed, "weighted_score": score},

@@ -7,7 +7,7 @@ fingerprint matches and rebuilds it when anything changed. `refresh()` re-checks
 Both the LLM and the embeddings go to OpenAI-compatible endpoints (the local fleet serves both). Nothing
 is downloaded at run time: the OpenAILike LLM is given no tokenizer (so it infers no max_tokens) and the
 splitter and prompt sizing use tiktoken's cl100k encoding, which llama-index ships in its package.
-Token usage is what the LLM endpoint reports, collected from llama-index's instrumentation events.
+Token usage is what the LLM endpoint reports, collected by the LLM subclass below around each call.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,9 +37,19 @@ from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Tas
 DOCUMENT_SUFFIXES = (".md", ".txt")
 FINGERPRINT_FILE = "fingerprint.json"
 _KEPT_STATUSES = 1000
-_LLM_USAGE: contextvars.ContextVar[list[tuple[int, int]] | None] = contextvars.ContextVar(
-    "llamaindex_llm_usage", default=None
-)
+_LLM_CALLS: contextvars.ContextVar[_LLMCalls | None] = contextvars.ContextVar("llamaindex_llm_calls", default=None)
+
+
+@dataclass
+class _LLMCalls:
+    """What the LLM calls of one query reported: usage per answered call, exceptions of failed ones."""
+
+    usage: list[tuple[int, int]] = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+
+    @property
+    def tokens(self) -> tuple[int, int]:
+        return sum(u[0] for u in self.usage), sum(u[1] for u in self.usage)
 
 
 def packaged_documents() -> Path:
@@ -116,9 +127,7 @@ class LlamaIndexTarget(TargetBlock):
         )
 
     def _llm(self) -> Any:
-        from llama_index.llms.openai_like import OpenAILike
-
-        return OpenAILike(
+        return _recording_llm_class()(
             model=self.model,
             api_base=self.base_url,
             api_key=self._key(),
@@ -203,37 +212,38 @@ class LlamaIndexTarget(TargetBlock):
         """Query the index with `task.payload`; the execution id for status() is `task.id`."""
         started = time.perf_counter()
         self._set_status(task.id, "RUNNING")
-        usage: list[tuple[int, int]] = []
-        token = _LLM_USAGE.set(usage)
+        calls = _LLMCalls()
+        token = _LLM_CALLS.set(calls)
         try:
-            _install_usage_handler()
             if self._index is None:
                 await self.initialize()
             response = await asyncio.wait_for(self._engine().aquery(task.payload), self.timeout_seconds)
         except TimeoutError:
             error, message, extra = ErrorType.TIMEOUT, f"no answer within {self.timeout_seconds:g} s", {}
         except Exception as exc:  # any failure of the endpoints or the engine is this target's outcome
-            from blocks.targets.openai_errors import classify
-
-            error, message, extra = classify(exc)
+            error, message, extra = _classify(exc)
         else:
-            return self._answered(task.id, started, response, usage)
+            # llama-index's synthesizers swallow some LLM errors (a ValueError) and answer "Empty Response".
+            if not calls.errors:
+                return self._answered(task.id, started, response, calls)
+            error, message, extra = _classify(calls.errors[-1])
         finally:
-            _LLM_USAGE.reset(token)
+            _LLM_CALLS.reset(token)
         self._set_status(task.id, "FAILED", message)
+        input_tokens, output_tokens = calls.tokens
         return AttemptResult(
             target=self.target_name,
             ok=False,
             duration_ms=(time.perf_counter() - started) * 1000,
-            input_tokens=sum(u[0] for u in usage),
-            output_tokens=sum(u[1] for u in usage),
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             error_type=error,
             error_message=message,
             metadata={"execution_id": task.id, **extra},
         )
 
-    def _answered(self, run_id: str, started: float, response: Any, usage: list[tuple[int, int]]) -> AttemptResult:
-        input_tokens, output_tokens = sum(u[0] for u in usage), sum(u[1] for u in usage)
+    def _answered(self, run_id: str, started: float, response: Any, calls: _LLMCalls) -> AttemptResult:
+        input_tokens, output_tokens = calls.tokens
         duration_ms = (time.perf_counter() - started) * 1000
         sources = [
             {"file": node.node.metadata.get("file_name"), "score": node.score} for node in response.source_nodes
@@ -302,22 +312,29 @@ def _read_stamp(stamp: Path) -> str | None:
         return None
 
 
+def _classify(exc: BaseException) -> tuple[ErrorType, str, dict[str, Any]]:
+    from blocks.targets.openai_errors import classify
+
+    return classify(exc)
+
+
 @functools.cache
-def _install_usage_handler() -> None:
-    """Register, once per process, a handler adding each LLM call's reported usage to the current query."""
-    from llama_index.core.instrumentation import get_dispatcher
-    from llama_index.core.instrumentation.event_handlers import BaseEventHandler
-    from llama_index.core.instrumentation.events.llm import LLMChatEndEvent
+def _recording_llm_class() -> type:
+    """OpenAILike that reports each chat call's usage, or its exception, to the query in progress."""
+    from llama_index.llms.openai_like import OpenAILike
 
-    class UsageHandler(BaseEventHandler):
-        @classmethod
-        def class_name(cls) -> str:
-            return "AdaptiveRouterUsageHandler"
+    class RecordingOpenAILike(OpenAILike):
+        async def achat(self, messages: Any, **kwargs: Any) -> Any:
+            calls = _LLM_CALLS.get()
+            try:
+                response = await super().achat(messages, **kwargs)
+            except Exception as exc:
+                if calls is not None:
+                    calls.errors.append(exc)
+                raise
+            if calls is not None:
+                counts = response.additional_kwargs
+                calls.usage.append((int(counts.get("prompt_tokens", 0)), int(counts.get("completion_tokens", 0))))
+            return response
 
-        def handle(self, event: Any, **kwargs: Any) -> None:
-            usage = _LLM_USAGE.get()
-            if usage is not None and isinstance(event, LLMChatEndEvent) and event.response is not None:
-                counts = event.response.additional_kwargs
-                usage.append((int(counts.get("prompt_tokens", 0)), int(counts.get("completion_tokens", 0))))
-
-    get_dispatcher().add_event_handler(UsageHandler())
+    return RecordingOpenAILike

@@ -6,6 +6,7 @@ the chain of causes is searched for the SDK's exception, which knows the status 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import openai
@@ -34,8 +35,7 @@ def classify(exc: BaseException) -> tuple[ErrorType, str, dict[str, Any]]:
             return ErrorType.CONNECTION, message, {}
         if isinstance(cause, openai.APIStatusError):
             return _error_type(cause.status_code), f"HTTP {cause.status_code}: {exc}", _status_metadata(cause)
-        if isinstance(cause, ValueError | KeyError | TypeError | openai.APIResponseValidationError):
-            # A body the SDK could not parse (json.JSONDecodeError is a ValueError).
+        if isinstance(cause, json.JSONDecodeError | openai.APIResponseValidationError):
             return ErrorType.MALFORMED_RESPONSE, message, {}
     return ErrorType.TARGET_ERROR, message, {}
 

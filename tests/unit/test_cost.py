@@ -82,7 +82,8 @@ def test_bad_amounts_name_the_argument(call, field):
 
 
 @pytest.mark.parametrize(
-    ("amount", "text"), [(0.002, "$0.002"), (0.0025, "$0.0025"), (0.00005, "$0.00005"), (1234.5, "$1,234.50"), (0, "$0")]
+    ("amount", "text"),
+    [(0.002, "$0.002"), (0.0025, "$0.0025"), (0.00005, "$0.00005"), (1234.5, "$1,234.50"), (0, "$0")],
 )
 def test_usd_formatting(amount, text):
     assert usd(amount) == text

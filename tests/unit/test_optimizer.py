@@ -63,10 +63,11 @@ def test_objective_takes_its_priority_preset_unless_weights_are_given():
 
 
 def test_scores_by_hand():
-    # Default 0.6 success + 0.4 cost, cost normalised by the dearest ($0.002): X 0.6*.97 + 0; Y 0.6*.85 + 0.4*.5
+    # 0.6 success + 0.4 cost, cost normalised by the dearest ($0.002): X 0.6*.97 + 0, Y 0.6*.85 + 0.4*.5
     assert scores([X, Y], StrategyWeights()) == pytest.approx({"X": 0.582, "Y": 0.71})
     # Latency normalised by the slowest (800 ms): Y scores 1 - 500/800 on it.
-    assert scores([X, Y], StrategyWeights(success=0, cost=0, latency=1)) == pytest.approx({"X": 0, "Y": 0.375})
+    latency_only = StrategyWeights(success=0, cost=0, latency=1)
+    assert scores([X, Y], latency_only) == pytest.approx({"X": 0, "Y": 0.375})
     free = [perf("a", 0.5, 0.0, 0.0), perf("b", 0.7, 0.0, 0.0)]
     assert scores(free, StrategyWeights()) == pytest.approx({"a": 0.7, "b": 0.82})
 
@@ -85,7 +86,8 @@ def test_reasoning_when_the_cheap_target_misses_the_success_floor():
     selection = get_optimal_target([X, Y], Constraints(min_success_rate=0.9))
     assert selection.target == "X" and selection.split is None
     assert selection.reasoning == (
-        "chose X: 97% success, $0.002 per call, p95 800 ms; Y is cheaper and faster but misses the 90% success floor"
+        "chose X: 97% success, $0.002 per call, p95 800 ms; "
+        "Y is cheaper and faster but misses the 90% success floor"
     )
     assert selection.sample(random.Random(0)) == ("X", 1.0)
 
@@ -115,15 +117,20 @@ def test_equal_scores_go_to_the_priority_first_metric():
     # 0.5*success + 0.5*cost_score: sure 0.5*1 + 0.5*0 = 0.5, thrifty 0.5*0.5 + 0.5*0.5 = 0.5.
     sure, thrifty = perf("sure", 1.0, 0.002, 500), perf("thrifty", 0.5, 0.001, 500)
     weights = StrategyWeights(success=0.5, cost=0.5)
-    assert get_optimal_target([thrifty, sure], objective=Objective(weights=weights)).target == "sure"
-    assert get_optimal_target([sure, thrifty], objective=Objective(priority="batch", weights=weights)).target == (
-        "thrifty"
-    )
+    balanced, batch = Objective(weights=weights), Objective(priority="batch", weights=weights)
+    assert get_optimal_target([thrifty, sure], objective=balanced).target == "sure"
+    assert get_optimal_target([sure, thrifty], objective=batch).target == "thrifty"
 
 
-@pytest.mark.parametrize(("priority", "expected"), [("interactive", "fast"), ("batch", "cheap"), ("critical", "sure")])
+@pytest.mark.parametrize(
+    ("priority", "expected"), [("interactive", "fast"), ("batch", "cheap"), ("critical", "sure")]
+)
 def test_priorities_pick_by_their_first_concern(priority, expected):
-    perfs = [perf("fast", 0.90, 0.004, 200), perf("cheap", 0.90, 0.0005, 1500), perf("sure", 0.99, 0.004, 1500)]
+    perfs = [
+        perf("fast", 0.90, 0.004, 200),
+        perf("cheap", 0.90, 0.0005, 1500),
+        perf("sure", 0.99, 0.004, 1500),
+    ]
     assert get_optimal_target(perfs, objective=Objective(priority=priority)).target == expected
 
 
@@ -140,7 +147,8 @@ def test_split_when_the_constraints_leave_a_single_mix():
     assert split.expected_cost == pytest.approx(0.003)
     assert split.p95_latency_ms == 800
     assert selection.reasoning == (
-        "no single target meets every constraint (A exceeds the $0.003 cost cap; B misses the 90% success floor); "
+        "no single target meets every constraint "
+        "(A exceeds the $0.003 cost cap; B misses the 90% success floor); "
         "split 66.7% A / 33.3% B: expected 90% success, $0.003 per call, p95 at most 800 ms"
     )
 
@@ -155,7 +163,8 @@ def test_split_when_the_constraints_leave_a_single_mix():
     ],
 )
 def test_split_maximises_the_objective_within_the_constraints(priority, share_a, success, cost):
-    split = optimal_split([A, B], Constraints(min_success_rate=0.9, max_cost=0.0034), Objective(priority=priority))
+    limits = Constraints(min_success_rate=0.9, max_cost=0.0034)
+    split = optimal_split([A, B], limits, Objective(priority=priority))
     assert split.shares["A"] == pytest.approx(share_a)
     assert split.shares["B"] == pytest.approx(1 - share_a)
     assert (split.expected_success, split.expected_cost) == pytest.approx((success, cost))
@@ -192,7 +201,7 @@ def test_split_leaves_out_targets_over_the_latency_sla():
             "costs at least $0.003 per call, $0.0005 over the $0.0025 cap",
         ),
         # B is the only target fast enough, so its 80% is the best success rate on offer.
-        (Constraints(min_success_rate=0.9, max_latency_ms=500), ("min_success_rate",), 0.8, "the best is 80%"),
+        (Constraints(min_success_rate=0.9, max_latency_ms=500), ("min_success_rate",), 0.8, "best is 80%"),
     ],
 )
 def test_infeasible_constraints_are_named_with_the_best_on_offer(limits, names, best, text):
@@ -335,9 +344,10 @@ def test_savings_hints_sort_by_dollars_and_validate():
 FAST, CHEAP = Target(name="fast"), Target(name="cheap")
 
 
-def _feed(router: Router, target: str, task_type: str, n: int, successes: int, cost: float, ms: float) -> None:
+def _feed(router: Router, target: str, task_type: str, n: int, ok: int, cost: float, ms: float) -> None:
+    """`n` outcomes of which the first `ok` succeed, all at the same cost and latency."""
     for i in range(n):
-        router.observe(Outcome(target=target, task_type=task_type, success=i < successes, duration_ms=ms, cost=cost))
+        router.observe(Outcome(target=target, task_type=task_type, success=i < ok, duration_ms=ms, cost=cost))
 
 
 def test_strategy_keeps_the_default_order_below_min_samples():
@@ -352,7 +362,8 @@ def test_strategy_keeps_the_default_order_below_min_samples():
 
 def test_strategy_uses_the_objective_of_each_task_type():
     config = CostAwareConfig(
-        objectives={"chat": Objective(priority="interactive"), "etl": Objective(priority="batch")}, min_samples=10
+        objectives={"chat": Objective(priority="interactive"), "etl": Objective(priority="batch")},
+        min_samples=10,
     )
     router = Router([FAST, CHEAP], strategy=CostAwareStrategy(config))
     for task_type in ("chat", "etl"):
@@ -369,7 +380,8 @@ def test_strategy_uses_the_objective_of_each_task_type():
 
 def test_strategy_samples_a_split_with_its_share_as_propensity():
     router = Router(
-        [Target(name="A"), Target(name="B")], strategy=CostAwareStrategy(CostAwareConfig(min_samples=20), seed=7)
+        [Target(name="A"), Target(name="B")],
+        strategy=CostAwareStrategy(CostAwareConfig(min_samples=20), seed=7),
     )
     _feed(router, "A", "qa", 20, 19, 0.004, 800)  # 95% success, $0.004
     _feed(router, "B", "qa", 20, 16, 0.001, 300)  # 80% success, $0.001
@@ -379,6 +391,17 @@ def test_strategy_samples_a_split_with_its_share_as_propensity():
     picked_a = sum(d.pick == "A" for d in decisions)
     assert binomtest(picked_a, len(decisions), 2 / 3).pvalue > 0.001
     assert "sampled" in decisions[0].reason and "split 66.7% A / 33.3% B" in decisions[0].reason
+
+
+def test_strategy_follows_new_statistics():
+    strategy = CostAwareStrategy(CostAwareConfig(min_samples=20))
+    router = Router([Target(name="A"), Target(name="B")], strategy=strategy)
+    _feed(router, "A", "qa", 20, 19, 0.004, 800)
+    _feed(router, "B", "qa", 20, 16, 0.001, 300)
+    task = Task(task_type="qa", payload="hi", constraints=BOTH)
+    assert router.choose(task).probability < 1
+    _feed(router, "B", "qa", 80, 80, 0.001, 300)  # B now succeeds 96 times in 100: it meets the floor alone
+    assert (router.choose(task).pick, router.choose(task).probability) == ("B", 1.0)
 
 
 def test_strategy_raises_when_nothing_meets_the_task_constraints():

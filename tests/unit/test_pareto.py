@@ -35,11 +35,12 @@ def test_identical_points_both_stay():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("success_rate", 1.1), ("success_rate", -0.1), ("cost", -1), ("p95_latency_ms", float("inf"))]
+    ("field", "value"),
+    [("success_rate", 1.1), ("success_rate", -0.1), ("cost", -1), ("p95_latency_ms", float("inf"))],
 )
 def test_performance_validation_names_the_field(field, value):
     with pytest.raises(ValidationError, match=field):
-        TargetPerformance(**{"target": "a", "success_rate": 0.5, "cost": 0.1, "p95_latency_ms": 1, field: value})
+        TargetPerformance(**dict(target="a", success_rate=0.5, cost=0.1, p95_latency_ms=1) | {field: value})
 
 
 # Few distinct values, so that ties and duplicates are common.
