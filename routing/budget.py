@@ -246,7 +246,8 @@ class BudgetLedger:
     def load(self, rows: Iterable[SpendRow | Sequence | Mapping]) -> None:
         """Set spend from aggregate rows (period, scope, key, period_start, spent).
 
-        Each row replaces the spend of its bucket; rows for scopes no budget covers are ignored.
+        Each row replaces the spend of its bucket; rows for scopes no budget covers are ignored. Load at
+        start-up, or rows that already include the calls reconciled here: a stale row would forget them.
         """
         budgeted = {b.key for b in self.budgets}
         parsed = [_spend_row(row) for row in rows]

@@ -287,7 +287,7 @@ def optimal_split(
     x /= x.sum()
     used = [(p, share) for p, share in zip(pool, x) if share > 0]
     return Split(
-        shares={p.target: float(share) for p, share in used},
+        shares=MappingProxyType({p.target: float(share) for p, share in used}),
         expected_success=float(sum(p.success_rate * share for p, share in used)),
         expected_cost=float(sum(p.cost * share for p, share in used)),
         p95_latency_ms=max(p.p95_latency_ms for p, _ in used),
@@ -328,7 +328,7 @@ def get_optimal_target(
     `perfs` (the default order). If no single target meets every constraint, the `optimal_split` is
     returned instead (`target` is None); if no mix does either, `InfeasibleConstraintsError` is raised.
     """
-    score = scores(perfs, objective.weights)
+    score = MappingProxyType(scores(perfs, objective.weights))  # read-only: selections are cached
     feasible = [p for p in perfs if not _misses(p, constraints)]
     if not feasible:
         split = optimal_split(perfs, constraints, objective)

@@ -122,8 +122,12 @@ class QTable:
         return 0 if entry is None else entry[1]
 
     def best(self, state: State, actions: Iterable[str]) -> float:
-        """max_a Q(state, a) over `actions` (`initial_q` if there are none)."""
-        return max((self.value(state, a) for a in actions), default=self.initial_q)
+        """max_a Q(state, a) over `actions` and the actions already valued in `state`."""
+        row = self._q.get(state, {})
+        values = [entry[0] for entry in row.values()]
+        if any(a not in row for a in actions):
+            values.append(self.initial_q)
+        return max(values, default=self.initial_q)
 
     def set(self, state: State, action: str, value: float) -> None:
         entry = self._q[state].setdefault(action, [self.initial_q, 0, None])
@@ -216,9 +220,10 @@ class QLearner:
 class QLearningStrategy:
     """Q-learning as a routing Strategy.
 
-    An outcome carries no task id, so the state a pick was made in is remembered per (task type,
-    target) until that target's outcome arrives; an outcome nobody chose (a fallback attempt or
-    imported history) is credited to the last state seen for its task type. `reward` maps an outcome
+    An outcome carries no task id, so the states picks were made in are queued per (task type, target)
+    and each outcome of that pair takes the oldest (outcomes of one target on one task type are assumed
+    to arrive in decision order); an outcome nobody chose (a fallback attempt or imported history) is
+    credited to the last state seen for its task type. `reward` maps an outcome
     to a reward (default: `reward()` on success and quality; outcomes carry no user feedback), or with
     `willingness_to_pay` L the net value `L * success - cost` in dollars.
     """

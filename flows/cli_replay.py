@@ -1,0 +1,100 @@
+"""`adaptive-router replay`: replay RouterBench outcomes through a strategy and compare it.
+
+Registered by the CLI as `app.command("replay")(replay)`; it imports only routing/, typer and rich.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from routing.replay import ReplayReport, Result, load_routerbench
+from routing.replay import replay as run_replay
+from routing.strategies import STRATEGY_NAMES
+
+console = Console()
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.4f}"
+
+
+def report_table(report: ReplayReport) -> Table:
+    """Router runs, every single model and the oracle, relative to the most accurate model."""
+    best = report.models[report.best_model]
+    table = Table(title=f"RouterBench replay: {report.rows} rows, strategy {report.strategy}")
+    for column in ("policy", "accuracy", "total cost", "cost / correct", "accuracy vs best", "cost vs best"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+
+    def add(label: str, result: Result, style: str | None = None) -> None:
+        table.add_row(
+            label,
+            f"{result.accuracy:.3f}",
+            _money(result.total_cost),
+            _money(result.cost_per_correct),
+            f"{result.accuracy / best.accuracy:.1%}" if best.accuracy else "-",
+            f"{result.total_cost / best.total_cost:.1%}" if best.total_cost else "-",
+            style=style,
+        )
+
+    for run in report.runs:
+        level = "" if run.willingness_to_pay is None else f" (L={run.willingness_to_pay:g})"
+        add(f"router{level}", run, "bold")
+    for name, result in sorted(report.models.items(), key=lambda item: -item[1].accuracy):
+        add(name + (" (best)" if name == report.best_model else ""), result)
+    add("oracle", report.oracle, "dim")
+    return table
+
+
+def _write_decisions(report: ReplayReport, path: Path) -> None:
+    several = len(report.runs) > 1
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sample_id", "target"] + (["willingness_to_pay"] if several else []))
+        for run in report.runs:
+            for decision in run.decisions:
+                extra = [run.willingness_to_pay] if several else []
+                writer.writerow([decision.sample_id, decision.target, *extra])
+
+
+def replay(
+    paths: Annotated[list[Path], typer.Argument(help="RouterBench CSV files to replay, in order.")],
+    strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGY_NAMES)}.")] = "thompson",
+    warm_start: Annotated[
+        Optional[list[Path]],
+        typer.Option(help="RouterBench CSVs observed first as past executions of every model."),
+    ] = None,
+    willingness_to_pay: Annotated[
+        Optional[list[float]],
+        typer.Option(help="Dollars per correct answer (repeat for a cost-quality curve and its AIQ)."),
+    ] = None,
+    shuffle_seed: Annotated[Optional[int], typer.Option(help="Replay the rows in a seeded random order.")] = None,
+    decisions_out: Annotated[Optional[Path], typer.Option(help="Write the decisions CSV here.")] = None,
+    report_out: Annotated[Optional[Path], typer.Option(help="Write the report JSON here.")] = None,
+) -> None:
+    """Route every RouterBench row with bandit feedback only; compare with each model and the oracle."""
+    try:
+        data = load_routerbench(paths)
+        warm = load_routerbench(warm_start) if warm_start else None
+        report = run_replay(
+            data, strategy, willingness_to_pay=willingness_to_pay or None, warm_start=warm, shuffle_seed=shuffle_seed
+        )
+    except (OSError, ValueError) as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=1) from None
+    console.print(report_table(report))
+    if report.skipped_rows:
+        console.print(f"{report.skipped_rows} row(s) skipped for blank correctness cells.")
+    if report.aiq is not None:
+        console.print(f"AIQ {report.aiq:.4f} (zero router {report.zero_router_aiq:.4f})")
+    if decisions_out is not None:
+        _write_decisions(report, decisions_out)
+        console.print(f"decisions written to {decisions_out}")
+    if report_out is not None:
+        report_out.write_text(report.model_dump_json(indent=2), encoding="utf-8")
+        console.print(f"report written to {report_out}")
