@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from prefect.blocks.core import Block
+from typing import Any
+
 from pydantic import Field
 
 
@@ -20,7 +22,8 @@ class RouterSettings(Block):
     store: str | None = Field(
         default=None, description="Name of an adaptive-router-duckdb-store block; default: the local file."
     )
-    strategy: str = Field(default="weighted", description="Ranking strategy, e.g. weighted or thompson.")
-    min_samples: int = Field(default=100, ge=1, description="Outcomes per target before scores count.")
-    explore_rate: float = Field(default=0.05, ge=0, le=1, description="Share of calls sent at random.")
+    strategy: str = Field(default="thompson", description="Ranking strategy, e.g. weighted, statistical, thompson.")
+    strategy_options: dict[str, Any] = Field(
+        default_factory=dict, description="Options of the strategy, e.g. {'min_samples': 100} for weighted."
+    )
     seed: int | None = Field(default=None, description="Seed for reproducible exploration.")

@@ -9,6 +9,7 @@ simply stay spooled for the next ingestion.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,8 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from blocks.store import StoreError
 from flows.runtime import RoutingRuntime, get_runtime
-from routing.models import Decision, ExecutionRecord, RoutedResult, Task
+from routing.attempts import AttemptPlan
+from routing.models import AttemptResult, Decision, ExecutionRecord, RoutedResult, Task
 from routing.outcomes import build_record
 from tasks.calls import call_target
 
@@ -30,17 +32,15 @@ DEFAULT_RUNTIME = "default"
 
 @dataclass
 class _Chain:
-    """One task working its way down its decision's fallback order."""
+    """One task working its way through its attempt plan."""
 
     task: Task
-    decision: Decision
+    plan: AttemptPlan
     attempts: list[ExecutionRecord] = field(default_factory=list)
 
     @property
-    def next_target(self) -> str | None:
-        order = self.decision.fallback_order
-        done = self.attempts and self.attempts[-1].success
-        return None if done or len(self.attempts) >= len(order) else order[len(self.attempts)]
+    def decision(self) -> Decision:
+        return self.plan.decision
 
     def result(self) -> RoutedResult:
         winner = next((a for a in self.attempts if a.success), None)
@@ -51,25 +51,29 @@ class _Chain:
             success=winner is not None,
             target=winner.target if winner else None,
             output=winner.solution_summary if winner else None,
+            failures=self.plan.failures,
         )
 
 
 def _start(runtime: RoutingRuntime, task: Task) -> _Chain:
     decision = runtime.router.choose(task)
     runtime.store.record_decision(decision)
-    return _Chain(task, decision)
+    return _Chain(task, AttemptPlan(decision, runtime.retry, runtime.breakers))
 
 
-def _record(runtime: RoutingRuntime, chain: _Chain, target_name: str, result) -> None:
+def _record(runtime: RoutingRuntime, chain: _Chain, target_name: str, result: AttemptResult) -> None:
     target = runtime.router.target(target_name)
     estimate = target.price.cost(chain.task.estimated_tokens)
     record = build_record(chain.task, chain.decision, target, result, len(chain.attempts) + 1, estimate)
     runtime.record(record)
     chain.attempts.append(record)
+    chain.plan.record(result, record.success)
 
 
 def _run_chain(runtime: RoutingRuntime, chain: _Chain) -> RoutedResult:
-    while (name := chain.next_target) is not None:
+    while (step := chain.plan.next_call()) is not None:
+        name, delay = step
+        time.sleep(delay)
         _record(runtime, chain, name, call_target(runtime.target(name), chain.task))
     result = chain.result()
     runtime.finished(result)
@@ -89,12 +93,18 @@ def _label_current_run(decision: Decision, task: Task) -> None:
 
 @flow(name="routed-call", persist_result=False)
 def routed_call(task: Task, runtime: str = DEFAULT_RUNTIME) -> RoutedResult:
-    """Route one task: choose a target, call it, fall back along the ranking, log every attempt."""
+    """Route one task: choose a target, call it, fall back along the ranking, log every attempt.
+
+    Raises AllTargetsFailedError, naming every target and why it failed, when no attempt succeeded.
+    """
     routing = get_runtime(runtime)
     chain = _start(routing, task)
     _label_current_run(chain.decision, task)
     get_run_logger().info("%s: %s", chain.decision.pick, chain.decision.reason)
-    return _run_chain(routing, chain)
+    result = _run_chain(routing, chain)
+    if not result.success:
+        raise chain.plan.error(task.id)
+    return result
 
 
 @contextmanager
@@ -142,12 +152,17 @@ def route_batch(
 
 
 def _run_wave(runtime: RoutingRuntime, chains: Sequence[_Chain]) -> None:
+    """Run every chain's next call concurrently until all are done; retries wait their backoff first."""
     pending = list(chains)
     while pending:
-        calls = [(c, name, call_target.submit(runtime.target(name), c.task)) for c in pending if (name := c.next_target)]
+        steps = [(chain, step) for chain in pending if (step := chain.plan.next_call()) is not None]
+        if not steps:
+            return
+        time.sleep(max(delay for _, (_, delay) in steps))
+        calls = [(chain, name, call_target.submit(runtime.target(name), chain.task)) for chain, (name, _) in steps]
         for chain, name, future in calls:
             _record(runtime, chain, name, future.result())
-        pending = [c for c, _, _ in calls if c.next_target is not None]
+        pending = [chain for chain, _ in steps]
 
 
 def _publish_summary(results: Sequence[RoutedResult]) -> None:

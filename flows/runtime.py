@@ -8,19 +8,40 @@ flow runs in one process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from prefect.events import emit_event
+
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore
 from blocks.targets.base import TargetBlock
+from routing.breaker import BreakerBoard, Transition
 from routing.errors import UnknownTargetError
 from routing.models import ExecutionRecord, Outcome, RoutedResult
+from routing.retry import RetryPolicy
 from routing.router import Router
-from routing.strategy import Strategy, WeightedScore, WeightedScoreConfig
+from routing.strategies import build_strategy
+from routing.strategy import Strategy
 
 ResultHook = Callable[[RoutedResult], None]
+
+
+logger = logging.getLogger("adaptive_router")
+
+
+def log_transition(transition: Transition) -> None:
+    """Breaker state changes go to the log and, as Prefect events, to automations."""
+    logger.warning(
+        "circuit breaker of %s: %s -> %s (%s)", transition.target, transition.from_state, transition.to_state, transition.reason
+    )
+    emit_event(
+        event=f"adaptive-router.breaker.{transition.to_state}",
+        resource={"prefect.resource.id": f"adaptive-router.target.{transition.target}"},
+        payload={"from": str(transition.from_state), "reason": transition.reason},
+    )
 
 
 @dataclass
@@ -28,14 +49,28 @@ class RoutingRuntime:
     router: Router
     targets: dict[str, TargetBlock]
     store: DuckDBStore
+    breakers: BreakerBoard
+    retry: RetryPolicy
     hooks: list[ResultHook] = field(default_factory=list)
 
     @classmethod
     def build(
-        cls, targets: Sequence[TargetBlock], store: DuckDBStore, strategy: Strategy | None = None
+        cls,
+        targets: Sequence[TargetBlock],
+        store: DuckDBStore,
+        strategy: Strategy | None = None,
+        breakers: BreakerBoard | None = None,
+        retry: RetryPolicy | None = None,
     ) -> RoutingRuntime:
-        router = Router([t.descriptor() for t in targets], strategy=strategy)
-        return cls(router=router, targets={t.target_name: t for t in targets}, store=store)
+        breakers = breakers or BreakerBoard(on_transition=log_transition)
+        router = Router([t.descriptor() for t in targets], strategy=strategy, available=breakers.available)
+        return cls(
+            router=router,
+            targets={t.target_name: t for t in targets},
+            store=store,
+            breakers=breakers,
+            retry=retry or RetryPolicy(),
+        )
 
     def target(self, name: str) -> TargetBlock:
         try:
@@ -93,8 +128,6 @@ def _from_settings(name: str) -> RoutingRuntime:
             raise TypeError(f"block {slug!r} in settings {name!r} is a {type(block).__name__}, not a target")
         targets.append(block)
     store = DuckDBStore.load(settings.store) if settings.store else DuckDBStore()
-    strategy = WeightedScore(
-        WeightedScoreConfig(min_samples=settings.min_samples, explore_rate=settings.explore_rate),
-        seed=settings.seed,
-    )
+    names = [t.target_name for t in targets]
+    strategy = build_strategy(settings.strategy, names, seed=settings.seed, **settings.strategy_options)
     return RoutingRuntime.build(targets, store, strategy)

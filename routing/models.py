@@ -273,6 +273,7 @@ class RoutedResult(_Strict):
     success: bool
     target: str | None = Field(default=None, description="The target whose attempt succeeded.")
     output: str | None = None
+    failures: dict[str, str] = Field(default_factory=dict, description="Why each failed target failed.")
 
     @property
     def cost(self) -> float:

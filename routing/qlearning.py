@@ -257,7 +257,10 @@ class QLearningStrategy:
         self._last: dict[str, State] = {}
 
     def distribution(self, task: Task, targets: Sequence[Target], book: StatsBook) -> dict[str, float]:
-        return self.learner.policy(self.learner.state(task), [t.name for t in targets])
+        """The policy in `task`'s state, which becomes the last state seen for its task type (so an
+        ensemble that draws from this distribution has its outcomes credited to that state)."""
+        state = self._last[task.task_type] = self.learner.state(task)
+        return self.learner.policy(state, [t.name for t in targets])
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         state = self.learner.state(task)

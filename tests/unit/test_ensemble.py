@@ -95,7 +95,7 @@ def test_a_member_runs_alone_and_the_others_keep_learning() -> None:
         ({"rl": 0.5, "bandit": 0.4, "baseline": 0.2}, "must sum to 1, got 1.1"),
         ({"rl": 1.2, "bandit": -0.2}, "negative: bandit"),
         ({"rl": 0.5, "qlearning": 0.5}, "unknown members qlearning"),
-        ({}, "at least 1"),
+        ({}, "must sum to 1, got 0"),
     ],
 )
 def test_weights_are_validated(weights, message) -> None:
