@@ -11,6 +11,8 @@ from pathlib import Path  # noqa: E402
 from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
+
+from flows.cli_replay import replay  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -19,6 +21,7 @@ app = typer.Typer(help="Route work to the best target and learn from every outco
 db_app = typer.Typer(help="The DuckDB store: schema migrations and ingestion.", no_args_is_help=True)
 fleet_app = typer.Typer(help="The local provider fleet (an OpenAI-compatible server).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.command("replay")(replay)
 app.add_typer(fleet_app, name="fleet")
 console = Console()
 
@@ -70,10 +73,13 @@ def demo(
             raise _fail(str(exc)) from exc
 
     table = Table(title=f"{report.tasks} tasks, {report.succeeded} succeeded, {report.attempts} attempts")
-    for column in ("target", "calls", "success", "p50 ms", "cost $"):
-        table.add_column(column, justify="left" if column == "target" else "right")
+    for column in ("target", "calls", "success", "p50 ms", "cost $", "rescues", "breaker"):
+        table.add_column(column, justify="left" if column in ("target", "breaker") else "right")
     for row in report.targets:
-        table.add_row(row.target, str(row.calls), f"{row.success_rate:.0%}", f"{row.p50_latency_ms:.0f}", f"{row.cost_usd:.4f}")
+        table.add_row(
+            row.target, str(row.calls), f"{row.success_rate:.0%}", f"{row.p50_latency_ms:.0f}",
+            f"{row.cost_usd:.4f}", str(row.rescues), row.breaker,
+        )
     console.print(table)
     shift = Table(title="How the first pick shifted as the router learned (share of tasks per quarter)")
     targets = sorted({t for phase in report.picks_by_phase.values() for t in phase})
@@ -164,3 +170,39 @@ def fleet_serve(
         serve(config or DEFAULT_FLEET_PATH, host, port)
     except FleetConfigError as exc:
         raise _fail(str(exc)) from exc
+
+
+@app.command()
+def health(
+    window: Annotated[int, typer.Option(help="Recent attempts per target to judge by.", min=1)] = 50,
+    database: DatabaseOption = None,
+) -> None:
+    """Every target's circuit-breaker state, failure counts and last error, from recent outcomes."""
+    from datetime import datetime, timezone
+
+    from blocks.store import StoreError
+    from routing.health import replay_breakers
+    from routing.models import ExecutionRecord
+
+    store = _store(database)
+    try:
+        store.ingest(seal=False)
+        rows = store.query(
+            "SELECT target, timestamp, task_id, task_type, success, duration_ms, error_type, error_message "
+            "FROM executions QUALIFY row_number() OVER (PARTITION BY target ORDER BY timestamp DESC) <= ?",
+            [window],
+        )
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    history = [ExecutionRecord(**{**r, "timestamp": r["timestamp"].replace(tzinfo=timezone.utc)}) for r in rows]
+    snapshots = replay_breakers(history, datetime.now(timezone.utc))
+    table = Table(title=f"Target health (last {window} attempts each)")
+    for column in ("target", "breaker", "consecutive failures", "failures", "successes", "last error"):
+        table.add_column(column)
+    colour = {"closed": "green", "half_open": "yellow", "open": "red"}
+    for name, snap in sorted(snapshots.items()):
+        table.add_row(
+            name, f"[{colour[snap.state]}]{snap.state}[/]", str(snap.consecutive_failures),
+            str(snap.total_failures), str(snap.total_successes), (snap.last_error or "")[:80],
+        )
+    console.print(table if snapshots else "no executions recorded yet")

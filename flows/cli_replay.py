@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -66,23 +66,29 @@ def replay(
     paths: Annotated[list[Path], typer.Argument(help="RouterBench CSV files to replay, in order.")],
     strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGY_NAMES)}.")] = "thompson",
     warm_start: Annotated[
-        Optional[list[Path]],
+        list[Path] | None,
         typer.Option(help="RouterBench CSVs observed first as past executions of every model."),
     ] = None,
     willingness_to_pay: Annotated[
-        Optional[list[float]],
+        list[float] | None,
         typer.Option(help="Dollars per correct answer (repeat for a cost-quality curve and its AIQ)."),
     ] = None,
-    shuffle_seed: Annotated[Optional[int], typer.Option(help="Replay the rows in a seeded random order.")] = None,
-    decisions_out: Annotated[Optional[Path], typer.Option(help="Write the decisions CSV here.")] = None,
-    report_out: Annotated[Optional[Path], typer.Option(help="Write the report JSON here.")] = None,
+    shuffle_seed: Annotated[
+        int | None, typer.Option(help="Replay the rows in a seeded random order.")
+    ] = None,
+    decisions_out: Annotated[Path | None, typer.Option(help="Write the decisions CSV here.")] = None,
+    report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
     """Route every RouterBench row with bandit feedback only; compare with each model and the oracle."""
     try:
         data = load_routerbench(paths)
         warm = load_routerbench(warm_start) if warm_start else None
         report = run_replay(
-            data, strategy, willingness_to_pay=willingness_to_pay or None, warm_start=warm, shuffle_seed=shuffle_seed
+            data,
+            strategy,
+            willingness_to_pay=willingness_to_pay or None,
+            warm_start=warm,
+            shuffle_seed=shuffle_seed,
         )
     except (OSError, ValueError) as error:
         console.print(f"[red]error:[/red] {error}")

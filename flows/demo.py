@@ -6,6 +6,7 @@ back from the store: a table per target, and how the router's picks shifted as i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from blocks.store import DuckDBStore
 from blocks.targets.http import OpenAICompatibleTarget
 from flows.routing import route_batch
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
+from routing.breaker import BreakerBoard, BreakerState
 from routing.models import Price, RoutedResult, Task
 from routing.strategies import build_strategy
 
@@ -30,6 +32,8 @@ class TargetRow(BaseModel):
     success_rate: float
     p50_latency_ms: float
     cost_usd: float
+    rescues: int = 0  # tasks this target answered after the pick failed
+    breaker: str = "closed"  # final state, and how often it opened
 
 
 class DemoReport(BaseModel):
@@ -97,12 +101,24 @@ def run_demo(
         tasks=len(results),
         succeeded=sum(r.success for r in results),
         attempts=sum(len(r.attempts) for r in results),
-        targets=_target_rows(store, task_ids),
+        targets=_target_rows(store, task_ids, results, runtime.breakers),
         picks_by_phase=_picks_by_phase(store, task_ids),
     )
 
 
-def _target_rows(store: DuckDBStore, task_ids: list[str]) -> list[TargetRow]:
+def _breaker_summary(breakers: BreakerBoard) -> dict[str, str]:
+    opened = Counter(t.target for t in breakers.transitions if t.to_state == BreakerState.OPEN)
+    return {
+        name: f"{snap.state}" + (f", opened {opened[name]}x" if opened[name] else "")
+        for name, snap in breakers.snapshot().items()
+    }
+
+
+def _target_rows(
+    store: DuckDBStore, task_ids: list[str], results: list[RoutedResult], breakers: BreakerBoard
+) -> list[TargetRow]:
+    rescues = Counter(r.target for r in results if r.success and r.target != r.decision.pick)
+    states = _breaker_summary(breakers)
     rows = store.query(
         """
         SELECT target, count(*) AS calls, avg(success::INT) AS success_rate,
@@ -112,7 +128,10 @@ def _target_rows(store: DuckDBStore, task_ids: list[str]) -> list[TargetRow]:
         """,
         [task_ids],
     )
-    return [TargetRow(**row) for row in rows]
+    return [
+        TargetRow(**row, rescues=rescues[row["target"]], breaker=states.get(row["target"], "closed"))
+        for row in rows
+    ]
 
 
 def _picks_by_phase(store: DuckDBStore, task_ids: list[str], phases: int = 4) -> dict[str, dict[str, float]]:
