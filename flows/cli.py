@@ -48,6 +48,8 @@ def demo(
     strategy: Annotated[str, typer.Option(help="Routing strategy.")] = "thompson",
     concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1)] = 8,
     fleet_config: Annotated[Optional[Path], typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
+    daily_budget: Annotated[Optional[float], typer.Option(help="Daily spending limit in dollars.", min=0)] = None,
+    budget_policy: Annotated[str, typer.Option(help="Over budget: 'reject' or 'queue'.")] = "reject",
     database: DatabaseOption = None,
 ) -> None:
     """Route tasks across the local fleet on ephemeral Prefect and show what the router learned."""
@@ -68,7 +70,10 @@ def demo(
             progress.update(bar, advance=1, ok=done["ok"])
 
         try:
-            report = run_demo(tasks, seed, database, fleet_config, strategy, concurrency, on_result=advance)
+            report = run_demo(
+                tasks, seed, database, fleet_config, strategy, concurrency, on_result=advance,
+                daily_budget=daily_budget, budget_policy=budget_policy,
+            )
         except (FleetConfigError, StoreError, ValueError) as exc:
             raise _fail(str(exc)) from exc
 
@@ -89,6 +94,13 @@ def demo(
     for phase, shares in report.picks_by_phase.items():
         shift.add_row(phase, *(f"{shares.get(t, 0):.0%}" for t in targets))
     console.print(shift)
+    if report.daily_budget_usd is not None:
+        console.print(
+            f"spent ${report.spent_usd:.4f} of a ${report.daily_budget_usd:.4f} daily budget; "
+            f"{report.rejected} tasks rejected, {report.queued} queued until the budget resets"
+        )
+    else:
+        console.print(f"spent ${report.spent_usd:.4f}")
     console.print(f"executions are in [bold]{report.database}[/bold]")
 
 

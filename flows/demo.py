@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
@@ -20,7 +21,8 @@ from blocks.targets.http import OpenAICompatibleTarget
 from flows.routing import route_batch
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing.breaker import BreakerBoard, BreakerState
-from routing.models import Price, RoutedResult, Task
+from routing.budget import Budget, Period
+from routing.models import ErrorType, Price, RoutedResult, Task
 from routing.strategies import build_strategy
 
 DEMO_RUNTIME = "demo"
@@ -41,6 +43,10 @@ class DemoReport(BaseModel):
     tasks: int
     succeeded: int
     attempts: int
+    spent_usd: float
+    daily_budget_usd: float | None = None
+    rejected: int = 0  # tasks no target could afford under a 'reject' budget
+    queued: int = 0  # tasks kept for when a 'queue' budget resets
     targets: list[TargetRow]
     picks_by_phase: dict[str, dict[str, float]]
 
@@ -78,16 +84,19 @@ def run_demo(
     strategy: str = "thompson",
     concurrency: int = 8,
     on_result: Callable[[RoutedResult], None] | None = None,
+    daily_budget: float | None = None,
+    budget_policy: Literal["reject", "queue"] = "reject",
 ) -> DemoReport:
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
+    budgets = [Budget(period=Period.DAILY, limit=daily_budget, policy=budget_policy)] if daily_budget is not None else []
     config = load_fleet_config(fleet_config) if fleet_config else load_fleet_config()
     store = DuckDBStore(database=database)
     store.upgrade()
     with FleetServer(config) as fleet:
         targets = fleet_targets(config, fleet.base_url)
         names = [t.target_name for t in targets]
-        runtime = RoutingRuntime.build(targets, store, build_strategy(strategy, names, seed=seed))
+        runtime = RoutingRuntime.build(targets, store, build_strategy(strategy, names, seed=seed), budgets=budgets)
         if on_result:
             runtime.hooks.append(on_result)
         register_runtime(DEMO_RUNTIME, runtime)
@@ -101,9 +110,17 @@ def run_demo(
         tasks=len(results),
         succeeded=sum(r.success for r in results),
         attempts=sum(len(r.attempts) for r in results),
+        spent_usd=sum(r.cost for r in results),
+        daily_budget_usd=daily_budget,
+        rejected=sum(not r.success and r.queued_until is None and _over_budget(r) for r in results),
+        queued=sum(r.queued_until is not None for r in results),
         targets=_target_rows(store, task_ids, results, runtime.breakers),
         picks_by_phase=_picks_by_phase(store, task_ids),
     )
+
+
+def _over_budget(result: RoutedResult) -> bool:
+    return any(why.startswith(ErrorType.BUDGET_EXCEEDED) for why in result.failures.values())
 
 
 def _breaker_summary(breakers: BreakerBoard) -> dict[str, str]:

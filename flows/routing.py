@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
@@ -23,7 +24,8 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 from blocks.store import StoreError
 from flows.runtime import RoutingRuntime, get_runtime
 from routing.attempts import AttemptPlan
-from routing.models import AttemptResult, Decision, ExecutionRecord, RoutedResult, Task
+from routing.budget import BudgetExceededError, Reservation
+from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, QueuedTask, RoutedResult, Task
 from routing.outcomes import build_record
 from tasks.calls import call_target
 
@@ -37,6 +39,7 @@ class _Chain:
     task: Task
     plan: AttemptPlan
     attempts: list[ExecutionRecord] = field(default_factory=list)
+    queued_until: datetime | None = None
 
     @property
     def decision(self) -> Decision:
@@ -52,6 +55,7 @@ class _Chain:
             target=winner.target if winner else None,
             output=winner.solution_summary if winner else None,
             failures=self.plan.failures,
+            queued_until=None if winner else self.queued_until,
         )
 
 
@@ -61,23 +65,48 @@ def _start(runtime: RoutingRuntime, task: Task) -> _Chain:
     return _Chain(task, AttemptPlan(decision, runtime.retry, runtime.breakers))
 
 
-def _record(runtime: RoutingRuntime, chain: _Chain, target_name: str, result: AttemptResult) -> None:
-    target = runtime.router.target(target_name)
-    estimate = target.price.cost(chain.task.estimated_tokens)
-    record = build_record(chain.task, chain.decision, target, result, len(chain.attempts) + 1, estimate)
+def _next_call(runtime: RoutingRuntime, chain: _Chain) -> tuple[str, float, Reservation | None] | None:
+    """The chain's next call that fits the budgets: target, backoff delay and budget reservation."""
+    while (step := chain.plan.next_call()) is not None:
+        name, delay = step
+        try:
+            return name, delay, runtime.admit(chain.task, name)
+        except BudgetExceededError as exc:
+            chain.plan.skip(name, f"{ErrorType.BUDGET_EXCEEDED}: {exc}")
+            if exc.policy == "queue":
+                chain.queued_until = exc.retry_at
+    return None
+
+
+def _record(
+    runtime: RoutingRuntime, chain: _Chain, name: str, result: AttemptResult, reservation: Reservation | None
+) -> None:
+    runtime.settle(reservation, result.cost)
+    block = runtime.target(name)
+    record = build_record(
+        chain.task, chain.decision, block.descriptor(), result, len(chain.attempts) + 1,
+        block.cost_estimate(chain.task),
+    )
     runtime.record(record)
     chain.attempts.append(record)
     chain.plan.record(result, record.success)
 
 
-def _run_chain(runtime: RoutingRuntime, chain: _Chain) -> RoutedResult:
-    while (step := chain.plan.next_call()) is not None:
-        name, delay = step
-        time.sleep(delay)
-        _record(runtime, chain, name, call_target(runtime.target(name), chain.task))
+def _finish(runtime: RoutingRuntime, chain: _Chain) -> RoutedResult:
     result = chain.result()
+    if result.queued_until is not None:
+        reason = "; ".join(f"{name}: {why}" for name, why in result.failures.items())
+        runtime.store.record_queued(QueuedTask(task=chain.task, reason=reason, not_before=result.queued_until))
     runtime.finished(result)
     return result
+
+
+def _run_chain(runtime: RoutingRuntime, chain: _Chain) -> RoutedResult:
+    while (step := _next_call(runtime, chain)) is not None:
+        name, delay, reservation = step
+        time.sleep(delay)
+        _record(runtime, chain, name, call_target(runtime.target(name), chain.task), reservation)
+    return _finish(runtime, chain)
 
 
 def _label_current_run(decision: Decision, task: Task) -> None:
@@ -95,14 +124,15 @@ def _label_current_run(decision: Decision, task: Task) -> None:
 def routed_call(task: Task, runtime: str = DEFAULT_RUNTIME) -> RoutedResult:
     """Route one task: choose a target, call it, fall back along the ranking, log every attempt.
 
-    Raises AllTargetsFailedError, naming every target and why it failed, when no attempt succeeded.
+    Raises AllTargetsFailedError, naming every target and why it failed (a budget's limit and spend
+    included), when no attempt succeeded; a task a budget queued returns with `queued_until` instead.
     """
     routing = get_runtime(runtime)
     chain = _start(routing, task)
     _label_current_run(chain.decision, task)
     get_run_logger().info("%s: %s", chain.decision.pick, chain.decision.reason)
     result = _run_chain(routing, chain)
-    if not result.success:
+    if not result.success and result.queued_until is None:
         raise chain.plan.error(task.id)
     return result
 
@@ -138,10 +168,7 @@ def route_batch(
     for start in range(0, len(tasks), concurrency):
         chains = [_start(routing, task) for task in tasks[start : start + concurrency]]
         _run_wave(routing, chains)
-        for chain in chains:
-            result = chain.result()
-            routing.finished(result)
-            results.append(result)
+        results += [_finish(routing, chain) for chain in chains]
         update_progress_artifact(progress, 100.0 * len(results) / max(1, len(tasks)))
     _publish_summary(results)
     if ingest:
@@ -155,13 +182,16 @@ def _run_wave(runtime: RoutingRuntime, chains: Sequence[_Chain]) -> None:
     """Run every chain's next call concurrently until all are done; retries wait their backoff first."""
     pending = list(chains)
     while pending:
-        steps = [(chain, step) for chain in pending if (step := chain.plan.next_call()) is not None]
+        steps = [(chain, step) for chain in pending if (step := _next_call(runtime, chain)) is not None]
         if not steps:
             return
-        time.sleep(max(delay for _, (_, delay) in steps))
-        calls = [(chain, name, call_target.submit(runtime.target(name), chain.task)) for chain, (name, _) in steps]
-        for chain, name, future in calls:
-            _record(runtime, chain, name, future.result())
+        time.sleep(max(delay for _, (_, delay, _) in steps))
+        calls = [
+            (chain, name, reservation, call_target.submit(runtime.target(name), chain.task))
+            for chain, (name, _, reservation) in steps
+        ]
+        for chain, name, reservation, future in calls:
+            _record(runtime, chain, name, future.result(), reservation)
         pending = [chain for chain, _ in steps]
 
 

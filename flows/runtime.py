@@ -17,10 +17,12 @@ from prefect.events import emit_event
 
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore
+from blocks.store.budgets import load_budgets, spend_rows
 from blocks.targets.base import TargetBlock
 from routing.breaker import BreakerBoard, Transition
 from routing.errors import UnknownTargetError
-from routing.models import ExecutionRecord, Outcome, RoutedResult
+from routing.budget import Budget, BudgetLedger, Reservation
+from routing.models import ExecutionRecord, Outcome, RoutedResult, Task, utcnow
 from routing.retry import RetryPolicy
 from routing.router import Router
 from routing.strategies import build_strategy
@@ -51,6 +53,7 @@ class RoutingRuntime:
     store: DuckDBStore
     breakers: BreakerBoard
     retry: RetryPolicy
+    ledger: BudgetLedger | None = None
     hooks: list[ResultHook] = field(default_factory=list)
 
     @classmethod
@@ -61,15 +64,22 @@ class RoutingRuntime:
         strategy: Strategy | None = None,
         breakers: BreakerBoard | None = None,
         retry: RetryPolicy | None = None,
+        budgets: Sequence[Budget] = (),
     ) -> RoutingRuntime:
+        """Assemble a runtime; `budgets` start from what the store says each has spent this period."""
         breakers = breakers or BreakerBoard(on_transition=log_transition)
         router = Router([t.descriptor() for t in targets], strategy=strategy, available=breakers.available)
+        ledger = None
+        if budgets:
+            ledger = BudgetLedger(budgets)
+            ledger.load(spend_rows(store, list(budgets), utcnow()))
         return cls(
             router=router,
             targets={t.target_name: t for t in targets},
             store=store,
             breakers=breakers,
             retry=retry or RetryPolicy(),
+            ledger=ledger,
         )
 
     def target(self, name: str) -> TargetBlock:
@@ -77,6 +87,19 @@ class RoutingRuntime:
             return self.targets[name]
         except KeyError:
             raise UnknownTargetError(name, list(self.targets)) from None
+
+    def admit(self, task: Task, target_name: str) -> Reservation | None:
+        """Reserve the call's cost estimate against every budget; raises BudgetExceededError."""
+        if self.ledger is None:
+            return None
+        block = self.target(target_name)
+        return self.ledger.reserve(task, block.descriptor(), block.cost_estimate(task), utcnow())
+
+    def settle(self, reservation: Reservation | None, actual_cost: float) -> None:
+        if reservation is not None and self.ledger is not None:
+            overshoot = self.ledger.reconcile(reservation, actual_cost)
+            if overshoot > 0:
+                logger.warning("a call cost $%.6f more than its estimate; budgets may be exceeded by it", overshoot)
 
     def record(self, record: ExecutionRecord) -> None:
         """Spool the attempt (durable before returning) and let the router learn from it."""
@@ -130,4 +153,4 @@ def _from_settings(name: str) -> RoutingRuntime:
     store = DuckDBStore.load(settings.store) if settings.store else DuckDBStore()
     names = [t.target_name for t in targets]
     strategy = build_strategy(settings.strategy, names, seed=settings.seed, **settings.strategy_options)
-    return RoutingRuntime.build(targets, store, strategy)
+    return RoutingRuntime.build(targets, store, strategy, budgets=load_budgets(store))

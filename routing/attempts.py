@@ -56,6 +56,11 @@ class AttemptPlan:
         else:
             self._advance()
 
+    def skip(self, target: str, why: str) -> None:
+        """Pass over the target `next_call` named without calling it (e.g. it would break a budget)."""
+        self.failures[target] = why
+        self._advance()
+
     def error(self, task_id: str) -> AllTargetsFailedError:
         return AllTargetsFailedError(task_id, {name: self.failures.get(name, "not tried") for name in self.order})
 

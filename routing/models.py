@@ -100,8 +100,8 @@ class Task(_Strict):
 
     @property
     def estimated_tokens(self) -> int:
-        """A cheap prompt-size estimate (about 4 characters a token), known before any call."""
-        return max(1, len(self.payload) // 4)
+        """A cheap prompt-size estimate (about 4 characters a token, rounded up), known before any call."""
+        return max(1, -(-len(self.payload) // 4))
 
 
 class Price(_Strict):
@@ -274,7 +274,21 @@ class RoutedResult(_Strict):
     target: str | None = Field(default=None, description="The target whose attempt succeeded.")
     output: str | None = None
     failures: dict[str, str] = Field(default_factory=dict, description="Why each failed target failed.")
+    queued_until: datetime | None = Field(default=None, description="Set when a budget queued the task.")
 
     @property
     def cost(self) -> float:
         return sum(a.actual_cost or 0.0 for a in self.attempts)
+
+
+class QueuedTask(_Strict):
+    """A task that no budget could afford now, kept until `not_before` (the budget's reset)."""
+
+    task: Task
+    reason: str
+    queued_at: datetime = Field(default_factory=utcnow)
+    not_before: datetime | None = None
+
+    @property
+    def timestamp(self) -> datetime:
+        return self.queued_at

@@ -139,6 +139,77 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         down=("DROP TABLE queued_tasks", "DROP TABLE budgets", "DROP TABLE session_state"),
     ),
+    Migration(
+        3,
+        "recalculated statistics, bandit priors, capability scores and published states",
+        up=(
+            """CREATE TABLE target_stats (
+                target VARCHAR NOT NULL, task_type VARCHAR NOT NULL, n BIGINT NOT NULL,
+                successes BIGINT NOT NULL, success_rate DOUBLE NOT NULL, success_low DOUBLE NOT NULL,
+                success_high DOUBLE NOT NULL, p50_latency_ms DOUBLE NOT NULL, p95_latency_ms DOUBLE NOT NULL,
+                p99_latency_ms DOUBLE NOT NULL, mean_latency_ms DOUBLE NOT NULL, latency_sd_ms DOUBLE NOT NULL,
+                mean_cost DOUBLE NOT NULL, mean_quality DOUBLE, first_seen TIMESTAMP NOT NULL,
+                last_seen TIMESTAMP NOT NULL, best_target VARCHAR NOT NULL, success_z DOUBLE, success_p DOUBLE,
+                latency_t DOUBLE, latency_p DOUBLE, computed_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (target, task_type))""",
+            """CREATE TABLE target_priors (
+                target VARCHAR NOT NULL, task_type VARCHAR NOT NULL, category VARCHAR NOT NULL,
+                successes BIGINT NOT NULL, failures BIGINT NOT NULL, computed_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (target, task_type, category))""",
+            """CREATE TABLE stats_fingerprints (
+                target VARCHAR PRIMARY KEY, executions BIGINT NOT NULL, last_timestamp TIMESTAMP NOT NULL,
+                computed_at TIMESTAMP NOT NULL)""",
+            """CREATE TABLE capability_scores (
+                target VARCHAR NOT NULL, category VARCHAR NOT NULL, score DOUBLE NOT NULL,
+                mean_quality DOUBLE NOT NULL, mean_duration_ms DOUBLE NOT NULL, mean_cost DOUBLE NOT NULL,
+                cases INTEGER NOT NULL, run_id VARCHAR NOT NULL, computed_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (target, category))""",
+            """CREATE TABLE published_states (
+                state_id VARCHAR PRIMARY KEY, created_at TIMESTAMP NOT NULL, reason VARCHAR NOT NULL,
+                path VARCHAR NOT NULL, stats_entries INTEGER NOT NULL, priors INTEGER NOT NULL,
+                capabilities INTEGER NOT NULL, sha256 VARCHAR NOT NULL)""",
+        ),
+        down=(
+            "DROP TABLE published_states",
+            "DROP TABLE capability_scores",
+            "DROP TABLE stats_fingerprints",
+            "DROP TABLE target_priors",
+            "DROP TABLE target_stats",
+        ),
+    ),
+    Migration(
+        4,
+        "summary tables and health alerts",
+        up=(
+            """CREATE TABLE tier_daily_performance (
+                day DATE NOT NULL, model_tier VARCHAR NOT NULL, executions BIGINT NOT NULL,
+                successes BIGINT NOT NULL, success_rate DOUBLE NOT NULL, mean_quality DOUBLE,
+                p50_latency_ms DOUBLE NOT NULL, p95_latency_ms DOUBLE NOT NULL, total_cost DOUBLE NOT NULL,
+                mean_cost DOUBLE NOT NULL, refreshed_at TIMESTAMP NOT NULL, PRIMARY KEY (day, model_tier))""",
+            """CREATE TABLE pool_hourly_performance (
+                hour TIMESTAMP NOT NULL, pool_type VARCHAR NOT NULL, executions BIGINT NOT NULL,
+                successes BIGINT NOT NULL, success_rate DOUBLE NOT NULL, mean_quality DOUBLE,
+                p50_latency_ms DOUBLE NOT NULL, p95_latency_ms DOUBLE NOT NULL, total_cost DOUBLE NOT NULL,
+                mean_cost DOUBLE NOT NULL, refreshed_at TIMESTAMP NOT NULL, PRIMARY KEY (hour, pool_type))""",
+            """CREATE TABLE solution_patterns (
+                category VARCHAR NOT NULL, task_type VARCHAR NOT NULL, target VARCHAR NOT NULL,
+                executions BIGINT NOT NULL, successes BIGINT NOT NULL, success_rate DOUBLE NOT NULL,
+                mean_quality DOUBLE, mean_cost DOUBLE NOT NULL, p50_latency_ms DOUBLE NOT NULL,
+                top_error_type VARCHAR, top_error_share DOUBLE, first_seen TIMESTAMP NOT NULL,
+                last_seen TIMESTAMP NOT NULL, refreshed_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (category, task_type, target))""",
+            """CREATE TABLE health_alerts (
+                check_name VARCHAR NOT NULL, subject VARCHAR NOT NULL, active BOOLEAN NOT NULL,
+                since TIMESTAMP NOT NULL, detail JSON, updated_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (check_name, subject))""",
+        ),
+        down=(
+            "DROP TABLE health_alerts",
+            "DROP TABLE solution_patterns",
+            "DROP TABLE pool_hourly_performance",
+            "DROP TABLE tier_daily_performance",
+        ),
+    ),
 )
 
 HEAD = MIGRATIONS[-1].version

@@ -21,7 +21,7 @@ from typing import IO, Literal
 
 from pydantic import BaseModel
 
-RecordKind = Literal["execution", "decision"]
+RecordKind = Literal["execution", "decision", "queued_task"]
 OPEN_SUFFIX = ".open"
 SEALED_SUFFIX = ".jsonl"
 

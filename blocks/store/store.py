@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,7 +25,7 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from blocks.store.migrations import HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
-from routing.models import Decision, ExecutionRecord
+from routing.models import Decision, ExecutionRecord, QueuedTask
 
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
@@ -51,6 +51,7 @@ class IngestReport(BaseModel):
     segments: int = 0
     executions: int = 0
     decisions: int = 0
+    queued_tasks: int = 0
     duplicates: int = 0
     rejected: list[RejectedLine] = Field(default_factory=list)
 
@@ -175,6 +176,9 @@ class DuckDBStore(Block):
     def record_decision(self, decision: Decision) -> None:
         self.writer().append("decision", decision)
 
+    def record_queued(self, queued: QueuedTask) -> None:
+        self.writer().append("queued_task", queued)
+
     def ingest(self, seal: bool = True) -> IngestReport:
         """Move every claimable spool segment into the tables; idempotent and safe to run concurrently."""
         if seal and self._writer is not None:
@@ -239,18 +243,34 @@ def _utc_naive(moment: datetime | None = None) -> datetime:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
-_KINDS: dict[str, tuple[type[BaseModel], str, str]] = {
-    "execution": (ExecutionRecord, "executions", "execution_id"),
-    "decision": (Decision, "routing_decisions", "decision_id"),
-}
+def _execution_row(record: ExecutionRecord) -> dict[str, Any]:
+    return {**record.model_dump(mode="json"), "timestamp": _utc_naive(record.timestamp).isoformat()}
 
 
-def _row(kind: str, model: BaseModel) -> dict[str, Any]:
-    row = model.model_dump(mode="json")
-    row["timestamp"] = _utc_naive(model.timestamp).isoformat()  # type: ignore[attr-defined]
-    if kind == "decision":
-        row["decision_id"] = row.pop("id")
+def _decision_row(decision: Decision) -> dict[str, Any]:
+    row = decision.model_dump(mode="json")
+    row["decision_id"] = row.pop("id")
+    row["timestamp"] = _utc_naive(decision.timestamp).isoformat()
     return row
+
+
+def _queued_row(queued: QueuedTask) -> dict[str, Any]:
+    return {
+        "task_id": queued.task.id,
+        "task": queued.task.model_dump(mode="json"),
+        "reason": queued.reason,
+        "queued_at": _utc_naive(queued.queued_at).isoformat(),
+        "not_before": _utc_naive(queued.not_before).isoformat() if queued.not_before else None,
+        "status": "queued",
+    }
+
+
+# spool record kind -> (model, table, primary key, row builder)
+_KINDS: dict[str, tuple[type[BaseModel], str, str, Callable[[Any], dict[str, Any]]]] = {
+    "execution": (ExecutionRecord, "executions", "execution_id", _execution_row),
+    "decision": (Decision, "routing_decisions", "decision_id", _decision_row),
+    "queued_task": (QueuedTask, "queued_tasks", "task_id", _queued_row),
+}
 
 
 def _ingest_segment(
@@ -267,20 +287,18 @@ def _ingest_segment(
             continue
         try:
             envelope = json.loads(line)
-            model_cls, _, key = _KINDS[envelope["kind"]]
-            model = model_cls.model_validate(envelope["data"])
+            model_cls, _, key, to_row = _KINDS[envelope["kind"]]
+            row = to_row(model_cls.model_validate(envelope["data"]))
         except (ValueError, KeyError, TypeError) as exc:
-            reason = _rejection_reason(exc)
-            bad.append((number, line, reason))
+            bad.append((number, line, _rejection_reason(exc)))
             continue
-        row = _row(envelope["kind"], model)
         rows[envelope["kind"]][row[key]] = row
     with tempfile.TemporaryDirectory() as staging:
         with _transaction(con):
             for kind, by_id in rows.items():
                 if not by_id:
                     continue
-                _, table, key = _KINDS[kind]
+                _, table, _, _ = _KINDS[kind]
                 staged = Path(staging) / f"{kind}.jsonl"
                 staged.write_text("".join(json.dumps(r) + "\n" for r in by_id.values()), encoding="utf-8")
                 columns = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field
 
+from routing.cost import estimate_cost
 from routing.models import AttemptResult, Capability, Price, Target, TargetKind, Task
 
 
@@ -87,6 +88,19 @@ class TargetBlock(Block, abc.ABC):
             tier=self.tier,
             capabilities=self.capabilities,
             price=self.price,
+        )
+
+    def cost_estimate(self, task: Task) -> float:
+        """An upper bound of what calling this target for `task` costs, for budgets to reserve.
+
+        Output is bounded by the target's `max_tokens` where it has one and run time by its timeout,
+        so with honest prices a budget that admits calls on this estimate is never overshot.
+        """
+        return estimate_cost(
+            self.descriptor(),
+            task,
+            expected_output_tokens=getattr(self, "max_tokens", None),
+            expected_seconds=self.timeout_seconds,
         )
 
     async def initialize(self) -> None:

@@ -1,0 +1,177 @@
+"""Per-target, per-task-type statistics computed from the executions table, incrementally.
+
+A target needs recomputing when its execution count or latest timestamp differs from the fingerprint
+kept at its last computation: that catches new rows, rows that arrive late with old timestamps (a
+spool ingested after a crash) and rows deleted by retention, without scanning more than two columns.
+Statistics cover every retained execution (retention bounds the history; the router's in-process
+StatsBook covers what happened since the last publication).
+
+DuckDB does the heavy aggregation (counts, `quantile_cont` percentiles, which interpolate linearly as
+numpy's default does, mean and sample sd); scipy/statsmodels, through routing.statistics, do the Wilson
+interval and the tests on the small result. Each target is compared with the leader of its task type
+(highest success rate, then lowest mean latency): a two-proportion z test on success and Welch's t test
+on latency. Everything is written in one transaction, so a reader sees the old or the new statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from routing.statistics import two_proportion_test, welch_t_test_from_stats, wilson_interval
+
+CONFIDENCE = 0.95
+
+_AGGREGATE = """
+SELECT target, task_type, count(*) AS n, count_if(success) AS successes,
+       quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS pct,
+       avg(duration_ms) AS mean_latency_ms, coalesce(stddev_samp(duration_ms), 0) AS latency_sd_ms,
+       avg(coalesce(actual_cost, 0)) AS mean_cost, avg(quality_score) AS mean_quality,
+       min(timestamp) AS first_seen, max(timestamp) AS last_seen
+FROM executions {where} GROUP BY target, task_type
+"""
+
+_PRIORS = """
+SELECT target, task_type, coalesce(category, 'general') AS category, count_if(success) AS successes,
+       count_if(NOT success) AS failures
+FROM executions {where} GROUP BY ALL
+"""
+
+STATS_COLUMNS = (
+    "target", "task_type", "n", "successes", "success_rate", "success_low", "success_high",
+    "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "mean_latency_ms", "latency_sd_ms",
+    "mean_cost", "mean_quality", "first_seen", "last_seen", "best_target", "success_z", "success_p",
+    "latency_t", "latency_p", "computed_at",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Recalculation:
+    """What one recalculation did."""
+
+    full: bool
+    targets: tuple[str, ...]
+    removed: tuple[str, ...]
+    executions: int
+    task_types: tuple[str, ...]
+    computed_at: datetime
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.targets or self.removed)
+
+
+def recalculate(con: duckdb.DuckDBPyConnection, now: datetime, full: bool = False) -> Recalculation:
+    """Recompute the statistics and priors of every target (`full`) or of those with changed data.
+
+    `now` (naive UTC) stamps the rows. The caller's connection holds DuckDB's file lock throughout, so
+    no other process ingests between reading the fingerprints and writing the statistics.
+    """
+    current = {r[0]: (r[1], r[2]) for r in con.execute(
+        "SELECT target, count(*), max(timestamp) FROM executions GROUP BY target"
+    ).fetchall()}  # fmt: skip
+    stored = {r[0]: (r[1], r[2]) for r in con.execute(
+        "SELECT target, executions, last_timestamp FROM stats_fingerprints"
+    ).fetchall()}  # fmt: skip
+    changed = sorted(current if full else (t for t in current if stored.get(t) != current[t]))
+    removed = sorted(set(stored) - set(current))
+    if not changed and not removed:
+        return Recalculation(full, (), (), 0, (), now)
+    where, params = _only(changed, full)
+    fresh = _row_dict(con.execute(_AGGREGATE.format(where=where), params))
+    priors = con.execute(_PRIORS.format(where=where), params).df()
+    touched = set(changed) | set(removed)
+    task_types = {r["task_type"] for r in fresh} | {
+        r[0] for r in con.execute(
+            "SELECT DISTINCT task_type FROM target_stats WHERE target IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(touched)],
+        ).fetchall()
+    }  # fmt: skip
+    kept = _row_dict(con.execute(
+        f"SELECT {', '.join(STATS_COLUMNS)} FROM target_stats "
+        "WHERE task_type IN (SELECT unnest(?::VARCHAR[])) AND target NOT IN (SELECT unnest(?::VARCHAR[]))",
+        [sorted(task_types), sorted(touched)],
+    ))  # fmt: skip
+    rows = compare_with_leaders([_with_interval(r, now) for r in fresh] + kept)
+    priors["computed_at"] = now
+    fingerprints = pd.DataFrame(
+        [(t, current[t][0], current[t][1], now) for t in changed],
+        columns=["target", "executions", "last_timestamp", "computed_at"],
+    )
+    stats = pd.DataFrame(rows, columns=list(STATS_COLUMNS))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            "DELETE FROM target_stats WHERE task_type IN (SELECT unnest(?::VARCHAR[])) "
+            "OR target IN (SELECT unnest(?::VARCHAR[]))",
+            [sorted(task_types), sorted(touched)],
+        )
+        for table in ("target_priors", "stats_fingerprints"):
+            con.execute(f"DELETE FROM {table} WHERE target IN (SELECT unnest(?::VARCHAR[]))", [sorted(touched)])
+        for table, frame in (("target_stats", stats), ("target_priors", priors), ("stats_fingerprints", fingerprints)):
+            if len(frame):
+                con.register("incoming", frame)
+                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+                con.unregister("incoming")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    executions = sum(current[t][0] for t in changed)
+    return Recalculation(full, tuple(changed), tuple(removed), executions, tuple(sorted(task_types)), now)
+
+
+def _only(targets: list[str], full: bool) -> tuple[str, list[Any]]:
+    if full:
+        return "", []
+    return "WHERE target IN (SELECT unnest(?::VARCHAR[]))", [targets]
+
+
+def _row_dict(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _with_interval(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    p50, p95, p99 = row.pop("pct")
+    low, high = wilson_interval(row["successes"], row["n"], CONFIDENCE)
+    return {
+        **row,
+        "success_rate": row["successes"] / row["n"],
+        "success_low": low,
+        "success_high": high,
+        "p50_latency_ms": p50,
+        "p95_latency_ms": p95,
+        "p99_latency_ms": p99,
+        "computed_at": now,
+    }
+
+
+def compare_with_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each row with its task type's leader and the tests of it against the leader (None for the leader)."""
+    by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_type[row["task_type"]].append(row)
+    out = []
+    for group in by_type.values():
+        leader = max(group, key=lambda r: (r["success_rate"], -r["mean_latency_ms"], r["target"]))
+        for row in group:
+            tests: dict[str, float | None] = dict.fromkeys(("success_z", "success_p", "latency_t", "latency_p"))
+            if row is not leader:
+                success = two_proportion_test(row["successes"], row["n"], leader["successes"], leader["n"])
+                tests["success_z"], tests["success_p"] = success.statistic, success.p_value
+                if min(row["n"], leader["n"]) >= 2:
+                    latency = welch_t_test_from_stats(
+                        row["mean_latency_ms"], row["latency_sd_ms"], row["n"],
+                        leader["mean_latency_ms"], leader["latency_sd_ms"], leader["n"],
+                    )  # fmt: skip
+                    if not math.isnan(latency.p_value):
+                        tests["latency_t"], tests["latency_p"] = latency.statistic, latency.p_value
+            out.append({**row, "best_target": leader["target"], **tests})
+    return out

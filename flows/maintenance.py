@@ -1,0 +1,126 @@
+"""Keeping the store in shape: sweep the spool, enforce retention, drain the queue of deferred tasks.
+
+`ingest-outcomes` moves spool segments that a crashed or interrupted run left behind into the tables
+(`route-batch` ingests its own at the end). `apply-retention` deletes raw records and aggregates past
+their age. `drain-queue` routes queued tasks (the `queued_tasks` table, oldest first, `not_before`
+respected) through `route-batch`: a task moves from `queued` to `routing` while it is routed, then to
+`done` or `failed`. A task left `routing` by a crashed drain stays there for an operator to requeue.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ValidationError
+
+from blocks.store import DuckDBStore, IngestReport
+from blocks.store.summaries import RetentionPolicy, apply_retention as delete_expired
+from flows.routing import DEFAULT_RUNTIME, fast_subflows, route_batch
+from flows.runtime import get_runtime
+from routing.models import Task
+
+
+def store_block(name: str | None) -> DuckDBStore:
+    """The saved DuckDB store block `name`, or the local store ($ADAPTIVE_ROUTER_DB or the default file)."""
+    return DuckDBStore.load(name) if name else DuckDBStore()
+
+
+def utc_naive(moment: datetime | None = None) -> datetime:
+    """`moment` (default now) as the naive UTC the store's TIMESTAMP columns hold; naive input is UTC."""
+    moment = moment or datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+@flow(name="ingest-outcomes", persist_result=False)
+def ingest_outcomes(store: str | None = None) -> IngestReport:
+    """Ingest every claimable spool segment (sealed, or left open by a writer that has died)."""
+    logger = get_run_logger()
+    report = store_block(store).ingest(seal=False)
+    if report.rejected:
+        logger.warning("%d malformed spool lines kept aside: %s", len(report.rejected), report.rejected[:3])
+    logger.info(
+        "%d segments: %d executions, %d decisions, %d duplicates skipped",
+        report.segments, report.executions, report.decisions, report.duplicates,
+    )  # fmt: skip
+    return report
+
+
+@flow(name="apply-retention", persist_result=False)
+def apply_retention(
+    raw_days: int = 90, aggregate_days: int = 365, store: str | None = None, as_of: datetime | None = None
+) -> dict[str, int]:
+    """Delete raw records older than `raw_days` and aggregates older than `aggregate_days`."""
+    policy = RetentionPolicy(raw_days=raw_days, aggregate_days=aggregate_days)
+    block = store_block(store)
+    block.upgrade()
+    with block.connect() as con:
+        deleted = delete_expired(con, policy, utc_naive(as_of))
+    get_run_logger().info("deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n) or "nothing")
+    return deleted
+
+
+class DrainReport(BaseModel):
+    claimed: int = 0
+    done: int = 0
+    failed: int = 0
+    invalid: int = 0
+
+
+@flow(name="drain-queue", persist_result=False)
+def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: int = 8) -> DrainReport:
+    """Route up to `limit` due queued tasks, oldest first, with `route-batch` on `runtime`."""
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    logger = get_run_logger()
+    store = get_runtime(runtime).store
+    store.upgrade()
+    now = utc_naive()
+    with store.connect() as con:
+        claimed = con.execute(
+            """
+            UPDATE queued_tasks SET status = 'routing'
+            WHERE task_id IN (
+                SELECT task_id FROM queued_tasks
+                WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
+                ORDER BY queued_at, task_id LIMIT ?)
+            RETURNING task_id, task, queued_at
+            """,
+            [now, limit],
+        ).fetchall()
+    claimed.sort(key=lambda row: (row[2], row[0]))
+    report = DrainReport(claimed=len(claimed))
+    tasks, rows, outcomes = [], {}, {}
+    for task_id, payload, _ in claimed:
+        try:
+            task = Task.model_validate_json(payload)
+        except ValidationError as exc:
+            outcomes[task_id] = ("failed", f"invalid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+            report.invalid += 1
+            continue
+        tasks.append(task)
+        rows[task.id] = task_id
+    try:
+        with fast_subflows():
+            results = route_batch(tasks, runtime=runtime, concurrency=concurrency) if tasks else []
+    except BaseException:
+        _set_status(store, {row: ("queued", "requeued: the drain failed") for row in rows.values()})
+        raise
+    for result in results:
+        failure = "; ".join(f"{t}: {why}" for t, why in result.failures.items())
+        outcomes[rows[result.task_id]] = ("done", None) if result.success else ("failed", failure)
+    _set_status(store, outcomes)
+    report.done = sum(status == "done" for status, _ in outcomes.values())
+    report.failed = len(outcomes) - report.done
+    logger.info("drained %d queued tasks: %d done, %d failed", report.claimed, report.done, report.failed)
+    return report
+
+
+def _set_status(store: DuckDBStore, outcomes: dict[str, tuple[str, str | None]]) -> None:
+    if not outcomes:
+        return
+    with store.connect() as con:
+        con.executemany(
+            "UPDATE queued_tasks SET status = ?, reason = coalesce(?, reason) WHERE task_id = ?",
+            [(status, reason, task_id) for task_id, (status, reason) in outcomes.items()],
+        )

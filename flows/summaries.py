@@ -1,0 +1,42 @@
+"""`refresh-summaries`: rebuild summary tables that dashboards and the router read.
+
+One flow, one parameter choosing the summary, so prefect.yaml can give each its own schedule: tier
+performance per day every 5 minutes, pool performance per hour every 10, solution patterns hourly.
+Each rebuild is one transaction (blocks/store/summaries.py).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+from prefect import flow, get_run_logger
+
+from blocks.store.summaries import Summary, rebuild
+from flows.maintenance import store_block, utc_naive
+
+
+@flow(name="refresh-summaries", persist_result=False, flow_run_name="refresh-summaries {summary}")
+def refresh_summaries(
+    summary: Summary | None = None,
+    store: str | None = None,
+    horizon_days: int = 90,
+    as_of: datetime | None = None,
+) -> dict[str, int]:
+    """Rebuild `summary` (default: every summary); returns the rows each summary table now holds.
+
+    `horizon_days` should equal the raw-retention age: older buckets have lost their raw rows.
+    """
+    if horizon_days < 1:
+        raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
+    logger = get_run_logger()
+    block = store_block(store)
+    block.upgrade()
+    now = utc_naive(as_of)
+    rows = {}
+    with block.connect() as con:
+        for chosen in [summary] if summary else list(Summary):
+            started = time.perf_counter()
+            rows[chosen.value] = rebuild(con, chosen, now, horizon_days)
+            logger.info("%s: %d rows in %.0f ms", chosen.value, rows[chosen.value], (time.perf_counter() - started) * 1000)
+    return rows
