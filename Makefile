@@ -34,3 +34,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .adaptive-router .pytest_cache
+
+.PHONY: serve stop
+
+# A local Prefect server and worker running every scheduled flow of prefect.yaml; UI on 127.0.0.1:4200.
+serve: $(STAMP)
+	$(BIN)/python -m flows.cli_ops up $(ARGS)
+
+stop:
+	$(BIN)/python -m flows.cli_ops stop

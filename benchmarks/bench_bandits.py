@@ -3,9 +3,9 @@
 Each (library, policy, arm set) plays 10,000 rounds per seed with the same rewards for both libraries
 (common random numbers); pseudo-regret is Σ_t (μ* - μ_pick), averaged over seeds. Equivalent settings:
 epsilon-greedy with ε = 0.1, UCB1 with MABWiser's alpha = 1 (our c = sqrt 2), Beta(1, 1) Thompson.
-MABWiser is warmed with one observation per arm, as its `fit` requires data. A last table times
-`Router.choose` + `observe` with 20 targets under Thompson sampling (propensity included) against the
-weighted scorer in the same run.
+Both start from one failure per arm (MABWiser's `fit` requires data; ours gets the same). A last table
+times `Router.choose` + `observe` with 5 and 20 targets under Thompson sampling (propensity included)
+against the weighted scorer in the same run.
 
     python benchmarks/bench_bandits.py [--quick]
 """
@@ -13,6 +13,7 @@ weighted scorer in the same run.
 from __future__ import annotations
 
 import math
+import os
 import random
 import sys
 import time
@@ -24,12 +25,17 @@ from mabwiser.mab import MAB, LearningPolicy
 from routing import Outcome, Router, Target, Task, WeightedScore
 from routing.bandits import UCB1, BanditStrategy, EpsilonGreedy, ThompsonSampling
 
+os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
+
 ARM_SETS = {"low (.1-.5)": (0.1, 0.2, 0.3, 0.4, 0.5), "high (.6-.8)": (0.6, 0.65, 0.7, 0.75, 0.8)}
 ROUNDS = 10_000
 POLICIES = {
     "thompson": (lambda arms, seed: ThompsonSampling(arms, seed), LearningPolicy.ThompsonSampling()),
     "ucb1": (lambda arms, seed: UCB1(arms, seed, c=math.sqrt(2)), LearningPolicy.UCB1(alpha=1)),
-    "epsilon_greedy": (lambda arms, seed: EpsilonGreedy(arms, seed, epsilon=0.1), LearningPolicy.EpsilonGreedy(0.1)),
+    "epsilon_greedy": (
+        lambda arms, seed: EpsilonGreedy(arms, seed, epsilon=0.1),
+        LearningPolicy.EpsilonGreedy(0.1),
+    ),
 }
 
 
@@ -75,32 +81,44 @@ def bandit_rows(seeds: int) -> list[dict]:
                 for seed in range(seeds):
                     rewards = (np.random.default_rng(seed).random((ROUNDS, len(means))) < means).astype(float)
                     names = [str(i) for i in range(len(means))]
-                    player = ours(names, seed) if library == "ours" else MabWiserPlayer(names, theirs, seed)
+                    if library == "ours":
+                        player = ours(names, seed)
+                        for name in names:
+                            player.update(name, 0.0)
+                    else:
+                        player = MabWiserPlayer(names, theirs, seed)
                     seed_times, regret = play(player, means, rewards)
                     times += seed_times
                     regrets.append(regret)
-                results[library] = (median(times), p99(times), float(np.mean(regrets)), float(np.std(regrets)))
+                results[library] = (
+                    median(times),
+                    p99(times),
+                    float(np.mean(regrets)),
+                    float(np.std(regrets)),
+                )
             ours_t, theirs_t = results["ours"], results["mabwiser"]
-            rows.append({
-                "policy": policy,
-                "arms": label,
-                "ours_median_us": ours_t[0],
-                "ours_p99_us": ours_t[1],
-                "mabwiser_median_us": theirs_t[0],
-                "mabwiser_p99_us": theirs_t[1],
-                "speedup": theirs_t[0] / ours_t[0],
-                "ours_regret": ours_t[2],
-                "ours_regret_sd": ours_t[3],
-                "mabwiser_regret": theirs_t[2],
-                "mabwiser_regret_sd": theirs_t[3],
-            })
+            rows.append(
+                {
+                    "policy": policy,
+                    "arms": label,
+                    "ours_median_us": ours_t[0],
+                    "ours_p99_us": ours_t[1],
+                    "mabwiser_median_us": theirs_t[0],
+                    "mabwiser_p99_us": theirs_t[1],
+                    "speedup": theirs_t[0] / ours_t[0],
+                    "ours_regret": ours_t[2],
+                    "ours_regret_sd": ours_t[3],
+                    "mabwiser_regret": theirs_t[2],
+                    "mabwiser_regret_sd": theirs_t[3],
+                }
+            )
     return rows
 
 
-def router_rows(repeat: int) -> list[dict]:
-    """Router.choose + observe with 20 targets: Thompson (with propensity) vs the weighted scorer."""
-    names = [f"t{i}" for i in range(20)]
-    means = {n: 0.5 + 0.02 * i for i, n in enumerate(names)}
+def router_rows(repeat: int, targets: int) -> list[dict]:
+    """Router.choose + observe: Thompson (with propensity) vs the weighted scorer."""
+    names = [f"t{i}" for i in range(targets)]
+    means = {n: 0.5 + 0.4 * i / targets for i, n in enumerate(names)}
     task = Task(task_type="qa", payload="What is 2 + 2?")
     rows = []
     for label, strategy in (
@@ -110,12 +128,16 @@ def router_rows(repeat: int) -> list[dict]:
         router = Router([Target(name=n) for n in names], strategy)
         rng = random.Random(2)
 
-        def step() -> None:
+        def step(router: Router = router, rng: random.Random = rng) -> None:
             pick = router.choose(task).pick
-            router.observe(Outcome(target=pick, task_type="qa", success=rng.random() < means[pick], duration_ms=1))
+            router.observe(
+                Outcome(target=pick, task_type="qa", success=rng.random() < means[pick], duration_ms=1)
+            )
 
         samples = time_us(step, repeat)
-        rows.append({"strategy": label, "targets": 20, "median_us": median(samples), "p99_us": p99(samples)})
+        rows.append(
+            {"strategy": label, "targets": targets, "median_us": median(samples), "p99_us": p99(samples)}
+        )
     for row in rows:
         row["ratio_to_weighted"] = row["median_us"] / rows[0]["median_us"]
     return rows
@@ -127,13 +149,14 @@ def main(quick: bool) -> None:
         "bandits",
         f"Bandits vs MABWiser: 5 Bernoulli arms, {ROUNDS:,} rounds, {seeds} seeds (select + update)",
         bandit_rows(seeds),
-        "pseudo-regret = Σ (best mean - picked mean), mean and sd over seeds; speedup = MABWiser / ours (median)",
+        "pseudo-regret = Σ (best mean - picked mean), mean and sd over seeds; "
+        "speedup = MABWiser / ours (median)",
     )
     repeat = 2_000 if quick else 10_000
     report(
         "bandits_router",
-        "Router.choose + observe, 20 targets",
-        router_rows(repeat),
+        "Router.choose + observe, 5 and 20 targets",
+        router_rows(repeat, 5) + router_rows(repeat, 20),
         f"{repeat:,} decisions each; Thompson includes computing the pick's exact propensity",
     )
 

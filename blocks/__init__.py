@@ -6,6 +6,20 @@ works without importing the classes first, and `prefect block register -m blocks
 
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore
-from blocks.targets import OpenAICompatibleTarget, TargetBlock
+from blocks.targets import (
+    AgnoTarget,
+    LlamaIndexTarget,
+    OpenAICompatibleTarget,
+    PrefectDeploymentTarget,
+    TargetBlock,
+)
 
-__all__ = ["DuckDBStore", "OpenAICompatibleTarget", "RouterSettings", "TargetBlock"]
+__all__ = [
+    "AgnoTarget",
+    "DuckDBStore",
+    "LlamaIndexTarget",
+    "OpenAICompatibleTarget",
+    "PrefectDeploymentTarget",
+    "RouterSettings",
+    "TargetBlock",
+]

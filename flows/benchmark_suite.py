@@ -126,10 +126,10 @@ def _run_cases(targets: dict[str, TargetBlock], healthy: list[str], cases: list[
     for name in healthy:
         for case in cases:
             future = call_target.submit(targets[name], case.task())
-            submitted[future.task_run_id] = (name, case, future)
+            submitted[future.task_run_id] = (case, future)
     results = []
-    for done, future in enumerate(as_completed([f for _, _, f in submitted.values()]), start=1):
-        _, case, _ = submitted[future.task_run_id]
+    for done, future in enumerate(as_completed([f for _, f in submitted.values()]), start=1):
+        case, _ = submitted[future.task_run_id]
         results.append(score(case, future.result()))
         if done % max(1, len(submitted) // 20) == 0 or done == len(submitted):
             update_progress_artifact(progress, 100.0 * done / len(submitted))

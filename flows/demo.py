@@ -17,12 +17,12 @@ from blocks.fleet.config import FleetConfig, load_fleet_config
 from blocks.fleet.knowledge import generate_tasks
 from blocks.fleet.launcher import FleetServer
 from blocks.store import DuckDBStore
-from blocks.targets.http import OpenAICompatibleTarget
+from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompatibleTarget, TargetBlock
 from flows.routing import route_batch
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing.breaker import BreakerBoard, BreakerState
 from routing.budget import Budget, Period
-from routing.models import ErrorType, Price, RoutedResult, Task
+from routing.models import Capability, ErrorType, Price, RoutedResult, Task
 from routing.strategies import build_strategy
 
 DEMO_RUNTIME = "demo"
@@ -69,9 +69,49 @@ def fleet_targets(config: FleetConfig, base_url: str, timeout_seconds: float = 1
     ]
 
 
+def framework_targets(config: FleetConfig, base_url: str, store: DuckDBStore) -> list[TargetBlock]:
+    """An Agno team and a LlamaIndex engine over the shipped documents, both served by the fleet."""
+    mid = config.model("mid") or config.models[0]
+    price = Price(input_per_1k_tokens=mid.price.input_per_1k_tokens, output_per_1k_tokens=mid.price.output_per_1k_tokens)
+    team = AgnoTarget(
+        target_name="agno-team",
+        tier="agents",
+        base_url=base_url,
+        model=mid.name,
+        mode="team",
+        members=[
+            AgnoMember(name="planner", role="Breaks the work into steps."),
+            AgnoMember(name="reviewer", role="Checks the plan for risks."),
+        ],
+        price=price,
+        timeout_seconds=30,
+    )
+    docs = LlamaIndexTarget(
+        target_name="docs-rag",
+        tier="rag",
+        base_url=base_url,
+        model=mid.name,
+        embedding_base_url=base_url,
+        persist_dir=str(store.path.parent / "indexes" / "docs-rag"),
+        price=price,
+        timeout_seconds=30,
+    )
+    return [team, docs]
+
+
+# Task types that only a framework target can serve.
+_REQUIRES = {"docs_qa": Capability.RETRIEVAL, "team_plan": Capability.MULTI_AGENT}
+
+
 def demo_tasks(n: int, seed: int) -> list[Task]:
     return [
-        Task(task_type=e.task_type, category=e.category, payload=e.prompt, expected=e.expectation)
+        Task(
+            task_type=e.task_type,
+            category=e.category,
+            payload=e.prompt,
+            expected=e.expectation,
+            required_capabilities={_REQUIRES[e.task_type]} if e.task_type in _REQUIRES else set(),
+        )
         for e in generate_tasks(n, seed)
     ]
 
@@ -94,7 +134,7 @@ def run_demo(
     store = DuckDBStore(database=database)
     store.upgrade()
     with FleetServer(config) as fleet:
-        targets = fleet_targets(config, fleet.base_url)
+        targets = fleet_targets(config, fleet.base_url) + framework_targets(config, fleet.base_url, store)
         names = [t.target_name for t in targets]
         runtime = RoutingRuntime.build(targets, store, build_strategy(strategy, names, seed=seed), budgets=budgets)
         if on_result:

@@ -33,7 +33,8 @@ class RecalculationReport(BaseModel):
         if not (self.targets or self.removed):
             return f"recalculate-stats {self.mode}: no new executions"
         removed = f", {len(self.removed)} removed" if self.removed else ""
-        return f"recalculate-stats {self.mode}: {len(self.targets)} targets, {compact(self.executions)} executions{removed}"
+        targets = f"{len(self.targets)} target{'' if len(self.targets) == 1 else 's'}"
+        return f"recalculate-stats {self.mode}: {targets}, {compact(self.executions)} executions{removed}"
 
 
 def compact(count: int) -> str:

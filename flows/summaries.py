@@ -11,12 +11,17 @@ import time
 from datetime import datetime
 
 from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
 
 from blocks.store.summaries import Summary, rebuild
 from flows.maintenance import store_block, utc_naive
 
 
-@flow(name="refresh-summaries", persist_result=False, flow_run_name="refresh-summaries {summary}")
+def _run_name() -> str:
+    return f"refresh-summaries {flow_run.parameters.get('summary') or 'all'}"
+
+
+@flow(name="refresh-summaries", persist_result=False, flow_run_name=_run_name)
 def refresh_summaries(
     summary: Summary | None = None,
     store: str | None = None,

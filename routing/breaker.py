@@ -57,8 +57,12 @@ class BreakerConfig(BaseModel):
 
     failure_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open the breaker.")
     success_threshold: int = Field(default=2, ge=1, description="Half-open successes that close it again.")
-    open_timeout_seconds: float = Field(default=60.0, gt=0, description="How long it stays open before trials.")
-    half_open_max_calls: int = Field(default=3, ge=1, description="Trial calls in flight at once while half-open.")
+    open_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="How long it stays open before trials."
+    )
+    half_open_max_calls: int = Field(
+        default=3, ge=1, description="Trial calls in flight at once while half-open."
+    )
     trip_on: frozenset[ErrorType] = Field(
         default=DEFAULT_TRIP_ON, description="Error types counted as failures by BreakerBoard.record()."
     )
@@ -66,7 +70,9 @@ class BreakerConfig(BaseModel):
     @model_validator(mode="after")
     def _trip_on_sensible(self) -> BreakerConfig:
         if ErrorType.CIRCUIT_OPEN in self.trip_on:
-            raise ValueError("trip_on must not contain circuit_open: a skipped call would keep the breaker open")
+            raise ValueError(
+                "trip_on must not contain circuit_open: a skipped call would keep the breaker open"
+            )
         return self
 
 
@@ -137,6 +143,8 @@ class CircuitBreaker:
 
     def peek(self) -> bool:
         """Whether `allow()` would let a call through now, without reserving anything."""
+        if self._state is BreakerState.CLOSED:  # lock-free fast path: a racy read is merely an earlier one
+            return True
         with self._lock:
             fired = self._advance_clock()
             verdict = self._state is BreakerState.CLOSED or (
@@ -168,7 +176,9 @@ class CircuitBreaker:
                 self._release_slot()
                 self._half_open_successes += 1
                 if self._half_open_successes >= self.config.success_threshold:
-                    fired.append(self._move(BreakerState.CLOSED, f"{self._half_open_successes} trial successes"))
+                    fired.append(
+                        self._move(BreakerState.CLOSED, f"{self._half_open_successes} trial successes")
+                    )
         self._fire(fired)
 
     def record_failure(self, error_message: str | None = None) -> None:
@@ -292,7 +302,7 @@ class BreakerBoard:
         return self.breaker(target).allow()
 
     def record(self, result: AttemptResult) -> None:
-        """Feed one attempt: success heals, a `trip_on` error counts as a failure, anything else is neutral."""
+        """Feed one attempt: success heals, a `trip_on` error is a failure, anything else is neutral."""
         breaker = self.breaker(result.target)
         if result.ok:
             breaker.record_success()

@@ -73,7 +73,9 @@ class EnsembleStrategy:
         weights = dict(weights if weights is not None else DEFAULT_WEIGHTS)
         unknown = sorted(set(weights) - set(members))
         if unknown:
-            raise ValueError(f"weights name unknown members {', '.join(unknown)}; members: {', '.join(members)}")
+            raise ValueError(
+                f"weights name unknown members {', '.join(unknown)}; members: {', '.join(members)}"
+            )
         self.members = dict(members)
         self.weights = EnsembleWeights(weights={n: weights.get(n, 0.0) for n in self.members}).weights
         self._rng = random.Random(seed)

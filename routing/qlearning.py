@@ -155,7 +155,9 @@ class QTable:
             except (ValidationError, json.JSONDecodeError) as error:
                 raise ValueError(f"Q-table row {position}: {error}") from None
             if not (isinstance(state, list) and len(state) == 4 and all(isinstance(p, str) for p in state)):
-                raise ValueError(f"Q-table row {position}: state must be a JSON list of 4 strings: {row.state}")
+                raise ValueError(
+                    f"Q-table row {position}: state must be a JSON list of 4 strings: {row.state}"
+                )
             table._q[tuple(state)][row.action] = [row.q_value, row.visits, row.updated_at]
         return table
 
@@ -223,9 +225,10 @@ class QLearningStrategy:
     An outcome carries no task id, so the states picks were made in are queued per (task type, target)
     and each outcome of that pair takes the oldest (outcomes of one target on one task type are assumed
     to arrive in decision order); an outcome nobody chose (a fallback attempt or imported history) is
-    credited to the last state seen for its task type. `reward` maps an outcome
-    to a reward (default: `reward()` on success and quality; outcomes carry no user feedback), or with
-    `willingness_to_pay` L the net value `L * success - cost` in dollars.
+    credited to the last state seen for its task type. `reward` maps an outcome to a reward (default:
+    `reward()` on success and quality; outcomes carry no user feedback), or with `willingness_to_pay` L
+    the net value `L * success - cost` in dollars. Save and load the table with `learner.table.to_rows()`
+    and `QLearningStrategy(table=QTable.from_rows(rows))`.
     """
 
     name = "qlearning"
@@ -263,12 +266,10 @@ class QLearningStrategy:
         return self.learner.policy(state, [t.name for t in targets])
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
-        state = self.learner.state(task)
-        names = [t.name for t in targets]
-        probabilities = self.learner.policy(state, names)
+        probabilities = self.distribution(task, targets, book)
+        names, state = list(probabilities), self._last[task.task_type]
         pick = draw(self._rng, probabilities)
         self._pending[(task.task_type, pick)].append(state)
-        self._last[task.task_type] = state
         table = self.learner.table
         candidates = sorted(
             (

@@ -109,7 +109,9 @@ class ReplayData:
             extra = ", ".join(sorted(set(self.models) - set(models))) or "none"
             raise ValueError(f"models differ (missing: {missing}; extra: {extra})")
         columns = [self.models.index(m) for m in models]
-        return replace(self, models=tuple(models), correct=self.correct[:, columns], cost=self.cost[:, columns])
+        return replace(
+            self, models=tuple(models), correct=self.correct[:, columns], cost=self.cost[:, columns]
+        )
 
     def split(self, fraction: float, seed: int = 0) -> tuple[ReplayData, ReplayData]:
         """A random `fraction` of the rows and the rest (e.g. warm-start and evaluation parts)."""
@@ -188,7 +190,9 @@ def _read(path: Path) -> ReplayData:
             if missing:
                 skipped.append(SkippedRow(str(path), row_number, sample_id, tuple(missing)))
             else:
-                rows.append((sample_id, values[position["prompt"]], values[position["eval_name"]], correct, cost))
+                rows.append(
+                    (sample_id, values[position["prompt"]], values[position["eval_name"]], correct, cost)
+                )
     return ReplayData(
         models=models,
         sample_ids=tuple(r[0] for r in rows),
@@ -366,6 +370,17 @@ def _tasks(data: ReplayData) -> list[Task]:
     ]
 
 
+def _outcome(target: str, task: Task, success: float, cost: float) -> Outcome:
+    return Outcome(
+        target=target,
+        task_type=task.task_type,
+        category=task.category,
+        success=bool(success),
+        duration_ms=0.0,
+        cost=float(cost),
+    )
+
+
 def _run(
     data: ReplayData,
     order: list[int],
@@ -379,42 +394,27 @@ def _run(
     names = target_names(data.models)
     column = {name: j for j, name in enumerate(names)}
     priced = {} if willingness_to_pay is None else {"willingness_to_pay": willingness_to_pay}
-    router = Router([Target(name=n) for n in names], build_strategy(strategy, names, seed, **priced, **options))
+    router = Router(
+        [Target(name=n) for n in names], build_strategy(strategy, names, seed, **priced, **options)
+    )
     if warm_start is not None:
         for task, successes, costs in zip(_tasks(warm_start), warm_start.correct, warm_start.cost):
             for name, success, cost in zip(names, successes, costs):
-                router.observe(
-                    Outcome(
-                        target=name,
-                        task_type=task.task_type,
-                        category=task.category,
-                        success=bool(success),
-                        duration_ms=0.0,
-                        cost=float(cost),
-                    )
-                )
+                router.observe(_outcome(name, task, success, cost))
     picks = np.empty(len(order), dtype=int)
     for position, row in enumerate(order):
         task = tasks[row]
         j = column[router.choose(task).pick]
         picks[position] = j
-        router.observe(
-            Outcome(
-                target=names[j],
-                task_type=task.task_type,
-                category=task.category,
-                success=bool(data.correct[row, j]),
-                duration_ms=0.0,
-                cost=float(data.cost[row, j]),
-            )
-        )
+        router.observe(_outcome(names[j], task, data.correct[row, j], data.cost[row, j]))
     result = _result(data.correct[order, picks], data.cost[order, picks])
     return ReplayRun(
         **result.model_dump(exclude={"cost_per_correct"}),
         willingness_to_pay=willingness_to_pay,
         picks={data.models[j]: int((picks == j).sum()) for j in range(len(names))},
         decisions=[
-            ReplayDecision(sample_id=data.sample_ids[row], target=data.models[j]) for row, j in zip(order, picks)
+            ReplayDecision(sample_id=data.sample_ids[row], target=data.models[j])
+            for row, j in zip(order, picks)
         ],
     )
 
@@ -422,7 +422,7 @@ def _run(
 def replay(
     data: ReplayData,
     strategy: str = "thompson",
-    willingness_to_pay: float | Sequence[float] | None = None,
+    willingness_to_pay: float | Sequence[float | None] | None = None,
     warm_start: ReplayData | None = None,
     shuffle_seed: int | None = None,
     seed: int | None = 0,
@@ -444,7 +444,7 @@ def replay(
     elif isinstance(willingness_to_pay, (int, float)):
         levels = [float(willingness_to_pay)]
     else:
-        levels = [float(v) for v in willingness_to_pay] or [None]
+        levels = [None if v is None else float(v) for v in willingness_to_pay] or [None]
     for level in levels:
         if level is not None and not level > 0:
             raise ValueError(f"willingness_to_pay must be > 0, got {level}")

@@ -47,10 +47,14 @@ class RetryPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_retries: int = Field(default=2, ge=0, description="Retries after the first attempt, per target.")
-    base_delay_seconds: float = Field(default=0.5, ge=0, description="Backoff ceiling before the first retry.")
+    base_delay_seconds: float = Field(
+        default=0.5, ge=0, description="Backoff ceiling before the first retry."
+    )
     max_delay_seconds: float = Field(default=10.0, ge=0, description="Backoff never waits longer than this.")
     retry_after_cap_seconds: float = Field(
-        default=10.0, ge=0, description="A Retry-After longer than this sends the task to the fallback instead."
+        default=10.0,
+        ge=0,
+        description="A Retry-After longer than this sends the task to the fallback instead.",
     )
     retryable: frozenset[ErrorType] = Field(default=DEFAULT_RETRYABLE)
     seed: int | None = Field(default=None, description="Seed of the jitter's random generator.")
@@ -65,7 +69,9 @@ class RetryPolicy(BaseModel):
     def _only_transient(cls, value: frozenset[ErrorType]) -> frozenset[ErrorType]:
         forbidden = sorted(value & NEVER_RETRYABLE)
         if forbidden:
-            raise ValueError(f"retryable must not contain {', '.join(forbidden)}: retrying cannot change them")
+            raise ValueError(
+                f"retryable must not contain {', '.join(forbidden)}: retrying cannot change them"
+            )
         return value
 
     @model_validator(mode="after")

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from routing.bandits import (
+    UCB1,
     BanditStrategy,
     EpsilonGreedy,
     GaussianThompsonSampling,
     ThompsonSampling,
-    UCB1,
 )
 from routing.ensemble import EnsembleStrategy
 from routing.qlearning import QLearningStrategy

@@ -23,8 +23,9 @@ MODELS = tuple(ACCURACY)
 EVALS = ("arc-challenge", "winogrande")
 
 _QUESTIONS = {
-    "arc-challenge": "Which property of a mineral can be determined just by looking at it?\nA) luster\nB) mass\n"
-    "C) weight\nD) hardness\nPrint only a single choice from \"A\" or \"B\" or \"C\" or \"D\".\nAnswer:",
+    "arc-challenge": "Which property of a mineral can be determined just by looking at it?\n"
+    "A) luster\nB) mass\nC) weight\nD) hardness\n"
+    'Print only a single choice from "A" or "B" or "C" or "D".\nAnswer:',
     "winogrande": "Please answer with the letter of the correct answer.\n\nThe trophy doesn't fit into the "
     "suitcase because _ is too large.\nA) trophy\nB) suitcase\nAnswer:",
 }

@@ -16,11 +16,10 @@ import contextvars
 import functools
 import os
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
 import weakref
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
@@ -54,7 +53,6 @@ class _Run:
     loop: asyncio.AbstractEventLoop | None = None
     future: asyncio.Future | None = None
     detail: str = ""
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 class AgnoTarget(TargetBlock):
@@ -74,12 +72,11 @@ class AgnoTarget(TargetBlock):
     api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
     instructions: str | None = Field(default=None, description="Instructions of the agent or team leader.")
-    mode: Literal["agent", "team"] = "agent"
+    mode: Literal["agent", "team"] = Field(default="agent", description="One agent, or a team with members.")
     members: list[AgnoMember] = Field(default_factory=list, description="Team members (team mode only).")
     team_mode: Literal["coordinate", "route", "broadcast", "tasks"] = Field(
         default="coordinate", description="How the leader uses its members (agno TeamMode)."
     )
-    batch_concurrency: int = Field(default=10, ge=1, description="Runs in flight at once in execute_batch.")
 
     _runners: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
     _runs: OrderedDict = PrivateAttr(default_factory=OrderedDict)
@@ -124,7 +121,10 @@ class AgnoTarget(TargetBlock):
 
         if self.mode == "agent":
             return Agent(
-                name=self.target_name, model=self._model(self.model), instructions=self.instructions, telemetry=False
+                name=self.target_name,
+                model=self._model(self.model),
+                instructions=self.instructions,
+                telemetry=False,
             )
         from agno.team import Team
         from agno.team.mode import TeamMode
@@ -168,7 +168,9 @@ class AgnoTarget(TargetBlock):
         token = _MODEL_ERRORS.set(errors)
         try:
             runner = self._runner()
-            inner = asyncio.ensure_future(runner.arun(task.payload, run_id=run_id, session_id=task.session_id))
+            inner = asyncio.ensure_future(
+                runner.arun(task.payload, run_id=run_id, session_id=task.session_id)
+            )
         finally:
             _MODEL_ERRORS.reset(token)
         run = _Run("RUNNING", started, asyncio.get_running_loop(), inner)
@@ -178,10 +180,16 @@ class AgnoTarget(TargetBlock):
             if not done:
                 await self._stop(run_id, inner)
                 result = self._failed(
-                    run_id, started, "TIMED_OUT", ErrorType.TIMEOUT, f"run did not finish within {self.timeout_seconds:g} s"
+                    run_id,
+                    started,
+                    "TIMED_OUT",
+                    ErrorType.TIMEOUT,
+                    f"run did not finish within {self.timeout_seconds:g} s",
                 )
             elif inner.cancelled():
-                result = self._failed(run_id, started, "CANCELLED", ErrorType.CLIENT_ERROR, "run cancelled by the caller")
+                result = self._failed(
+                    run_id, started, "CANCELLED", ErrorType.CLIENT_ERROR, "run cancelled by the caller"
+                )
             elif inner.exception() is not None:
                 error, message, extra = _classify(inner.exception())
                 result = self._failed(run_id, started, "ERROR", error, message, **extra)
@@ -196,15 +204,6 @@ class AgnoTarget(TargetBlock):
         finally:
             run.future = run.loop = None
 
-    async def execute_batch(self, tasks: Sequence[Task], concurrency: int | None = None) -> list[AttemptResult]:
-        """Run many tasks with at most `concurrency` (default `batch_concurrency`) in flight; results in order."""
-        limit = asyncio.Semaphore(concurrency or self.batch_concurrency)
-
-        async def one(task: Task) -> AttemptResult:
-            async with limit:
-                return await self.execute(task)
-
-        return list(await asyncio.gather(*(one(t) for t in tasks)))
 
     def _result(self, run_id: str, started: float, output: Any, errors: list[BaseException]) -> AttemptResult:
         status = _status_name(output.status)
@@ -230,7 +229,9 @@ class AgnoTarget(TargetBlock):
             error, message, extra = _classify(errors[-1])
         else:
             error, message, extra = ErrorType.TARGET_ERROR, f"agno run ended {status}: {output.content}", {}
-        return AttemptResult(ok=False, error_type=error, error_message=message, metadata=metadata | extra, **common)
+        return AttemptResult(
+            ok=False, error_type=error, error_message=message, metadata=metadata | extra, **common
+        )
 
     def _failed(
         self, run_id: str, started: float, status: str, error: ErrorType, message: str, **extra: Any
@@ -258,7 +259,9 @@ class AgnoTarget(TargetBlock):
     async def status(self, execution_id: str) -> ExecutionStatus:
         run = self._runs.get(execution_id)
         if run is None:
-            return ExecutionStatus(execution_id=execution_id, state="UNKNOWN", detail="no such run on this target")
+            return ExecutionStatus(
+                execution_id=execution_id, state="UNKNOWN", detail="no such run on this target"
+            )
         return ExecutionStatus(
             execution_id=execution_id,
             state=run.state,
@@ -300,10 +303,15 @@ class AgnoTarget(TargetBlock):
         return await self._probe.health()
 
     async def shutdown(self) -> None:
+        """Cancel runs in flight and close this loop's model clients (other loops' are dropped)."""
         for run_id, run in list(self._runs.items()):
             if run.future is not None:
                 await self.cancel(run_id)
+        runner = self._runners.pop(asyncio.get_running_loop(), None)
         self._runners.clear()
+        for model in _models(runner) if runner is not None else ():
+            if model.async_client is not None:
+                await model.async_client.close()
         if self._probe is not None:
             await self._probe.shutdown()
 
@@ -324,6 +332,11 @@ def _recording_model_class() -> type:
                 raise
 
     return RecordingOpenAILike
+
+
+def _models(runner: Any) -> list[Any]:
+    """The models of an agent, or of a team's leader and (recursively) its members."""
+    return [runner.model, *(m for member in getattr(runner, "members", None) or () for m in _models(member))]
 
 
 def _run_name(output: Any) -> str | None:

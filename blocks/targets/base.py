@@ -8,6 +8,8 @@ its error type deciding whether a retry or the next target is worth trying.
 from __future__ import annotations
 
 import abc
+import asyncio
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
@@ -50,6 +52,7 @@ class TargetBlock(Block, abc.ABC):
     extra_capabilities: list[Capability] = Field(
         default_factory=list, description="Capabilities beyond the ones this kind always has."
     )
+    batch_concurrency: int = Field(default=10, ge=1, description="Calls in flight at once in execute_batch.")
 
     @property
     def capabilities(self) -> frozenset[Capability]:
@@ -109,6 +112,16 @@ class TargetBlock(Block, abc.ABC):
     @abc.abstractmethod
     async def execute(self, task: Task) -> AttemptResult:
         """Run `task` once; never raises for a failure of the target, returns it."""
+
+    async def execute_batch(self, tasks: Sequence[Task], concurrency: int | None = None) -> list[AttemptResult]:
+        """Run `tasks`, at most `concurrency` (default `batch_concurrency`) at once; results in order."""
+        limit = asyncio.Semaphore(concurrency or self.batch_concurrency)
+
+        async def one(task: Task) -> AttemptResult:
+            async with limit:
+                return await self.execute(task)
+
+        return list(await asyncio.gather(*(one(t) for t in tasks)))
 
     async def status(self, execution_id: str) -> ExecutionStatus:
         raise NotImplementedError(f"{type(self).__name__} cannot monitor executions")

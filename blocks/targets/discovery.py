@@ -49,7 +49,10 @@ PROVIDERS: tuple[Provider, ...] = (
         "openai",
         ("OPENAI_API_KEY",),
         "https://api.openai.com/v1",
-        (ModelDefault("gpt-4o-mini", "small", 0.00015, 0.0006), ModelDefault("gpt-4o", "premium", 0.0025, 0.01)),
+        (
+            ModelDefault("gpt-4o-mini", "small", 0.00015, 0.0006),
+            ModelDefault("gpt-4o", "premium", 0.0025, 0.01),
+        ),
     ),
     Provider(
         "anthropic",
@@ -99,7 +102,9 @@ def discover_targets(
                     base_url=provider.base_url,
                     model=default.model,
                     tier=default.tier,
-                    price=Price(input_per_1k_tokens=default.input_per_1k, output_per_1k_tokens=default.output_per_1k),
+                    price=Price(
+                        input_per_1k_tokens=default.input_per_1k, output_per_1k_tokens=default.output_per_1k
+                    ),
                     **_key(env, key_env, reference_keys),
                 )
             )
@@ -117,11 +122,15 @@ def _custom_targets(env: Mapping[str, str], reference_keys: bool) -> list[OpenAI
     if not base_url and not models:
         return []
     if not base_url:
-        raise ValueError(f"{CUSTOM_MODELS_ENV} is set but {CUSTOM_BASE_URL_ENV} is not: where do the models live?")
+        raise ValueError(
+            f"{CUSTOM_MODELS_ENV} is set but {CUSTOM_BASE_URL_ENV} is not: where do the models live?"
+        )
     if not models:
         raise ValueError(f"{CUSTOM_BASE_URL_ENV} is set but {CUSTOM_MODELS_ENV} (comma-separated) is empty")
     key = _key(env, CUSTOM_KEY_ENV, reference_keys) if env.get(CUSTOM_KEY_ENV, "").strip() else {}
     return [
-        OpenAICompatibleTarget(target_name=f"custom:{_NAME_UNSAFE.sub('-', model)}", base_url=base_url, model=model, **key)
+        OpenAICompatibleTarget(
+            target_name=f"custom:{_NAME_UNSAFE.sub('-', model)}", base_url=base_url, model=model, **key
+        )
         for model in models
     ]

@@ -82,7 +82,7 @@ class OpenAICompatibleTarget(TargetBlock):
         except httpx.TransportError as exc:
             return failed(ErrorType.CONNECTION, f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}")
         if response.status_code >= 400:
-            error = _error_type(response.status_code)
+            error = error_type_for_status(response.status_code)
             detail = _error_detail(response)
             retry_after = _retry_after(response)
             extra = {"status_code": response.status_code}
@@ -130,7 +130,7 @@ class OpenAICompatibleTarget(TargetBlock):
             await client.aclose()
 
 
-def _error_type(status: int) -> ErrorType:
+def error_type_for_status(status: int) -> ErrorType:
     if status == 429:
         return ErrorType.RATE_LIMITED
     if status in (401, 403):

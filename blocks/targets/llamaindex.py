@@ -5,8 +5,11 @@ The vector index is built once and persisted under `persist_dir` with a fingerpr
 fingerprint matches and rebuilds it when anything changed. `refresh()` re-checks in a long-lived process.
 
 Both the LLM and the embeddings go to OpenAI-compatible endpoints (the local fleet serves both). Nothing
-is downloaded at run time: the OpenAILike LLM is given no tokenizer (so it infers no max_tokens) and the
-splitter and prompt sizing use tiktoken's cl100k encoding, which llama-index ships in its package.
+is downloaded at run time. llama-index's defaults load a tiktoken vocabulary and NLTK's sentence model:
+from copies it ships, but from the internet when TIKTOKEN_CACHE_DIR or NLTK_DATA point elsewhere. Some
+of its code paths use the process-wide tokenizer even when handed another one, so unless the
+application has set one, `estimate_tokens` becomes llama-index's global tokenizer; sentences are split
+by a regex; and the OpenAILike LLM gets no tokenizer (so it infers no max_tokens).
 Token usage is what the LLM endpoint reports, collected by the LLM subclass below around each call.
 """
 
@@ -22,7 +25,6 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -35,9 +37,13 @@ from blocks.targets.http import OpenAICompatibleTarget
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 DOCUMENT_SUFFIXES = (".md", ".txt")
+CHARS_PER_TOKEN = 3
+_SENTENCE = r"[^.!?]+[.!?]*\s*|[.!?]+\s*"
 FINGERPRINT_FILE = "fingerprint.json"
 _KEPT_STATUSES = 1000
-_LLM_CALLS: contextvars.ContextVar[_LLMCalls | None] = contextvars.ContextVar("llamaindex_llm_calls", default=None)
+_LLM_CALLS: contextvars.ContextVar[_LLMCalls | None] = contextvars.ContextVar(
+    "llamaindex_llm_calls", default=None
+)
 
 
 @dataclass
@@ -52,6 +58,12 @@ class _LLMCalls:
         return sum(u[0] for u in self.usage), sum(u[1] for u in self.usage)
 
 
+def estimate_tokens(text: str) -> list[str]:
+    """A tokenizer that needs no vocabulary: one token per 3 characters. BPE tokenizers give English
+    about 4, so chunks and prompts sized with it fit the model's window whatever its real tokenizer."""
+    return [text[i : i + CHARS_PER_TOKEN] for i in range(0, len(text), CHARS_PER_TOKEN)]
+
+
 def packaged_documents() -> Path:
     """The documents shipped with the package (about the router itself), used when none are given."""
     return Path(str(files("blocks.targets") / "docs"))
@@ -62,7 +74,9 @@ class LlamaIndexTarget(TargetBlock):
 
     _block_type_name = "Adaptive Router LlamaIndex Target"
     _block_type_slug = "adaptive-router-llamaindex-target"
-    _description = "A LlamaIndex query engine over a folder of documents, with OpenAI-compatible LLM and embeddings."
+    _description = (
+        "A LlamaIndex query engine over a folder of documents, with OpenAI-compatible LLM and embeddings."
+    )
 
     kind: ClassVar[TargetKind] = TargetKind.LLAMAINDEX
     base_capabilities: ClassVar[frozenset[Capability]] = frozenset(
@@ -73,18 +87,23 @@ class LlamaIndexTarget(TargetBlock):
     model: str = Field(description="LLM that writes the answer.")
     api_key: SecretStr | None = Field(default=None, description="Bearer key of both endpoints; never logged.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
-    embedding_base_url: str | None = Field(default=None, description="Embeddings API root; defaults to base_url.")
-    embedding_model: str = Field(default="text-embedding-3-small")
-    documents_dir: str | None = Field(default=None, description="Folder of .md/.txt files; default: the package's.")
+    embedding_base_url: str | None = Field(
+        default=None, description="Embeddings API root; defaults to base_url."
+    )
+    embedding_model: str = Field(default="text-embedding-3-small", description="Model of the embeddings API.")
+    documents_dir: str | None = Field(
+        default=None, description="Folder of .md/.txt files; default: the package's."
+    )
     persist_dir: str | None = Field(
         default=None, description="Where the index is kept; default .adaptive-router/indexes/<target_name>."
     )
-    similarity_top_k: int = Field(default=3, ge=1)
-    chunk_size: int = Field(default=512, ge=64)
-    chunk_overlap: int = Field(default=64, ge=0)
-    context_window: int = Field(default=8192, ge=256)
-    max_tokens: int = Field(default=256, gt=0)
-    batch_concurrency: int = Field(default=10, ge=1)
+    similarity_top_k: int = Field(default=3, ge=1, description="Chunks retrieved per query.")
+    chunk_size: int = Field(default=512, ge=64, description="Chunk length in estimated tokens.")
+    chunk_overlap: int = Field(
+        default=64, ge=0, description="Estimated tokens shared by neighbouring chunks."
+    )
+    context_window: int = Field(default=8192, ge=256, description="The LLM's context window, in tokens.")
+    max_tokens: int = Field(default=256, gt=0, description="Longest answer, in tokens.")
 
     _index: Any = PrivateAttr(default=None)
     _index_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -95,7 +114,9 @@ class LlamaIndexTarget(TargetBlock):
     @model_validator(mode="after")
     def _overlap_below_size(self) -> LlamaIndexTarget:
         if self.chunk_overlap >= self.chunk_size:
-            raise ValueError(f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})")
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_size ({self.chunk_size})"
+            )
         return self
 
     @property
@@ -143,7 +164,12 @@ class LlamaIndexTarget(TargetBlock):
         """Hash of the documents and of every setting that changes the stored vectors."""
         folder = self.documents_path
         digest = hashlib.sha256()
-        settings = [self.embedding_model, self.embedding_base_url or self.base_url, self.chunk_size, self.chunk_overlap]
+        settings = [
+            self.embedding_model,
+            self.embedding_base_url or self.base_url,
+            self.chunk_size,
+            self.chunk_overlap,
+        ]
         digest.update(json.dumps(settings).encode())
         for path in _documents(folder):
             digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
@@ -154,6 +180,7 @@ class LlamaIndexTarget(TargetBlock):
         """Load or (re)build the index as the documents now stand; True if it was rebuilt."""
         from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
         from llama_index.core.node_parser import SentenceSplitter
+        from llama_index.core.node_parser.text.utils import split_by_regex
         from llama_index.core.schema import Document
 
         with self._index_lock:
@@ -168,17 +195,26 @@ class LlamaIndexTarget(TargetBlock):
                     self._index = load_index_from_storage(context, embed_model=self._embedding())
                     self._engines.clear()
                 return False
+            names = {path: path.relative_to(folder).as_posix() for path in _documents(folder)}
             documents = [
-                Document(text=path.read_text(encoding="utf-8"), id_=path.relative_to(folder).as_posix(),
-                         metadata={"file_name": path.relative_to(folder).as_posix()})
-                for path in _documents(folder)
+                Document(text=path.read_text(encoding="utf-8"), id_=name, metadata={"file_name": name})
+                for path, name in names.items()
             ]
             if not documents:
-                raise FileNotFoundError(f"documents_dir {folder} holds no {'/'.join(DOCUMENT_SUFFIXES)} files")
+                raise FileNotFoundError(
+                    f"documents_dir {folder} holds no {'/'.join(DOCUMENT_SUFFIXES)} files"
+                )
+            _use_offline_tokenizer()
             index = VectorStoreIndex.from_documents(
                 documents,
                 embed_model=self._embedding(),
-                transformations=[SentenceSplitter(chunk_size=self.chunk_size, chunk_overlap=self.chunk_overlap)],
+                transformations=[
+                    SentenceSplitter(
+                        chunk_size=self.chunk_size,
+                        chunk_overlap=self.chunk_overlap,
+                        chunking_tokenizer_fn=split_by_regex(_SENTENCE),
+                    )
+                ],
             )
             store.mkdir(parents=True, exist_ok=True)
             stamp.unlink(missing_ok=True)  # a crash while persisting must not leave a stale stamp behind
@@ -203,6 +239,7 @@ class LlamaIndexTarget(TargetBlock):
             retriever = VectorIndexRetriever(
                 self._index, similarity_top_k=self.similarity_top_k, embed_model=self._embedding()
             )
+            _use_offline_tokenizer()
             engine = self._engines[loop] = RetrieverQueryEngine.from_args(retriever, llm=self._llm())
         return engine
 
@@ -246,7 +283,8 @@ class LlamaIndexTarget(TargetBlock):
         input_tokens, output_tokens = calls.tokens
         duration_ms = (time.perf_counter() - started) * 1000
         sources = [
-            {"file": node.node.metadata.get("file_name"), "score": node.score} for node in response.source_nodes
+            {"file": node.node.metadata.get("file_name"), "score": node.score}
+            for node in response.source_nodes
         ]
         self._set_status(run_id, "COMPLETED")
         return AttemptResult(
@@ -260,15 +298,6 @@ class LlamaIndexTarget(TargetBlock):
             metadata={"execution_id": run_id, "sources": sources},
         )
 
-    async def execute_batch(self, tasks: Sequence[Task], concurrency: int | None = None) -> list[AttemptResult]:
-        """Run many queries with at most `concurrency` (default `batch_concurrency`) in flight; results in order."""
-        limit = asyncio.Semaphore(concurrency or self.batch_concurrency)
-
-        async def one(task: Task) -> AttemptResult:
-            async with limit:
-                return await self.execute(task)
-
-        return list(await asyncio.gather(*(one(t) for t in tasks)))
 
     def _set_status(self, execution_id: str, state: str, detail: str = "") -> None:
         self._statuses[execution_id] = ExecutionStatus(execution_id=execution_id, state=state, detail=detail)
@@ -278,7 +307,9 @@ class LlamaIndexTarget(TargetBlock):
 
     async def status(self, execution_id: str) -> ExecutionStatus:
         known = self._statuses.get(execution_id)
-        return known or ExecutionStatus(execution_id=execution_id, state="UNKNOWN", detail="no such query on this target")
+        return known or ExecutionStatus(
+            execution_id=execution_id, state="UNKNOWN", detail="no such query on this target"
+        )
 
     # -- health and shutdown --------------------------------------------------------------------
 
@@ -312,6 +343,13 @@ def _read_stamp(stamp: Path) -> str | None:
         return None
 
 
+def _use_offline_tokenizer() -> None:
+    import llama_index.core
+
+    if llama_index.core.global_tokenizer is None:
+        llama_index.core.set_global_tokenizer(estimate_tokens)
+
+
 def _classify(exc: BaseException) -> tuple[ErrorType, str, dict[str, Any]]:
     from blocks.targets.openai_errors import classify
 
@@ -334,7 +372,9 @@ def _recording_llm_class() -> type:
                 raise
             if calls is not None:
                 counts = response.additional_kwargs
-                calls.usage.append((int(counts.get("prompt_tokens", 0)), int(counts.get("completion_tokens", 0))))
+                calls.usage.append(
+                    (int(counts.get("prompt_tokens", 0)), int(counts.get("completion_tokens", 0)))
+                )
             return response
 
     return RecordingOpenAILike

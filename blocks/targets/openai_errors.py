@@ -11,17 +11,24 @@ from typing import Any
 
 import openai
 
-from blocks.targets.http import _error_type
+from blocks.targets.http import error_type_for_status
 from routing.models import ErrorType
 
 
 def causes(exc: BaseException) -> list[BaseException]:
-    """`exc` and what caused it, outermost first."""
+    """`exc` and everything it was raised from or while handling, outermost first.
+
+    Both links are followed: agno re-raises a classified copy `from` the original, whose own context
+    holds the SDK's exception, and such chains can loop back on themselves.
+    """
     chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if any(current is seen for seen in chain):
+            continue
         chain.append(current)
-        current = current.__cause__ or current.__context__
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
     return chain
 
 
@@ -34,7 +41,7 @@ def classify(exc: BaseException) -> tuple[ErrorType, str, dict[str, Any]]:
         if isinstance(cause, openai.APIConnectionError):
             return ErrorType.CONNECTION, message, {}
         if isinstance(cause, openai.APIStatusError):
-            return _error_type(cause.status_code), f"HTTP {cause.status_code}: {exc}", _status_metadata(cause)
+            return error_type_for_status(cause.status_code), f"HTTP {cause.status_code}: {exc}", _status_metadata(cause)
         if isinstance(cause, json.JSONDecodeError | openai.APIResponseValidationError):
             return ErrorType.MALFORMED_RESPONSE, message, {}
     return ErrorType.TARGET_ERROR, message, {}

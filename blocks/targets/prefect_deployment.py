@@ -24,12 +24,11 @@ import httpx
 from pydantic import Field, PrivateAttr
 
 from blocks.targets.base import ExecutionStatus, HealthReport, TargetBlock
-from blocks.targets.http import _error_type
+from blocks.targets.http import error_type_for_status
+from routing.cost import default_price
 from routing.models import AttemptResult, Capability, ErrorType, Price, TargetKind, Task
 
 _KEPT_RUN_IDS = 1000
-# Prefect Cloud bills by run time; a modest default keeps the cost visible in comparisons.
-DEFAULT_PRICE = Price(per_second=0.0001)
 
 
 class PrefectDeploymentTarget(TargetBlock):
@@ -51,8 +50,13 @@ class PrefectDeploymentTarget(TargetBlock):
     payload_parameter: str | None = Field(
         default="prompt", description="Flow parameter that receives the task's payload; None sends none."
     )
-    price: Price = Field(default=DEFAULT_PRICE, description="Billed per second of run time by default.")
-    timeout_seconds: float = Field(default=600.0, gt=0, description="Cancel the run if it is not final by then.")
+    price: Price = Field(
+        default_factory=lambda: default_price(TargetKind.PREFECT_DEPLOYMENT, cloud=True),
+        description="Billed per second of run time, at Prefect Cloud's rate by default.",
+    )
+    timeout_seconds: float = Field(
+        default=600.0, gt=0, description="Cancel the run if it is not final by then."
+    )
     poll_interval_seconds: float = Field(default=1.0, gt=0, description="How often the run's state is read.")
     tags: list[str] = Field(default_factory=lambda: ["adaptive-router"], description="Tags of each flow run.")
 
@@ -116,7 +120,9 @@ class PrefectDeploymentTarget(TargetBlock):
                 return await self._outcome(flow_run, started)
         except httpx.HTTPStatusError as exc:
             status = exc.response.status_code
-            return failed(_error_type(status), f"Prefect API answered HTTP {status}: {exc.response.text[:300]}")
+            return failed(
+                error_type_for_status(status), f"Prefect API answered HTTP {status}: {exc.response.text[:300]}"
+            )
         except (httpx.TransportError, OSError) as exc:
             return failed(ErrorType.CONNECTION, f"cannot reach the Prefect API: {type(exc).__name__}: {exc}")
 
@@ -216,7 +222,11 @@ class PrefectDeploymentTarget(TargetBlock):
         if flow_run.state is None or flow_run.state.is_final():
             return False
         message = f"cancelled by the adaptive router (target {self.target_name})"
-        state = Cancelled(message=message) if flow_run.state.type == StateType.SCHEDULED else Cancelling(message=message)
+        state = (
+            Cancelled(message=message)
+            if flow_run.state.type == StateType.SCHEDULED
+            else Cancelling(message=message)
+        )
         result = await client.set_flow_run_state(flow_run_id, state=state, force=True)
         return result.state is not None and result.state.type in (StateType.CANCELLING, StateType.CANCELLED)
 

@@ -28,7 +28,9 @@ def test_real_files_load_with_their_published_shape(files: list[Path]) -> None:
     assert set(data.correct.ravel()) <= {0.0, 1.0} and (data.cost > 0).all()
 
 
-def test_thompson_with_a_price_beats_the_average_model_and_costs_less_than_the_best(files: list[Path]) -> None:
+def test_thompson_with_a_price_beats_the_average_model_and_costs_less_than_the_best(
+    files: list[Path],
+) -> None:
     data = load_routerbench(files)
     report = replay(data, "thompson", willingness_to_pay=[0.02, 0.05], shuffle_seed=0, seed=0)
     best = report.models[report.best_model]

@@ -18,7 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def spec(name: str, *outages: Outage, **kwargs) -> ModelSpec:
-    return ModelSpec(name=name, default_quality=1.0, latency=Latency(median_ms=5, sigma=0.1), outages=outages, **kwargs)
+    return ModelSpec(
+        name=name, default_quality=1.0, latency=Latency(median_ms=5, sigma=0.1), outages=outages, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +58,21 @@ def agent(fleet: FleetServer, model: str = "sure", **kwargs) -> AgnoTarget:
     return AgnoTarget(target_name=f"agno-{model}", base_url=fleet.base_url, model=model, **kwargs)
 
 
+def run(target: AgnoTarget, coroutine):
+    """Run `coroutine` in a fresh loop and close the target's clients in that same loop."""
+
+    async def go():
+        try:
+            return await coroutine
+        finally:
+            await target.shutdown()
+
+    return asyncio.run(go())
+
+
 def ask(target: AgnoTarget, payload: str = "What does the router do with failures?") -> tuple[Task, object]:
     task = Task(task_type="qa", payload=payload)
-    return task, asyncio.run(target.execute(task))
+    return task, run(target, target.execute(task))
 
 
 def test_agent_answers_with_tokens_cost_and_status(fleet, completions) -> None:
@@ -69,12 +83,18 @@ def test_agent_answers_with_tokens_cost_and_status(fleet, completions) -> None:
     assert len(completions) == 1
     usage = completions[0].usage
     assert (result.input_tokens, result.output_tokens) == (usage.prompt_tokens, usage.completion_tokens)
-    assert result.cost == pytest.approx(usage.prompt_tokens / 1000 * 2.0 + usage.completion_tokens / 1000 * 4.0)
+    assert result.cost == pytest.approx(
+        usage.prompt_tokens / 1000 * 2.0 + usage.completion_tokens / 1000 * 4.0
+    )
     assert result.metadata == {"run_status": "COMPLETED", "execution_id": task.id}
-    status = asyncio.run(target.status(task.id))
+    status = run(target, target.status(task.id))
     assert status.state == "COMPLETED"
     assert Capability.MULTI_AGENT not in target.capabilities
-    assert {Capability.BATCH_EXECUTION, Capability.CANCEL, Capability.MONITOR_EXECUTION} <= target.capabilities
+    assert {
+        Capability.BATCH_EXECUTION,
+        Capability.CANCEL,
+        Capability.MONITOR_EXECUTION,
+    } <= target.capabilities
 
 
 def test_team_delegates_and_counts_members_tokens(fleet, completions) -> None:
@@ -82,7 +102,10 @@ def test_team_delegates_and_counts_members_tokens(fleet, completions) -> None:
         fleet,
         mode="team",
         instructions="Delegate the question to the right member.",
-        members=[{"name": "researcher", "role": "answers research questions"}, {"name": "writer", "role": "writes"}],
+        members=[
+            {"name": "researcher", "role": "answers research questions"},
+            {"name": "writer", "role": "writes"},
+        ],
     )
     assert Capability.MULTI_AGENT in team.capabilities
     _, result = ask(team, "Summarise the research on circuit breakers.")
@@ -108,7 +131,8 @@ def test_batch_keeps_order_and_the_concurrency_limit(fleet, monkeypatch) -> None
 
     monkeypatch.setattr(openai.resources.chat.completions.AsyncCompletions, "create", create)
     tasks = [Task(task_type="qa", payload=f"Question number {i} about routing") for i in range(12)]
-    results = asyncio.run(agent(fleet).execute_batch(tasks, concurrency=4))
+    target = agent(fleet)
+    results = run(target, target.execute_batch(tasks, concurrency=4))
     assert all(r.ok for r in results)
     assert [f"Question number {i} " in r.output for i, r in enumerate(results)] == [True] * 12
     assert 1 < peak <= 4
@@ -151,18 +175,20 @@ def test_cancel_a_running_agent(fleet) -> None:
         cancelled = await target.cancel(task.id)
         return running, cancelled, await execution
 
-    running, cancelled, result = asyncio.run(run_then_cancel())
+    running, cancelled, result = run(target, run_then_cancel())
     assert running.state == "RUNNING" and cancelled
     assert result.error_type is ErrorType.CLIENT_ERROR and "cancelled" in result.error_message
     assert result.duration_ms < 2000
-    assert asyncio.run(target.status(task.id)).state == "CANCELLED"
-    assert not asyncio.run(target.cancel(task.id))
-    assert asyncio.run(target.status("never-ran")).state == "UNKNOWN"
+    assert run(target, target.status(task.id)).state == "CANCELLED"
+    assert not run(target, target.cancel(task.id))
+    assert run(target, target.status("never-ran")).state == "UNKNOWN"
 
 
 def test_health(fleet) -> None:
-    assert asyncio.run(agent(fleet).health()).healthy
-    report = asyncio.run(AgnoTarget(target_name="gone", base_url="http://127.0.0.1:9/v1", model="x").health())
+    target = agent(fleet)
+    assert run(target, target.health()).healthy
+    gone = AgnoTarget(target_name="gone", base_url="http://127.0.0.1:9/v1", model="x")
+    report = run(gone, gone.health())
     assert not report.healthy and report.detail
 
 

@@ -61,7 +61,11 @@ def runner(prefect_harness) -> Iterator[None]:
         "PYTHONPATH": str(REPO),
     }
     process = subprocess.Popen(
-        [sys.executable, "-c", "from tests.integration.test_targets_prefect import serve_test_flows as s; s()"],
+        [
+            sys.executable,
+            "-c",
+            "from tests.integration.test_targets_prefect import serve_test_flows as s; s()",
+        ],
         cwd=REPO,
         env=env,
         start_new_session=True,
@@ -100,7 +104,9 @@ def target(deployment: str, **kwargs):
 
 
 def test_runs_a_deployment_to_completion(runner) -> None:
-    echo_target = target("router-echo/test", parameters={"suffix": "?"}, price=Price(per_second=0.5, per_call=0.01))
+    echo_target = target(
+        "router-echo/test", parameters={"suffix": "?"}, price=Price(per_second=0.5, per_call=0.01)
+    )
     assert echo_target.capabilities >= {Capability.DEPLOY_FLOWS, Capability.CANCEL, Capability.CLOUD_UI}
     task = Task(task_type="workflow", payload="hello")
 

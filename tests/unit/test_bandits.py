@@ -12,11 +12,11 @@ from scipy import integrate, stats
 
 from routing import Outcome, Router, Target, Task
 from routing.bandits import (
+    UCB1,
     BanditStrategy,
     EpsilonGreedy,
     GaussianThompsonSampling,
     ThompsonSampling,
-    UCB1,
 )
 
 LEARNERS = [EpsilonGreedy, UCB1, ThompsonSampling, GaussianThompsonSampling]
@@ -100,7 +100,7 @@ def test_propensities_sum_to_one_over_arms_subsets_and_penalties(cls) -> None:
         probabilities = bandit.probabilities(arms=arms, penalty=penalty)
         assert sum(probabilities.values()) == pytest.approx(1.0, abs=1e-12)
         assert all(0.0 <= p <= 1.0 for p in probabilities.values())
-        assert list(probabilities) == (arms or bandit.arms and list(bandit.arms))
+        assert list(probabilities) == (arms or list(bandit.arms))
 
 
 @pytest.mark.parametrize("cls", LEARNERS)
@@ -156,7 +156,18 @@ def test_thompson_propensities_match_monte_carlo_with_many_arms() -> None:
     draws = rng.beta(a[:, None], b[:, None], size=(len(names), 200_000)).argmax(axis=0)
     reference = np.bincount(draws, minlength=len(names)) / 200_000
     computed = np.array(list(bandit.probabilities().values()))
-    assert np.abs(computed - reference).max() < 0.006
+    assert np.abs(computed - reference).max() < 0.005
+
+
+def test_an_arm_that_cannot_win_gets_probability_zero() -> None:
+    bandit = ThompsonSampling(["sure", "hopeless", "tied"])
+    for _ in range(1000):
+        bandit.update("sure", 1.0)
+        bandit.update("hopeless", 0.0)
+        bandit.update("tied", 1.0)
+    probabilities = bandit.probabilities()
+    assert probabilities["hopeless"] == 0.0
+    assert probabilities["sure"] == pytest.approx(0.5, abs=2e-3)
 
 
 def test_gaussian_thompson_propensity_matches_the_normal_closed_form() -> None:
@@ -171,9 +182,9 @@ def test_gaussian_thompson_propensity_matches_the_normal_closed_form() -> None:
 
 def test_a_penalty_moves_the_pick_to_the_cheaper_arm() -> None:
     bandit = ThompsonSampling(["dear", "cheap"], seed=9)
-    for _ in range(200):
+    for i in range(200):
         bandit.update("dear", 1.0)
-        bandit.update("cheap", float(random.Random().random() < 0.8))
+        bandit.update("cheap", float(i % 5 != 0))  # 0.8
     assert bandit.probability("dear") > 0.99
     assert bandit.probability("cheap", penalty=[0.5, 0.0]) > 0.99
 
@@ -275,11 +286,17 @@ def test_willingness_to_pay_trades_quality_for_cost() -> None:
     """Equal quality, 'dear' costs $0.01 more a call: worth it at L = $1000 per success, not at $0.01."""
 
     def pick_share(willingness_to_pay: float) -> float:
-        strategy = BanditStrategy(ThompsonSampling, ["dear", "cheap"], seed=12, willingness_to_pay=willingness_to_pay)
+        strategy = BanditStrategy(
+            ThompsonSampling, ["dear", "cheap"], seed=12, willingness_to_pay=willingness_to_pay
+        )
         router = Router([Target(name="dear"), Target(name="cheap")], strategy)
         for i in range(100):
-            router.observe(Outcome(target="dear", task_type="qa", success=i % 10 != 0, duration_ms=1, cost=0.011))
-            router.observe(Outcome(target="cheap", task_type="qa", success=i % 10 > 1, duration_ms=1, cost=0.001))
+            router.observe(
+                Outcome(target="dear", task_type="qa", success=i % 10 != 0, duration_ms=1, cost=0.011)
+            )
+            router.observe(
+                Outcome(target="cheap", task_type="qa", success=i % 10 > 1, duration_ms=1, cost=0.001)
+            )
         return router.strategy.distribution(task(), list(router.targets.values()), router.book)["dear"]
 
     assert pick_share(0.01) < 0.01
@@ -290,5 +307,7 @@ def test_gaussian_strategy_learns_from_quality() -> None:
     strategy = BanditStrategy(GaussianThompsonSampling, ["a", "b"], seed=13)
     for _ in range(30):
         for target, quality in (("a", 90.0), ("b", 40.0)):
-            strategy.observe(Outcome(target=target, task_type="qa", success=True, duration_ms=1, quality_score=quality))
+            strategy.observe(
+                Outcome(target=target, task_type="qa", success=True, duration_ms=1, quality_score=quality)
+            )
     assert strategy.bandit.means(("qa", "general")) == pytest.approx({"a": 0.9, "b": 0.4})

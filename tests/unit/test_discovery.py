@@ -29,7 +29,9 @@ def test_one_target_per_default_model_of_each_keyed_provider():
         "groq:llama-3.3-70b-versatile",
     ]
     mini = targets[0]
-    assert mini.base_url == "https://api.openai.com/v1" and mini.model == "gpt-4o-mini" and mini.tier == "small"
+    assert (
+        mini.base_url == "https://api.openai.com/v1" and mini.model == "gpt-4o-mini" and mini.tier == "small"
+    )
     assert mini.price.input_per_1k_tokens == 0.00015 and mini.price.output_per_1k_tokens == 0.0006
     assert mini.api_key.get_secret_value() == SECRET
 
@@ -97,7 +99,10 @@ def test_discovered_key_is_sent_as_bearer():
     def answer(request: httpx.Request) -> httpx.Response:
         seen["auth"] = request.headers.get("authorization")
         seen["url"] = str(request.url)
-        body = {"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": 1000, "completion_tokens": 1000}}
+        body = {
+            "choices": [{"message": {"content": "hi"}}],
+            "usage": {"prompt_tokens": 1000, "completion_tokens": 1000},
+        }
         return httpx.Response(200, json=body)
 
     target = discover_targets({"GROQ_API_KEY": SECRET})[0]

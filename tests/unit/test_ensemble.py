@@ -117,7 +117,9 @@ def test_default_ensemble_routes_and_learns_through_the_router() -> None:
     router = Router(TARGETS, ensemble)
     for _ in range(200):
         decision = router.choose(TASK)
-        router.observe(Outcome(target=decision.pick, task_type="qa", success=decision.pick == "c", duration_ms=1))
+        router.observe(
+            Outcome(target=decision.pick, task_type="qa", success=decision.pick == "c", duration_ms=1)
+        )
     distribution = ensemble.distribution(TASK, TARGETS, router.book)
     assert decision.probability == pytest.approx(
         ensemble.distribution(TASK, TARGETS, router.book)[decision.pick], abs=0.05

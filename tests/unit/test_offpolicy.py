@@ -37,7 +37,12 @@ def test_true_value_is_what_the_tables_say() -> None:
 
 
 def test_hand_computed_example() -> None:
-    logs = [Logged(0, "a", 1.0, 0.5), Logged(0, "c", 1.0, 0.2), Logged(1, "a", 0.0, 0.2), Logged(1, "c", 1.0, 0.5)]
+    logs = [
+        Logged(0, "a", 1.0, 0.5),
+        Logged(0, "c", 1.0, 0.2),
+        Logged(1, "a", 0.0, 0.2),
+        Logged(1, "c", 1.0, 0.5),
+    ]
     # weights: 0.1/0.5 = 0.2, 0.8/0.2 = 4, 0.8/0.2 = 4, 0.1/0.5 = 0.2
     assert ips(logs, target).value == pytest.approx((0.2 + 4 + 0 + 0.2) / 4)
     assert snips(logs, target).value == pytest.approx((0.2 + 4 + 0 + 0.2) / 8.4)
@@ -71,7 +76,9 @@ def test_doubly_robust_with_the_true_reward_model_has_less_variance_than_ips() -
 
 
 def test_intervals_cover_at_about_the_nominal_rate() -> None:
-    covered = sum(snips(logged(1_000, seed), target, confidence=0.9).covers(TRUE_VALUE) for seed in range(100))
+    covered = sum(
+        snips(logged(1_000, seed), target, confidence=0.9).covers(TRUE_VALUE) for seed in range(100)
+    )
     assert 80 <= covered <= 98
 
 

@@ -132,9 +132,36 @@ def test_table_round_trips_through_rows() -> None:
 @pytest.mark.parametrize(
     ("row", "message"),
     [
-        ({"state": '["qa"]', "action": "a", "q_value": 0, "visits": 1, "updated_at": "2024-01-01T00:00:00Z"}, "4 strings"),
-        ({"state": "not json", "action": "a", "q_value": 0, "visits": 1, "updated_at": "2024-01-01T00:00:00Z"}, "row 0"),
-        ({"state": '["a","b","c","d"]', "action": "a", "q_value": 0, "visits": -1, "updated_at": "2024-01-01"}, "visits"),
+        (
+            {
+                "state": '["qa"]',
+                "action": "a",
+                "q_value": 0,
+                "visits": 1,
+                "updated_at": "2024-01-01T00:00:00Z",
+            },
+            "4 strings",
+        ),
+        (
+            {
+                "state": "not json",
+                "action": "a",
+                "q_value": 0,
+                "visits": 1,
+                "updated_at": "2024-01-01T00:00:00Z",
+            },
+            "row 0",
+        ),
+        (
+            {
+                "state": '["a","b","c","d"]',
+                "action": "a",
+                "q_value": 0,
+                "visits": -1,
+                "updated_at": "2024-01-01",
+            },
+            "visits",
+        ),
         ({"state": '["a","b","c","d"]', "action": "a", "visits": 1, "updated_at": "2024-01-01"}, "q_value"),
     ],
 )
@@ -155,7 +182,9 @@ def test_strategy_learns_the_better_target_and_reports_exact_propensities() -> N
     for _ in range(600):
         decision = router.choose(Task(task_type="qa", payload="hello"))
         state = strategy.learner.state(Task(task_type="qa", payload="hello"))
-        assert decision.probability == pytest.approx(strategy.learner.policy(state, ["good", "bad"])[decision.pick])
+        assert decision.probability == pytest.approx(
+            strategy.learner.policy(state, ["good", "bad"])[decision.pick]
+        )
         success = rng.random() < (0.9 if decision.pick == "good" else 0.3)
         router.observe(Outcome(target=decision.pick, task_type="qa", success=success, duration_ms=1))
         picks.append(decision.pick)

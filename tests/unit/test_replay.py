@@ -74,8 +74,14 @@ def test_blank_correctness_rows_are_skipped_and_listed(tmp_path: Path) -> None:
     ("edit", "message"),
     [
         (lambda r: r.pop("eval_name"), "missing column 'eval_name'"),
-        (lambda r: r.pop("mid-model"), r"missing column 'mid-model' \(correctness of the model in 'mid-model\|total_cost'\)"),
-        (lambda r: [r.pop(k) for k in list(r) if k.endswith("|total_cost")], "no '<model>|total_cost' column"),
+        (
+            lambda r: r.pop("mid-model"),
+            r"missing column 'mid-model' \(correctness of the model in 'mid-model\|total_cost'\)",
+        ),
+        (
+            lambda r: [r.pop(k) for k in list(r) if k.endswith("|total_cost")],
+            "no '<model>|total_cost' column",
+        ),
     ],
 )
 def test_missing_columns_are_named(tmp_path: Path, edit, message) -> None:
@@ -89,9 +95,17 @@ def test_missing_columns_are_named(tmp_path: Path, edit, message) -> None:
 @pytest.mark.parametrize(
     ("column", "value", "message"),
     [
-        ("big/premium", "0.5", r"row 3 \(line \d+, sample_id '.*\.2'\): column 'big/premium' must be 0 or 1, got '0.5'"),
+        (
+            "big/premium",
+            "0.5",
+            r"row 3 \(line \d+, sample_id '.*\.2'\): column 'big/premium' must be 0 or 1, got '0.5'",
+        ),
         ("big/premium", "yes", "must be 0 or 1, got 'yes'"),
-        ("mid-model|total_cost", "-1", "column 'mid-model|total_cost' must be a non-negative number, got '-1'"),
+        (
+            "mid-model|total_cost",
+            "-1",
+            "column 'mid-model|total_cost' must be a non-negative number, got '-1'",
+        ),
         ("mid-model|total_cost", "", "must be a non-negative number, got ''"),
     ],
 )
@@ -135,7 +149,9 @@ def test_the_router_never_sees_outcomes_of_models_it_did_not_pick(bench: Path) -
         picked[row, MODELS.index(decision.target)] = True
     flipped = np.where(picked, data.correct, 1 - data.correct)
     inflated = np.where(picked, data.cost, data.cost * 10)
-    second = replay(replace(data, correct=flipped, cost=inflated), "thompson", willingness_to_pay=0.01, seed=3)
+    second = replay(
+        replace(data, correct=flipped, cost=inflated), "thompson", willingness_to_pay=0.01, seed=3
+    )
     assert second.decisions == first.decisions
     assert second.models != first.models  # the baselines did change
 
@@ -207,7 +223,11 @@ def test_aiq_hand_computed() -> None:
 
 
 def test_target_names_are_valid_and_unique() -> None:
-    assert target_names(["WizardLM/WizardLM-13B-V1.2", "a b", "a_b"]) == ["WizardLM_WizardLM-13B-V1.2", "a_b", "a_b_"]
+    assert target_names(["WizardLM/WizardLM-13B-V1.2", "a b", "a_b"]) == [
+        "WizardLM_WizardLM-13B-V1.2",
+        "a_b",
+        "a_b_",
+    ]
 
 
 def test_replay_rejects_bad_arguments(bench: Path) -> None:
@@ -229,7 +249,16 @@ def test_cli_prints_the_comparison_and_writes_decisions_and_report(tmp_path: Pat
     decisions, report = tmp_path / "decisions.csv", tmp_path / "report.json"
     result = CliRunner().invoke(
         app,
-        ["replay", str(bench), "--strategy", "ucb1", "--decisions-out", str(decisions), "--report-out", str(report)],
+        [
+            "replay",
+            str(bench),
+            "--strategy",
+            "ucb1",
+            "--decisions-out",
+            str(decisions),
+            "--report-out",
+            str(report),
+        ],
         env={"COLUMNS": "200"},
     )
     assert result.exit_code == 0, result.output

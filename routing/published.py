@@ -1,0 +1,144 @@
+"""What the scheduled flows publish for routers, and how a router adopts it.
+
+A recalculation or benchmark run publishes a `PublishedState`: the statistics snapshot per (target,
+task type), per (target, task type, category) success/failure counts to seed bandits with, and the
+capability table from the latest benchmark. Routers read it from a file (see blocks/store/snapshots.py),
+never from DuckDB, and `apply_published` hands each part to the strategies that can use it.
+
+Published history seeds a bandit as at most `prior_cap` calls per (target, context), keeping its
+success rate: enough to start from the right order, little enough that live data overturns it within a
+few hundred calls. Only stationary Beta-reward bandits that have learned nothing yet are seeded: seeding
+is done through the bandit's public `update`, which under a discount or a window would decay or evict
+the seeds of one arm while adding another's, and seeding a bandit that already learned would count the
+published history twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+
+from routing.adaptive import AdaptiveStrategy
+from routing.bandits import BanditStrategy, success_reward, task_context
+from routing.capability import CapabilityTable
+from routing.models import Category, utcnow
+from routing.router import Router
+from routing.statistical import StatsSnapshot
+from routing.strategy import Strategy
+
+DEFAULT_PRIOR_CAP = 100
+
+
+class BanditPrior(BaseModel):
+    """Successes and failures of one target on one (task type, category), from the store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target: str = Field(min_length=1)
+    task_type: str = Field(min_length=1)
+    category: Category
+    successes: NonNegativeInt
+    failures: NonNegativeInt
+
+    @property
+    def n(self) -> int:
+        return self.successes + self.failures
+
+    def capped(self, cap: int) -> tuple[int, int]:
+        """(successes, failures) scaled down to at most `cap` calls, keeping the success rate."""
+        if self.n <= cap:
+            return self.successes, self.failures
+        successes = round(self.successes * cap / self.n)
+        return successes, cap - successes
+
+
+class PublishedState(BaseModel):
+    """Everything routers learn from the scheduled flows, in one JSON document."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal[1] = 1
+    created_at: datetime = Field(default_factory=utcnow)
+    snapshot: StatsSnapshot = Field(default_factory=StatsSnapshot)
+    priors: tuple[BanditPrior, ...] = ()
+    capabilities: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="{target: {category: score 0-100}}, as CapabilityTable.to_dict()."
+    )
+
+    @field_validator("snapshot", mode="before")
+    @classmethod
+    def _fresh_snapshot(cls, value: object) -> object:
+        # StatsSnapshot's after-validator indexes entries into a private dict and is not idempotent:
+        # pydantic 2.14 re-runs it on an instance passed in, which then reports every entry as a
+        # duplicate. Rebuilding the snapshot from its fields runs it once, on a fresh instance.
+        return value.model_dump() if isinstance(value, StatsSnapshot) else value
+
+    @field_validator("capabilities")
+    @classmethod
+    def _valid_capabilities(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        CapabilityTable.from_dict(value)  # raises naming the bad category or score
+        return value
+
+    @model_validator(mode="after")
+    def _unique_priors(self) -> PublishedState:
+        seen: set[tuple[str, str, Category]] = set()
+        for prior in self.priors:
+            key = (prior.target, prior.task_type, prior.category)
+            if key in seen:
+                raise ValueError(f"priors: duplicate prior for target {key[0]!r}, task type {key[1]!r}, category {key[2]!r}")
+            seen.add(key)
+        return self
+
+    def capability_table(self) -> CapabilityTable:
+        return CapabilityTable.from_dict(self.capabilities)
+
+
+def apply_published(state: PublishedState, router: Router, prior_cap: PositiveInt = DEFAULT_PRIOR_CAP) -> list[str]:
+    """Hand `state` to the router's strategy (and an ensemble's members); returns what was done, in words."""
+    if prior_cap < 1:
+        raise ValueError(f"prior_cap must be at least 1, got {prior_cap}")
+    return [line for strategy in _strategies(router.strategy) for line in _apply(state, strategy, prior_cap)]
+
+
+def _strategies(strategy: Strategy) -> Iterator[Strategy]:
+    yield strategy
+    for member in getattr(strategy, "members", {}).values():
+        yield from _strategies(member)
+
+
+def _apply(state: PublishedState, strategy: Strategy, prior_cap: int) -> list[str]:
+    name = strategy.name
+    if callable(getattr(strategy, "publish", None)):
+        changed = strategy.publish(state.snapshot)  # type: ignore[attr-defined]
+        return [f"{name}: statistics of {len(state.snapshot.entries)} (target, task type) pairs, {len(changed)} task types re-ranked"]
+    if isinstance(strategy, AdaptiveStrategy):
+        if not state.capabilities:
+            return [f"{name}: no capability scores published yet"]
+        strategy.capabilities = state.capability_table()
+        return [f"{name}: capability scores of {len(strategy.capabilities)} (target, category) pairs"]
+    if isinstance(strategy, BanditStrategy):
+        return [_seed(state, strategy, prior_cap)]
+    return []
+
+
+def _seed(state: PublishedState, strategy: BanditStrategy, prior_cap: int) -> str:
+    bandit, name = strategy.bandit, strategy.name
+    if strategy.reward is not success_reward:
+        return f"{name}: not seeded (its reward is not success, which is all the priors count)"
+    if bandit.options.discount is not None or bandit.options.window is not None:
+        return f"{name}: not seeded (it forgets by discount or window, and seeds would be forgotten unevenly)"
+    if any(bandit.counts().values()):
+        return f"{name}: not seeded (it has already learned from live calls)"
+    calls = 0
+    for prior in state.priors:
+        successes, failures = prior.capped(prior_cap)
+        bandit.add_arm(prior.target)
+        context = task_context(prior.task_type, prior.category)
+        for reward, times in ((1.0, successes), (0.0, failures)):
+            for _ in range(times):
+                bandit.update(prior.target, reward, context)
+        calls += successes + failures
+    return f"{name}: seeded with {len(state.priors)} priors ({calls} calls, at most {prior_cap} each)"

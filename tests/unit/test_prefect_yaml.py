@@ -1,0 +1,150 @@
+"""prefect.yaml against Prefect's own models, strictly: Prefect ignores keys it does not know.
+
+Every key at every level must be one Prefect's deploy models define, every schedule must parse,
+every entrypoint must load, and every deployment's (and trigger's) parameters must validate against
+its flow's signature.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prefect.cli.deploy._models import ConcurrencyLimitSpec, DeploymentConfig, PrefectYamlModel, RawScheduleConfig, WorkPoolConfig
+from prefect.cli.deploy._triggers import _initialize_deployment_triggers
+from prefect.client.schemas.objects import ConcurrencyLimitStrategy
+from prefect.client.schemas.schedules import CronSchedule
+from prefect.flows import load_flow_from_entrypoint
+from pydantic import BaseModel
+
+from flows.health import EVENTS
+from flows.server import DEFAULT_POOL
+
+REPO = Path(__file__).resolve().parents[2]
+# `definitions` holds YAML anchors: Prefect's docs recommend it, and its models skip it by design.
+TOP_LEVEL_EXTRAS = {"definitions"}
+
+
+def load() -> dict[str, Any]:
+    return yaml.safe_load((REPO / "prefect.yaml").read_text())
+
+
+def unknown_keys(data: dict[str, Any], model: type[BaseModel], where: str) -> list[str]:
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    return [f"{where}{key}" for key in data if key not in known]
+
+
+def problems(document: dict[str, Any]) -> list[str]:
+    """Every key Prefect would silently ignore, anywhere in the document."""
+    found = [k for k in unknown_keys(document, PrefectYamlModel, "") if k not in TOP_LEVEL_EXTRAS]
+    for i, deployment in enumerate(document.get("deployments") or []):
+        where = f"deployments[{i}]({deployment.get('name')})."
+        found += unknown_keys(deployment, DeploymentConfig, where)
+        if isinstance(deployment.get("work_pool"), dict):
+            found += unknown_keys(deployment["work_pool"], WorkPoolConfig, f"{where}work_pool.")
+        if isinstance(deployment.get("concurrency_limit"), dict):
+            found += unknown_keys(deployment["concurrency_limit"], ConcurrencyLimitSpec, f"{where}concurrency_limit.")
+        for j, trigger in enumerate(_triggers(deployment)):
+            found += unknown_keys(trigger.raw, type(trigger.model), f"{where}triggers[{j}].")
+    return found
+
+
+class _Trigger:
+    def __init__(self, raw: dict[str, Any], model: BaseModel) -> None:
+        self.raw, self.model = raw, model
+
+
+def _triggers(deployment: dict[str, Any]) -> list[_Trigger]:
+    raws = [dict(t) for t in deployment.get("triggers") or []]
+    models = _initialize_deployment_triggers(deployment["name"], [dict(t) for t in raws])
+    return [_Trigger(raw, model) for raw, model in zip(raws, models)]
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return load()
+
+
+@pytest.fixture(scope="module")
+def deployments(document) -> list[dict[str, Any]]:
+    return document["deployments"]
+
+
+def test_the_file_parses_with_prefects_model_and_has_no_key_prefect_would_ignore(document) -> None:
+    PrefectYamlModel.model_validate(document)
+    assert problems(document) == []
+
+
+def test_the_strict_check_catches_a_misspelt_key(document) -> None:
+    broken = yaml.safe_load(yaml.safe_dump(document))
+    broken["deployments"][0]["schedulez"] = broken["deployments"][0].pop("schedules")
+    broken["deployments"][1]["work_pool"]["job_variable"] = {}
+    broken["deployments"][0]["triggers"][0]["paramaters"] = {}
+    broken["deploymnets"] = []
+    found = problems(broken)
+    assert "deploymnets" in found
+    assert any(p.endswith(".schedulez") for p in found)
+    assert any(p.endswith(".work_pool.job_variable") for p in found)
+    assert any(p.endswith(".triggers[0].paramaters") for p in found)
+
+
+def test_every_deployment_is_scheduled_tagged_pooled_and_never_overlaps(deployments) -> None:
+    names = [d["name"] for d in deployments]
+    assert len(names) == len(set(names))
+    for deployment in deployments:
+        assert deployment["schedules"], deployment["name"]
+        for schedule in deployment["schedules"]:
+            parsed = RawScheduleConfig.model_validate(schedule)  # extra keys forbidden here by Prefect itself
+            if parsed.cron:
+                CronSchedule(cron=parsed.cron, timezone=parsed.timezone)
+            else:
+                assert parsed.interval.total_seconds() >= 60
+        assert "adaptive-router" in deployment["tags"]
+        assert deployment["work_pool"]["name"] == DEFAULT_POOL
+        limit = ConcurrencyLimitSpec.model_validate(deployment["concurrency_limit"])
+        assert limit.limit == 1
+        ConcurrencyLimitStrategy(limit.collision_strategy)
+
+
+@pytest.mark.parametrize("index", range(len(load()["deployments"])))
+def test_entrypoint_loads_and_parameters_fit_the_flow(deployments, index: int) -> None:
+    deployment = deployments[index]
+    path, function = deployment["entrypoint"].split(":")
+    assert not Path(path).is_absolute()
+    flow = load_flow_from_entrypoint(f"{REPO / path}:{function}")
+    flow.validate_parameters(deployment.get("parameters") or {})
+    for trigger in _triggers(deployment):
+        flow.validate_parameters(trigger.model.parameters or {})
+
+
+def test_a_parameter_the_flow_lacks_would_be_caught(deployments) -> None:
+    path, function = deployments[0]["entrypoint"].split(":")
+    flow = load_flow_from_entrypoint(f"{REPO / path}:{function}")
+    with pytest.raises(Exception, match="full_recalc|unexpected keyword|Extra inputs"):
+        flow.validate_parameters({"full_recalc": True})
+
+
+def test_the_recalculation_runs_hourly_incremental_weekly_full_and_on_degradation(deployments) -> None:
+    recalc = {d["name"]: d for d in deployments if d["entrypoint"] == "flows/recalculate.py:recalculate_stats"}
+    assert recalc["incremental"]["parameters"] == {"full": False}
+    assert recalc["incremental"]["schedules"] == [{"cron": "0 * * * *", "timezone": "UTC"}]
+    assert recalc["full"]["parameters"] == {"full": True}
+    assert recalc["full"]["schedules"] == [{"cron": "0 3 * * 0", "timezone": "UTC"}]  # Sundays 03:00 UTC
+    (trigger,) = _triggers(recalc["incremental"])
+    assert EVENTS["degraded"][0] in trigger.model.expect
+    assert trigger.model.match.model_dump()["prefect.resource.id"] == "adaptive-router.target.*"
+
+
+def test_each_summary_has_its_own_schedule(deployments) -> None:
+    summaries = {
+        d["parameters"]["summary"]: d["schedules"][0]
+        for d in deployments
+        if d["entrypoint"] == "flows/summaries.py:refresh_summaries"
+    }
+    assert summaries == {
+        "tier-daily": {"interval": 300},
+        "pool-hourly": {"interval": 600},
+        "solution-patterns": {"cron": "20 * * * *", "timezone": "UTC"},
+    }
