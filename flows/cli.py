@@ -13,6 +13,7 @@ from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
+from flows.cli_costs import set_budget, set_strategy, stats  # noqa: E402
 from flows.cli_replay import replay  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
@@ -23,6 +24,9 @@ db_app = typer.Typer(help="The DuckDB store: schema migrations and ingestion.", 
 fleet_app = typer.Typer(help="The local provider fleet (an OpenAI-compatible server).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.command("replay")(replay)
+app.command("set-budget")(set_budget)
+app.command("set-strategy")(set_strategy)
+app.command("stats")(stats)
 app.add_typer(fleet_app, name="fleet")
 console = Console()
 
