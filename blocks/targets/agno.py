@@ -21,10 +21,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from blocks.targets.base import ExecutionStatus, HealthReport, TargetBlock
-from blocks.targets.http import OpenAICompatibleTarget
+from blocks.targets.base import EndpointTarget, ExecutionStatus
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 _MODEL_ERRORS: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
@@ -55,7 +54,7 @@ class _Run:
     detail: str = ""
 
 
-class AgnoTarget(TargetBlock):
+class AgnoTarget(EndpointTarget):
     """An Agno agent, or a team of agents led by a coordinator, behind an OpenAI-compatible endpoint."""
 
     _block_type_name = "Adaptive Router Agno Target"
@@ -67,10 +66,6 @@ class AgnoTarget(TargetBlock):
         {Capability.CHAT, Capability.BATCH_EXECUTION, Capability.MONITOR_EXECUTION, Capability.CANCEL}
     )
 
-    base_url: str = Field(description="Model API root, e.g. http://127.0.0.1:8000/v1")
-    model: str = Field(description="Model of the agent, or of the team leader.")
-    api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
-    api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
     instructions: str | None = Field(default=None, description="Instructions of the agent or team leader.")
     mode: Literal["agent", "team"] = Field(default="agent", description="One agent, or a team with members.")
     members: list[AgnoMember] = Field(default_factory=list, description="Team members (team mode only).")
@@ -80,7 +75,6 @@ class AgnoTarget(TargetBlock):
 
     _runners: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
     _runs: OrderedDict = PrivateAttr(default_factory=OrderedDict)
-    _probe: OpenAICompatibleTarget | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _members_match_mode(self) -> AgnoTarget:
@@ -101,16 +95,12 @@ class AgnoTarget(TargetBlock):
 
     # -- building the agno objects --------------------------------------------------------------
 
-    def _key(self) -> str | None:
-        if self.api_key is not None:
-            return self.api_key.get_secret_value()
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
 
     def _model(self, name: str) -> Any:
         return _recording_model_class()(
             id=name,
             base_url=self.base_url,
-            api_key=self._key() or "not-provided",
+            api_key=self.api_key_value() or "not-provided",
             timeout=self.timeout_seconds,
             max_retries=0,
         )
@@ -289,18 +279,6 @@ class AgnoTarget(TargetBlock):
 
     # -- health and shutdown --------------------------------------------------------------------
 
-    async def health(self) -> HealthReport:
-        """Lists the endpoint's models (no tokens spent)."""
-        if self._probe is None:
-            self._probe = OpenAICompatibleTarget(
-                target_name=self.target_name,
-                base_url=self.base_url,
-                model=self.model,
-                api_key=self.api_key,
-                api_key_env=self.api_key_env,
-                timeout_seconds=min(self.timeout_seconds, 10.0),
-            )
-        return await self._probe.health()
 
     async def shutdown(self) -> None:
         """Cancel runs in flight and close this loop's model clients (other loops' are dropped)."""
@@ -312,8 +290,6 @@ class AgnoTarget(TargetBlock):
         for model in _models(runner) if runner is not None else ():
             if model.async_client is not None:
                 await model.async_client.close()
-        if self._probe is not None:
-            await self._probe.shutdown()
 
 
 @functools.cache

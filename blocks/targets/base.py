@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import os
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
 from prefect.blocks.core import Block
-from pydantic import BaseModel, Field
+import httpx
+from pydantic import BaseModel, Field, SecretStr
 
 from routing.cost import estimate_cost
-from routing.models import AttemptResult, Capability, Price, Target, TargetKind, Task
+from routing.models import AttemptResult, Capability, ErrorType, Price, Target, TargetKind, Task, utcnow
 
 
 class HealthReport(BaseModel):
@@ -106,6 +109,17 @@ class TargetBlock(Block, abc.ABC):
             expected_seconds=self.timeout_seconds,
         )
 
+    def failure(self, started: float, error: ErrorType, message: str, **metadata: Any) -> AttemptResult:
+        """A failed attempt that began at `started` (a `time.perf_counter()` reading)."""
+        return AttemptResult(
+            target=self.target_name,
+            ok=False,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            error_type=error,
+            error_message=message,
+            metadata=metadata,
+        )
+
     async def initialize(self) -> None:
         """Prepare anything expensive (clients, indexes) ahead of the first call."""
 
@@ -135,3 +149,40 @@ class TargetBlock(Block, abc.ABC):
 
     async def shutdown(self) -> None:
         """Release clients and connections."""
+
+
+class EndpointTarget(TargetBlock, abc.ABC):
+    """A target whose model sits behind an OpenAI-compatible endpoint: HTTP, Agno, LlamaIndex."""
+
+    base_url: str = Field(description="API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
+    model: str = Field(description="Model name sent in each request.")
+    api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
+    api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
+
+    def api_key_value(self) -> str | None:
+        """The key to send: the block's own, else the named environment variable's, else none."""
+        if self.api_key is not None:
+            return self.api_key.get_secret_value()
+        return os.environ.get(self.api_key_env) if self.api_key_env else None
+
+    def auth_headers(self) -> dict[str, str]:
+        key = self.api_key_value()
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    async def health(self) -> HealthReport:
+        """Lists the endpoint's models: proves it answers and accepts the key, spending no tokens."""
+        started = time.perf_counter()
+        try:
+            async with httpx.AsyncClient(headers=self.auth_headers(), timeout=min(self.timeout_seconds, 10.0)) as client:
+                response = await client.get(self.base_url.rstrip("/") + "/models")
+            healthy = response.status_code == 200
+            detail = "" if healthy else f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            healthy, detail = False, f"{type(exc).__name__}: {exc}"
+        return HealthReport(
+            target=self.target_name,
+            healthy=healthy,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            detail=detail,
+            checked_at=utcnow(),
+        )

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import os
+import functools
 import time
 import weakref
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, PrivateAttr, SecretStr
+from pydantic import Field, PrivateAttr
 
-from blocks.targets.base import HealthReport, TargetBlock
+from blocks.targets.base import EndpointTarget
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 
-class OpenAICompatibleTarget(TargetBlock):
+class OpenAICompatibleTarget(EndpointTarget):
     """A model behind an OpenAI-compatible `/chat/completions` endpoint."""
 
     _block_type_name = "Adaptive Router OpenAI-compatible Target"
@@ -25,21 +25,11 @@ class OpenAICompatibleTarget(TargetBlock):
     kind: ClassVar[TargetKind] = TargetKind.HTTP
     base_capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
 
-    base_url: str = Field(description="API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
-    model: str = Field(description="Model name sent in each request.")
-    api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
-    api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
     max_tokens: int = Field(default=256, gt=0)
     temperature: float = Field(default=0.0, ge=0, le=2)
     system_prompt: str | None = None
 
     _clients: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
-
-    def _headers(self) -> dict[str, str]:
-        key = self.api_key.get_secret_value() if self.api_key else None
-        if key is None and self.api_key_env:
-            key = os.environ.get(self.api_key_env)
-        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def _client(self) -> httpx.AsyncClient:
         """One pooled client per event loop: an httpx client must not cross loops."""
@@ -47,7 +37,7 @@ class OpenAICompatibleTarget(TargetBlock):
         client = self._clients.get(loop)
         if client is None:
             client = httpx.AsyncClient(
-                base_url=self.base_url.rstrip("/") + "/", headers=self._headers(), timeout=self.timeout_seconds
+                base_url=self.base_url.rstrip("/") + "/", headers=self.auth_headers(), timeout=self.timeout_seconds
             )
             self._clients[loop] = client
         return client
@@ -64,17 +54,7 @@ class OpenAICompatibleTarget(TargetBlock):
 
     async def execute(self, task: Task) -> AttemptResult:
         started = time.perf_counter()
-
-        def failed(error: ErrorType, message: str, **metadata: Any) -> AttemptResult:
-            return AttemptResult(
-                target=self.target_name,
-                ok=False,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                error_type=error,
-                error_message=message,
-                metadata=metadata,
-            )
-
+        failed = functools.partial(self.failure, started)
         try:
             response = await self._client().post("chat/completions", json=self._body(task))
         except httpx.TimeoutException:
@@ -108,20 +88,6 @@ class OpenAICompatibleTarget(TargetBlock):
             cost=self.price.cost(input_tokens, output_tokens, duration_ms / 1000),
         )
 
-    async def health(self) -> HealthReport:
-        started = time.perf_counter()
-        try:
-            response = await self._client().get("models")
-            healthy = response.status_code == 200
-            detail = "" if healthy else f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            healthy, detail = False, f"{type(exc).__name__}: {exc}"
-        return HealthReport(
-            target=self.target_name,
-            healthy=healthy,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            detail=detail,
-        )
 
     async def shutdown(self) -> None:
         clients = list(self._clients.values())

@@ -20,7 +20,6 @@ import contextvars
 import functools
 import hashlib
 import json
-import os
 import threading
 import time
 import weakref
@@ -30,10 +29,9 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field, PrivateAttr, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
-from blocks.targets.base import ExecutionStatus, HealthReport, TargetBlock
-from blocks.targets.http import OpenAICompatibleTarget
+from blocks.targets.base import EndpointTarget, ExecutionStatus
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 DOCUMENT_SUFFIXES = (".md", ".txt")
@@ -69,7 +67,7 @@ def packaged_documents() -> Path:
     return Path(str(files("blocks.targets") / "docs"))
 
 
-class LlamaIndexTarget(TargetBlock):
+class LlamaIndexTarget(EndpointTarget):
     """Answers a query from the documents most similar to it, through an OpenAI-compatible LLM."""
 
     _block_type_name = "Adaptive Router LlamaIndex Target"
@@ -83,10 +81,6 @@ class LlamaIndexTarget(TargetBlock):
         {Capability.CHAT, Capability.RETRIEVAL, Capability.BATCH_EXECUTION, Capability.MONITOR_EXECUTION}
     )
 
-    base_url: str = Field(description="LLM API root, e.g. http://127.0.0.1:8000/v1")
-    model: str = Field(description="LLM that writes the answer.")
-    api_key: SecretStr | None = Field(default=None, description="Bearer key of both endpoints; never logged.")
-    api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
     embedding_base_url: str | None = Field(
         default=None, description="Embeddings API root; defaults to base_url."
     )
@@ -109,7 +103,6 @@ class LlamaIndexTarget(TargetBlock):
     _index_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _engines: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
     _statuses: OrderedDict = PrivateAttr(default_factory=OrderedDict)
-    _probe: OpenAICompatibleTarget | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> LlamaIndexTarget:
@@ -131,10 +124,6 @@ class LlamaIndexTarget(TargetBlock):
 
     # -- the index ------------------------------------------------------------------------------
 
-    def _key(self) -> str:
-        if self.api_key is not None:
-            return self.api_key.get_secret_value()
-        return (os.environ.get(self.api_key_env) if self.api_key_env else None) or "not-provided"
 
     def _embedding(self) -> Any:
         from llama_index.embeddings.openai_like import OpenAILikeEmbedding
@@ -142,7 +131,7 @@ class LlamaIndexTarget(TargetBlock):
         return OpenAILikeEmbedding(
             model_name=self.embedding_model,
             api_base=self.embedding_base_url or self.base_url,
-            api_key=self._key(),
+            api_key=self.api_key_value() or "not-provided",
             timeout=self.timeout_seconds,
             max_retries=0,
         )
@@ -151,7 +140,7 @@ class LlamaIndexTarget(TargetBlock):
         return _recording_llm_class()(
             model=self.model,
             api_base=self.base_url,
-            api_key=self._key(),
+            api_key=self.api_key_value() or "not-provided",
             is_chat_model=True,
             context_window=self.context_window,
             max_tokens=self.max_tokens,
@@ -313,23 +302,9 @@ class LlamaIndexTarget(TargetBlock):
 
     # -- health and shutdown --------------------------------------------------------------------
 
-    async def health(self) -> HealthReport:
-        """Lists the LLM endpoint's models (no tokens spent)."""
-        if self._probe is None:
-            self._probe = OpenAICompatibleTarget(
-                target_name=self.target_name,
-                base_url=self.base_url,
-                model=self.model,
-                api_key=self.api_key,
-                api_key_env=self.api_key_env,
-                timeout_seconds=min(self.timeout_seconds, 10.0),
-            )
-        return await self._probe.health()
 
     async def shutdown(self) -> None:
         self._engines.clear()
-        if self._probe is not None:
-            await self._probe.shutdown()
 
 
 def _documents(folder: Path) -> list[Path]:

@@ -15,6 +15,7 @@ flow run id, which every result carries in `metadata["flow_run_id"]`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections import OrderedDict
@@ -77,16 +78,7 @@ class PrefectDeploymentTarget(TargetBlock):
         from prefect.exceptions import ObjectNotFound
 
         started = time.perf_counter()
-
-        def failed(error: ErrorType, message: str, **metadata: Any) -> AttemptResult:
-            return AttemptResult(
-                target=self.target_name,
-                ok=False,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                error_type=error,
-                error_message=message,
-                metadata=metadata,
-            )
+        failed = functools.partial(self.failure, started)
 
         try:
             parameters = self._parameters(task)

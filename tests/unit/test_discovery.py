@@ -109,7 +109,7 @@ def test_discovered_key_is_sent_as_bearer():
 
     async def call():
         client = httpx.AsyncClient(
-            base_url=target.base_url + "/", headers=target._headers(), transport=httpx.MockTransport(answer)
+            base_url=target.base_url + "/", headers=target.auth_headers(), transport=httpx.MockTransport(answer)
         )
         target._clients[asyncio.get_running_loop()] = client
         try:
