@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from blocks.benchmarks import DEFAULT_SUITE, BenchmarkCase, load_suite
 from blocks.store import DuckDBStore
 from blocks.store.snapshots import publish as publish_state
+from blocks.store.stats import store_benchmark
 from blocks.targets.base import HealthReport, TargetBlock
 from flows.maintenance import utc_naive
 from flows.routing import DEFAULT_RUNTIME
@@ -52,7 +53,12 @@ class BenchmarkReport(BaseModel):
     capabilities: dict[str, dict[str, float]]
 
 
-@task(name="probe-target", task_run_name="probe {target.target_name}", cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="probe-target",
+    task_run_name="probe {target.target_name}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def probe_target(target: TargetBlock) -> HealthReport:
     """The target's own health check; a probe that raises counts as unhealthy."""
     try:
@@ -100,7 +106,9 @@ def run_benchmarks(
     for name, why in skipped.items():
         logger.warning("skipping %s: %s", name, why)
     if not healthy:
-        raise RuntimeError("no healthy target to benchmark: " + "; ".join(f"{t}: {w}" for t, w in skipped.items()))
+        raise RuntimeError(
+            "no healthy target to benchmark: " + "; ".join(f"{t}: {w}" for t, w in skipped.items())
+        )
     run_id = str(flow_run.get_id() or uuid.uuid4())
     results = _run_cases(routing.targets, healthy, cases)
     table = CapabilityTable.from_results(r.result for r in results)
@@ -115,13 +123,21 @@ def run_benchmarks(
         failures=sum(not r.success for r in results),
         capabilities=table.to_dict(),
     )
-    create_markdown_artifact(_markdown(report, results), key="benchmark-report", description="Capability scores")
-    logger.info("benchmarked %d targets on %d cases (%d failed answers)", len(healthy), len(cases), report.failures)
+    create_markdown_artifact(
+        _markdown(report, results), key="benchmark-report", description="Capability scores"
+    )
+    logger.info(
+        "benchmarked %d targets on %d cases (%d failed answers)", len(healthy), len(cases), report.failures
+    )
     return report
 
 
-def _run_cases(targets: dict[str, TargetBlock], healthy: list[str], cases: list[BenchmarkCase]) -> list[CaseResult]:
-    progress = create_progress_artifact(0.0, key="run-benchmarks-progress", description="Benchmark calls done")
+def _run_cases(
+    targets: dict[str, TargetBlock], healthy: list[str], cases: list[BenchmarkCase]
+) -> list[CaseResult]:
+    progress = create_progress_artifact(
+        0.0, key="run-benchmarks-progress", description="Benchmark calls done"
+    )
     submitted = {}
     for name in healthy:
         for case in cases:
@@ -141,11 +157,18 @@ def _store(store: DuckDBStore, run_id: str, results: list[CaseResult], table: Ca
     raw = pd.DataFrame(
         [
             {
-                "result_id": uuid.uuid4().hex, "run_id": run_id, "target": r.result.target,
-                "category": r.result.category.value, "case_id": r.result.case_id, "quality": r.result.quality,
-                "duration_ms": r.result.duration_ms, "cost": r.result.cost, "success": r.success,
-                "error_type": r.error_type, "timestamp": now,
-            }  # fmt: skip
+                "result_id": uuid.uuid4().hex,
+                "run_id": run_id,
+                "target": r.result.target,
+                "category": r.result.category.value,
+                "case_id": r.result.case_id,
+                "quality": r.result.quality,
+                "duration_ms": r.result.duration_ms,
+                "cost": r.result.cost,
+                "success": r.success,
+                "error_type": r.error_type,
+                "timestamp": now,
+            }
             for r in results
         ]
     )
@@ -155,28 +178,22 @@ def _store(store: DuckDBStore, run_id: str, results: list[CaseResult], table: Ca
     scores = pd.DataFrame(
         [
             {
-                "target": target, "category": category.value, "score": table.get(target, category),
+                "target": target,
+                "category": category.value,
+                "score": table.get(target, category),
                 "mean_quality": sum(r.quality for r in rs) / len(rs),
                 "mean_duration_ms": sum(r.duration_ms for r in rs) / len(rs),
-                "mean_cost": sum(r.cost for r in rs) / len(rs), "cases": len(rs), "run_id": run_id,
+                "mean_cost": sum(r.cost for r in rs) / len(rs),
+                "cases": len(rs),
+                "run_id": run_id,
                 "computed_at": now,
-            }  # fmt: skip
+            }
             for (target, category), rs in groups.items()
         ]
     )
     store.upgrade()
     with store.connect() as con:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("incoming_results", raw)
-            con.execute("INSERT INTO benchmark_results BY NAME SELECT * FROM incoming_results")
-            con.register("incoming_scores", scores)
-            con.execute("DELETE FROM capability_scores")
-            con.execute("INSERT INTO capability_scores BY NAME SELECT * FROM incoming_scores")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        store_benchmark(con, raw, scores)
 
 
 def _markdown(report: BenchmarkReport, results: list[CaseResult]) -> str:
@@ -194,5 +211,9 @@ def _markdown(report: BenchmarkReport, results: list[CaseResult]) -> str:
         cells = [f"{scores[c]:.1f}" if c in scores else "-" for c in categories]
         lines.append(f"| {target} | " + " | ".join(cells) + f" | {sum(mine) / len(mine):.1f} |")
     if report.skipped:
-        lines += ["", "## Skipped (failed their health probe)", *(f"- **{t}**: {w}" for t, w in report.skipped.items())]
+        lines += [
+            "",
+            "## Skipped (failed their health probe)",
+            *(f"- **{t}**: {w}" for t, w in report.skipped.items()),
+        ]
     return "\n".join(lines)

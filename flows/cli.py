@@ -55,10 +55,13 @@ def demo(
     fleet_config: Annotated[Optional[Path], typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
     daily_budget: Annotated[Optional[float], typer.Option(help="Daily spending limit in dollars.", min=0)] = None,
     budget_policy: Annotated[str, typer.Option(help="Over budget: 'reject' or 'queue'.")] = "reject",
+    willingness_to_pay: Annotated[
+        float, typer.Option(help="Dollars one success is worth: the router maximises L * success - cost (0: ignore cost).", min=0)
+    ] = 0.01,
     database: DatabaseOption = None,
 ) -> None:
     """Route tasks across the local fleet on ephemeral Prefect and show what the router learned."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar is the demo's output
+    logging.getLogger("prefect").setLevel(logging.WARNING)  # the progress bar is the demo's output
     logging.getLogger("agno").setLevel(logging.CRITICAL)  # failed runs are outcomes, shown in the table
     from blocks.fleet.config import FleetConfigError
     from blocks.store import StoreError
@@ -79,6 +82,7 @@ def demo(
             report = run_demo(
                 tasks, seed, database, fleet_config, strategy, concurrency, on_result=advance,
                 daily_budget=daily_budget, budget_policy=budget_policy,
+                willingness_to_pay=willingness_to_pay or None,
             )
         except (FleetConfigError, StoreError, ValueError) as exc:
             raise _fail(str(exc)) from exc

@@ -24,13 +24,25 @@ def _fail(message: str) -> typer.Exit:
 
 
 def recalculate(
-    full: Annotated[bool, typer.Option("--full", help="Recompute every target, not only those with new data.")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="Recompute every target, not only those with new data.")
+    ] = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Start the run and return at once.")] = False,
-    local: Annotated[bool, typer.Option("--local", help="Run the flow in this process, without a server.")] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run the flow in this process, without a server.")
+    ] = False,
     database: Annotated[
-        Optional[str], typer.Option("--database", "-d", help="DuckDB file for --local (default: $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb).")
+        Optional[str],
+        typer.Option(
+            "--database",
+            "-d",
+            help="DuckDB file for --local (default: $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb).",
+        ),
     ] = None,
-    api_url: Annotated[Optional[str], typer.Option(help="Prefect API (default: PREFECT_API_URL, else the server `up` started).")] = None,
+    api_url: Annotated[
+        Optional[str],
+        typer.Option(help="Prefect API (default: PREFECT_API_URL, else the server `up` started)."),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.", min=1)] = 600.0,
     home: HomeOption = Path(".adaptive-router"),
 ) -> None:
@@ -44,7 +56,9 @@ def recalculate(
         console.print(report.title + (f"; published {report.published}" if report.published else ""))
         return
     if database:
-        raise _fail("--database applies to --local only: a deployment uses the store its worker is configured with")
+        raise _fail(
+            "--database applies to --local only: a deployment uses the store its worker is configured with"
+        )
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -57,7 +71,10 @@ def recalculate(
     with temporary_settings(updates={PREFECT_API_URL: url}):
         try:
             run = run_deployment(
-                name=name, timeout=0 if no_wait else timeout, poll_interval=1, tags=["adaptive-router", "manual"]
+                name=name,
+                timeout=0 if no_wait else timeout,
+                poll_interval=1,
+                tags=["adaptive-router", "manual"],
             )
         except Exception as exc:  # the client's errors (unknown deployment, unreachable API) end the command
             raise _fail(f"cannot run {name} on {url}: {exc}") from exc
@@ -81,7 +98,8 @@ def up(
     home: HomeOption = Path(".adaptive-router"),
 ) -> None:
     """Start a local Prefect server and worker and deploy every scheduled flow of prefect.yaml."""
-    from flows.server import ServerError, StackConfig, up as start
+    from flows.server import ServerError, StackConfig
+    from flows.server import up as start
 
     config = StackConfig(host=host, port=port, pool=pool, home=home, schedules=schedules)
     try:

@@ -19,8 +19,8 @@ from blocks.fleet.launcher import FleetServer
 from blocks.store import DuckDBStore
 from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompatibleTarget, TargetBlock
 from flows.routing import route_batch
-from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
-from routing.breaker import BreakerBoard, BreakerState
+from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
+from routing.breaker import BreakerBoard, BreakerConfig, BreakerState
 from routing.budget import Budget, Period
 from routing.models import Capability, ErrorType, Price, RoutedResult, Task
 from routing.strategies import build_strategy
@@ -126,7 +126,13 @@ def run_demo(
     on_result: Callable[[RoutedResult], None] | None = None,
     daily_budget: float | None = None,
     budget_policy: Literal["reject", "queue"] = "reject",
+    willingness_to_pay: float | None = 0.01,
 ) -> DemoReport:
+    """Route `tasks` tasks; with `willingness_to_pay` L the router maximises L * success - cost.
+
+    Breakers reopen for trials after 5 s (not the production 60 s) so that a run of a minute shows a
+    target failing, being cut off, and coming back.
+    """
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
     budgets = [Budget(period=Period.DAILY, limit=daily_budget, policy=budget_policy)] if daily_budget is not None else []
@@ -136,7 +142,11 @@ def run_demo(
     with FleetServer(config) as fleet:
         targets = fleet_targets(config, fleet.base_url) + framework_targets(config, fleet.base_url, store)
         names = [t.target_name for t in targets]
-        runtime = RoutingRuntime.build(targets, store, build_strategy(strategy, names, seed=seed), budgets=budgets)
+        options = {"willingness_to_pay": willingness_to_pay} if willingness_to_pay else {}
+        runtime = RoutingRuntime.build(
+            targets, store, build_strategy(strategy, names, seed=seed, **options), budgets=budgets,
+            breakers=BreakerBoard(BreakerConfig(open_timeout_seconds=5), on_transition=log_transition),
+        )
         if on_result:
             runtime.hooks.append(on_result)
         register_runtime(DEMO_RUNTIME, runtime)

@@ -104,7 +104,10 @@ def check_health(
     for transition in transitions:
         emit_event(
             event=transition.event,
-            resource={"prefect.resource.id": transition.resource, "prefect.resource.name": transition.resource.rsplit(".", 1)[-1]},
+            resource={
+                "prefect.resource.id": transition.resource,
+                "prefect.resource.name": transition.resource.rsplit(".", 1)[-1],
+            },
             payload=transition.detail,
         )
         logger.warning("%s %s: %s", transition.event, transition.resource, transition.detail)
@@ -124,13 +127,24 @@ def target_findings(
         n, successes, cost = by_window.get(True, (0, 0, 0.0))
         if n >= min_attempts:
             low, high = wilson_interval(successes, n)
-            detail = {"success_rate": successes / n, "attempts": n, "wilson_low": low, "wilson_high": high, "threshold": threshold}
+            detail = {
+                "success_rate": successes / n,
+                "attempts": n,
+                "wilson_low": low,
+                "wilson_high": high,
+                "threshold": threshold,
+            }
             findings.append(Finding("degraded", target, successes / n < threshold, detail))
         else:
             findings.append(Finding("degraded", target, None, {"attempts": n}))
         base_n, _, base_cost = by_window.get(False, (0, 0, 0.0))
         if n >= min_attempts and base_n >= min_attempts and base_cost > 0:
-            detail = {"mean_cost": cost, "baseline_mean_cost": base_cost, "ratio": cost / base_cost, "limit": ratio}
+            detail = {
+                "mean_cost": cost,
+                "baseline_mean_cost": base_cost,
+                "ratio": cost / base_cost,
+                "limit": ratio,
+            }
             findings.append(Finding("cost-spike", target, cost > ratio * base_cost, detail))
         else:
             findings.append(Finding("cost-spike", target, None, {"attempts": n, "baseline_attempts": base_n}))
@@ -142,7 +156,9 @@ def shift_finding(picks: list[tuple[str, int, int]], alpha: float, min_decisions
     rows = [(pick, recent, base) for pick, recent, base in picks if recent + base > 0]
     recent_total, base_total = sum(r[1] for r in rows), sum(r[2] for r in rows)
     if len(rows) < 2 or recent_total < min_decisions or base_total < min_decisions:
-        return Finding("routing-shift", ROUTING_RESOURCE, None, {"recent": recent_total, "baseline": base_total})
+        return Finding(
+            "routing-shift", ROUTING_RESOURCE, None, {"recent": recent_total, "baseline": base_total}
+        )
     result = chi2_contingency([[r[1] for r in rows], [r[2] for r in rows]])
     detail = {
         "chi2": float(result.statistic),
@@ -151,12 +167,15 @@ def shift_finding(picks: list[tuple[str, int, int]], alpha: float, min_decisions
         "recent_shares": {r[0]: r[1] / recent_total for r in rows},
         "baseline_shares": {r[0]: r[2] / base_total for r in rows},
     }
-    return Finding("routing-shift", ROUTING_RESOURCE, result.pvalue < alpha, detail)
+    return Finding("routing-shift", ROUTING_RESOURCE, bool(result.pvalue < alpha), detail)
 
 
 def _transitions(con, findings: list[Finding], now: datetime) -> list[Transition]:
     """Record each decided finding in health_alerts; the ones that changed state become events."""
-    active = {(r[0], r[1]) for r in con.execute("SELECT check_name, subject FROM health_alerts WHERE active").fetchall()}
+    active = {
+        (r[0], r[1])
+        for r in con.execute("SELECT check_name, subject FROM health_alerts WHERE active").fetchall()
+    }
     transitions = []
     for finding in findings:
         if finding.alert is None:
@@ -173,6 +192,12 @@ def _transitions(con, findings: list[Finding], now: datetime) -> list[Transition
             [*key, finding.alert, now, json.dumps(finding.detail), now],
         )
         raised, cleared = EVENTS[finding.check]
-        resource = finding.subject if finding.check == "routing-shift" else f"adaptive-router.target.{finding.subject}"
-        transitions.append(Transition(event=raised if finding.alert else cleared, resource=resource, detail=finding.detail))
+        resource = (
+            finding.subject
+            if finding.check == "routing-shift"
+            else f"adaptive-router.target.{finding.subject}"
+        )
+        transitions.append(
+            Transition(event=raised if finding.alert else cleared, resource=resource, detail=finding.detail)
+        )
     return transitions

@@ -15,7 +15,8 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ValidationError
 
 from blocks.store import DuckDBStore, IngestReport
-from blocks.store.summaries import RetentionPolicy, apply_retention as delete_expired
+from blocks.store.summaries import RetentionPolicy
+from blocks.store.summaries import apply_retention as delete_expired
 from flows.routing import DEFAULT_RUNTIME, fast_subflows, route_batch
 from flows.runtime import get_runtime
 from routing.models import Task
@@ -56,7 +57,9 @@ def apply_retention(
     block.upgrade()
     with block.connect() as con:
         deleted = delete_expired(con, policy, utc_naive(as_of))
-    get_run_logger().info("deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n) or "nothing")
+    get_run_logger().info(
+        "deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n) or "nothing"
+    )
     return deleted
 
 
@@ -95,7 +98,10 @@ def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: i
         try:
             task = Task.model_validate_json(payload)
         except ValidationError as exc:
-            outcomes[task_id] = ("failed", f"invalid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}")
+            outcomes[task_id] = (
+                "failed",
+                f"invalid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
+            )
             report.invalid += 1
             continue
         tasks.append(task)

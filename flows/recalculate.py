@@ -15,7 +15,8 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
-from blocks.store.snapshots import published_path, publish as publish_state
+from blocks.store.snapshots import publish as publish_state
+from blocks.store.snapshots import published_path
 from blocks.store.stats import recalculate
 from flows.maintenance import store_block, utc_naive
 
@@ -46,7 +47,9 @@ def compact(count: int) -> str:
 
 
 @flow(name="recalculate-stats", persist_result=False)
-def recalculate_stats(full: bool = False, store: str | None = None, publish: bool = True) -> RecalculationReport:
+def recalculate_stats(
+    full: bool = False, store: str | None = None, publish: bool = True
+) -> RecalculationReport:
     """Recompute statistics for every target (`full`) or only for targets with new executions."""
     logger = get_run_logger()
     block = store_block(store)
@@ -87,7 +90,9 @@ def _score_table(block, task_types) -> None:
         [list(task_types)],
     )
     if rows:
-        create_table_artifact(rows, key="target-scores", description="Recomputed statistics per target and task type")
+        create_table_artifact(
+            rows, key="target-scores", description="Recomputed statistics per target and task type"
+        )
 
 
 def rename_current_run(name: str) -> None:

@@ -83,7 +83,12 @@ def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
         echo(f"starting the Prefect server (pid {server_pid}); log: {home / 'server.log'}")
         _wait_healthy(config.api_url, server_pid, home / "server.log", config.timeout_seconds)
     (home / SERVER_INFO).write_text(json.dumps({"api_url": config.api_url, "ui_url": config.ui_url}))
-    _run("create the work pool", [*PREFECT, "work-pool", "create", config.pool, "--type", "process", "--overwrite"], env, config.project)
+    _run(
+        "create the work pool",
+        [*PREFECT, "work-pool", "create", config.pool, "--type", "process", "--overwrite"],
+        env,
+        config.project,
+    )
     _run("register the blocks", [*PREFECT, "block", "register", "-m", "blocks"], env, config.project)
     echo("deploying every flow of prefect.yaml")
     _run("deploy the flows", [*PREFECT, "--no-prompt", "deploy", "--all"], env, config.project, timeout=600)
@@ -94,7 +99,9 @@ def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
         if worker_pid is None:
             args = [*PREFECT, "worker", "start", "--pool", config.pool, "--type", "process"]
             worker_pid = _spawn(args, home / "worker", env, config.project)
-            echo(f"starting a process worker on pool {config.pool!r} (pid {worker_pid}); log: {home / 'worker.log'}")
+            echo(
+                f"starting a process worker on pool {config.pool!r} (pid {worker_pid}); log: {home / 'worker.log'}"
+            )
     echo(f"Prefect UI: {config.ui_url}")
     return Stack(config.api_url, config.ui_url, server_pid, worker_pid, deployments)
 
@@ -146,12 +153,16 @@ def _spawn(args: list[str], stem: Path, env: dict[str, str], cwd: Path) -> int:
 
 def _run(step: str, args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180.0) -> None:
     try:
-        result = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(
+            args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        )
     except subprocess.TimeoutExpired as exc:
         raise ServerError(f"could not {step}: `{' '.join(args[2:])}` took over {timeout:g} s") from exc
     if result.returncode != 0:
         tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-        raise ServerError(f"could not {step}: `{' '.join(args[2:])}` exited with {result.returncode}:\n{tail}")
+        raise ServerError(
+            f"could not {step}: `{' '.join(args[2:])}` exited with {result.returncode}:\n{tail}"
+        )
 
 
 def _deployments(api_url: str) -> list[str]:
@@ -176,7 +187,9 @@ def _wait_healthy(api_url: str, pid: int, log: Path, timeout: float) -> None:
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
             raise ServerError(f"the Prefect server exited before answering at {api_url}:\n{tail}")
         if time.monotonic() > deadline:
-            raise ServerError(f"the Prefect server did not answer at {api_url} within {timeout:g} s; see {log}")
+            raise ServerError(
+                f"the Prefect server did not answer at {api_url} within {timeout:g} s; see {log}"
+            )
         time.sleep(0.5)
 
 
@@ -195,7 +208,9 @@ def _running(pid_file: Path, role: str) -> int | None:
 def _command_line(pid: int) -> str | None:
     """The command line of a live (non-zombie) process, or None."""
     _reap(pid)
-    result = subprocess.run(["ps", "-o", "stat=,args=", "-p", str(pid)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["ps", "-o", "stat=,args=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
     line = result.stdout.strip()
     if result.returncode != 0 or not line or line.startswith("Z"):
         return None
@@ -227,7 +242,9 @@ def _terminate(pid: int, timeout: float) -> None:
 def _group_alive(pgid: int) -> bool:
     """Whether any live (non-zombie) process remains in group `pgid`."""
     _reap(pgid)
-    listing = subprocess.run(["ps", "-A", "-o", "pgid=,stat="], capture_output=True, text=True).stdout
+    listing = subprocess.run(
+        ["ps", "-A", "-o", "pgid=,stat="], capture_output=True, text=True, check=False
+    ).stdout
     return any(
         len(fields) == 2 and fields[0] == str(pgid) and not fields[1].startswith("Z")
         for fields in (line.split() for line in listing.splitlines())

@@ -43,5 +43,10 @@ def refresh_summaries(
         for chosen in [summary] if summary else list(Summary):
             started = time.perf_counter()
             rows[chosen.value] = rebuild(con, chosen, now, horizon_days)
-            logger.info("%s: %d rows in %.0f ms", chosen.value, rows[chosen.value], (time.perf_counter() - started) * 1000)
+            logger.info(
+                "%s: %d rows in %.0f ms",
+                chosen.value,
+                rows[chosen.value],
+                (time.perf_counter() - started) * 1000,
+            )
     return rows
