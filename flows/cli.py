@@ -61,7 +61,7 @@ def demo(
     database: DatabaseOption = None,
 ) -> None:
     """Route tasks across the local fleet on ephemeral Prefect and show what the router learned."""
-    logging.getLogger("prefect").setLevel(logging.WARNING)  # the progress bar is the demo's output
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar is the demo's output
     logging.getLogger("agno").setLevel(logging.CRITICAL)  # failed runs are outcomes, shown in the table
     from blocks.fleet.config import FleetConfigError
     from blocks.store import StoreError

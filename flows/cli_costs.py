@@ -1,4 +1,7 @@
-"""Cost commands of `adaptive-router`: budgets, per-task-type strategies, and statistics."""
+"""Cost commands of `adaptive-router`: budgets, per-task-type strategies, and statistics.
+
+The store (and with it Prefect) is imported inside each command, so `--help` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +13,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from blocks.store import DuckDBStore, StoreError
-from blocks.store.budgets import load_budgets, remove_budget, save_budget, spend_rows
-from blocks.store.objectives import load_objectives, save_objective
 from routing.budget import Budget, Period, Scope
 from routing.optimizer import Objective, Priority, StrategyWeights
 from routing.pareto import TargetPerformance, pareto_frontier
@@ -41,6 +41,9 @@ def set_budget(
     database: Database = None,
 ) -> None:
     """Set (or remove) a spending limit that routers enforce before every call."""
+    from blocks.store import DuckDBStore, StoreError
+    from blocks.store.budgets import remove_budget, save_budget
+
     store = DuckDBStore(database=database)
     try:
         budget = Budget(period=period, scope=scope, scope_value=scope_value, limit=limit, policy=policy)
@@ -63,6 +66,9 @@ def set_strategy(
     database: Database = None,
 ) -> None:
     """Choose what a task type optimises for; the cost-aware strategy reads it."""
+    from blocks.store import DuckDBStore, StoreError
+    from blocks.store.objectives import save_objective
+
     weights = [w for w in (success, cost, latency) if w is not None]
     try:
         if weights and len(weights) != 3:
@@ -78,6 +84,10 @@ def set_strategy(
 
 def stats(database: Database = None) -> None:
     """Per target and task type: calls, success with its 95% interval, latency, spend, the frontier."""
+    from blocks.store import DuckDBStore, StoreError
+    from blocks.store.budgets import load_budgets, spend_rows
+    from blocks.store.objectives import load_objectives
+
     store = DuckDBStore(database=database)
     try:
         store.ingest(seal=False)
