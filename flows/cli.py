@@ -13,6 +13,7 @@ from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
 
+from flows import cli_ops  # noqa: E402
 from flows.cli_costs import set_budget, set_strategy, stats  # noqa: E402
 from flows.cli_replay import replay  # noqa: E402
 from rich.console import Console  # noqa: E402
@@ -23,10 +24,6 @@ app = typer.Typer(help="Route work to the best target and learn from every outco
 db_app = typer.Typer(help="The DuckDB store: schema migrations and ingestion.", no_args_is_help=True)
 fleet_app = typer.Typer(help="The local provider fleet (an OpenAI-compatible server).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-app.command("replay")(replay)
-app.command("set-budget")(set_budget)
-app.command("set-strategy")(set_strategy)
-app.command("stats")(stats)
 app.add_typer(fleet_app, name="fleet")
 console = Console()
 
@@ -228,3 +225,13 @@ def health(
             str(snap.total_failures), str(snap.total_successes), (snap.last_error or "")[:80],
         )
     console.print(table if snapshots else "no executions recorded yet")
+
+
+# Commands that live in their own modules, listed after the ones above in --help.
+app.command("stats")(stats)
+app.command("set-budget")(set_budget)
+app.command("set-strategy")(set_strategy)
+app.command()(cli_ops.recalculate)
+app.command()(cli_ops.up)
+app.command()(cli_ops.stop)
+app.command("replay")(replay)

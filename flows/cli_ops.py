@@ -123,4 +123,5 @@ for command in (recalculate, up, stop):
     ops_app.command()(command)
 
 if __name__ == "__main__":
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # as flows/cli.py does
     ops_app()

@@ -18,11 +18,13 @@ from prefect.events import emit_event
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore
 from blocks.store.budgets import load_budgets, spend_rows
+from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
 from routing.breaker import BreakerBoard, Transition
 from routing.errors import UnknownTargetError
 from routing.budget import Budget, BudgetLedger, Reservation
 from routing.models import ExecutionRecord, Outcome, RoutedResult, Task, utcnow
+from routing.published import apply_published
 from routing.retry import RetryPolicy
 from routing.router import Router
 from routing.strategies import build_strategy
@@ -54,6 +56,7 @@ class RoutingRuntime:
     breakers: BreakerBoard
     retry: RetryPolicy
     ledger: BudgetLedger | None = None
+    published: PublishedReader | None = None
     hooks: list[ResultHook] = field(default_factory=list)
 
     @classmethod
@@ -73,14 +76,23 @@ class RoutingRuntime:
         if budgets:
             ledger = BudgetLedger(budgets)
             ledger.load(spend_rows(store, list(budgets), utcnow()))
-        return cls(
+        runtime = cls(
             router=router,
             targets={t.target_name: t for t in targets},
             store=store,
             breakers=breakers,
             retry=retry or RetryPolicy(),
             ledger=ledger,
+            published=PublishedReader(published_path(store)),
         )
+        runtime.refresh()
+        return runtime
+
+    def refresh(self) -> None:
+        """Take in statistics a recalculation published since the last look (one `stat` if none)."""
+        if self.published is not None and (state := self.published.changed()) is not None:
+            for line in apply_published(state, self.router):
+                logger.info("published state applied: %s", line)
 
     def target(self, name: str) -> TargetBlock:
         try:
@@ -131,7 +143,8 @@ def get_runtime(name: str) -> RoutingRuntime:
         runtime = _runtimes.get(name)
         if runtime is None:
             runtime = _runtimes[name] = _from_settings(name)
-        return runtime
+    runtime.refresh()
+    return runtime
 
 
 def _from_settings(name: str) -> RoutingRuntime:

@@ -19,7 +19,15 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 
 from routing.adaptive import AdaptiveStrategy
 from routing.bandits import BanditStrategy, success_reward, task_context
@@ -68,14 +76,6 @@ class PublishedState(BaseModel):
         default_factory=dict, description="{target: {category: score 0-100}}, as CapabilityTable.to_dict()."
     )
 
-    @field_validator("snapshot", mode="before")
-    @classmethod
-    def _fresh_snapshot(cls, value: object) -> object:
-        # StatsSnapshot's after-validator indexes entries into a private dict and is not idempotent:
-        # pydantic 2.14 re-runs it on an instance passed in, which then reports every entry as a
-        # duplicate. Rebuilding the snapshot from its fields runs it once, on a fresh instance.
-        return value.model_dump() if isinstance(value, StatsSnapshot) else value
-
     @field_validator("capabilities")
     @classmethod
     def _valid_capabilities(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
@@ -88,7 +88,9 @@ class PublishedState(BaseModel):
         for prior in self.priors:
             key = (prior.target, prior.task_type, prior.category)
             if key in seen:
-                raise ValueError(f"priors: duplicate prior for target {key[0]!r}, task type {key[1]!r}, category {key[2]!r}")
+                raise ValueError(
+                    f"priors: duplicate prior for target {key[0]!r}, task type {key[1]!r}, category {key[2]!r}"
+                )
             seen.add(key)
         return self
 
@@ -96,7 +98,9 @@ class PublishedState(BaseModel):
         return CapabilityTable.from_dict(self.capabilities)
 
 
-def apply_published(state: PublishedState, router: Router, prior_cap: PositiveInt = DEFAULT_PRIOR_CAP) -> list[str]:
+def apply_published(
+    state: PublishedState, router: Router, prior_cap: PositiveInt = DEFAULT_PRIOR_CAP
+) -> list[str]:
     """Hand `state` to the router's strategy (and an ensemble's members); returns what was done, in words."""
     if prior_cap < 1:
         raise ValueError(f"prior_cap must be at least 1, got {prior_cap}")
@@ -113,7 +117,9 @@ def _apply(state: PublishedState, strategy: Strategy, prior_cap: int) -> list[st
     name = strategy.name
     if callable(getattr(strategy, "publish", None)):
         changed = strategy.publish(state.snapshot)  # type: ignore[attr-defined]
-        return [f"{name}: statistics of {len(state.snapshot.entries)} (target, task type) pairs, {len(changed)} task types re-ranked"]
+        return [
+            f"{name}: statistics of {len(state.snapshot.entries)} (target, task type) pairs, {len(changed)} task types re-ranked"
+        ]
     if isinstance(strategy, AdaptiveStrategy):
         if not state.capabilities:
             return [f"{name}: no capability scores published yet"]

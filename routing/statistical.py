@@ -120,13 +120,16 @@ class StatsSnapshot(BaseModel):
 
     @model_validator(mode="after")
     def _unique_pairs(self) -> StatsSnapshot:
+        # Rebuilt from scratch: the validator re-runs when a snapshot is validated inside another model.
+        by_type: dict[str, dict[str, StatsEntry]] = {}
         for entry in self.entries:
-            by_target = self._by_type.setdefault(entry.task_type, {})
+            by_target = by_type.setdefault(entry.task_type, {})
             if entry.target in by_target:
                 raise ValueError(
                     f"entries: duplicate entry for target {entry.target!r}, task type {entry.task_type!r}"
                 )
             by_target[entry.target] = entry
+        self._by_type = by_type
         return self
 
     @property

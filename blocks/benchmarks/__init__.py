@@ -11,7 +11,15 @@ import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from routing.models import Category, Expectation, Task
 
@@ -69,7 +77,9 @@ class BenchmarkSuite(BaseModel):
         counts: dict[Category, int] = {}
         chosen = []
         for case in self.cases:
-            if case.category in wanted and (per_category is None or counts.get(case.category, 0) < per_category):
+            if case.category in wanted and (
+                per_category is None or counts.get(case.category, 0) < per_category
+            ):
                 counts[case.category] = counts.get(case.category, 0) + 1
                 chosen.append(case)
         return chosen

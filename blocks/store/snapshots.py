@@ -56,33 +56,60 @@ def load_published(path: Path) -> PublishedState | None:
     try:
         return PublishedState.model_validate_json(text)
     except ValidationError as exc:
-        raise ValueError(f"published state {path} is invalid: {exc}") from exc
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "document"
+        raise ValueError(f"published state {path} is invalid: {where}: {first['msg']}") from exc
+
+
+class PublishedReader:
+    """Loads the published state only when the file changed since the last look: a long-lived router
+    calls `changed()` before routing and pays one `stat` when nothing was republished."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int, int] | None = None
+
+    def changed(self) -> PublishedState | None:
+        """The state if it was (re)published since the last call, else None."""
+        try:
+            info = self.path.stat()
+        except FileNotFoundError:
+            return None
+        stamp = (
+            info.st_ino,
+            info.st_mtime_ns,
+            info.st_size,
+        )  # os.replace gives every publication a new inode
+        if stamp == self._stamp:
+            return None
+        state = load_published(self.path)
+        self._stamp = stamp
+        return state
 
 
 def publish(store: DuckDBStore, reason: str) -> Publication:
     """Build the state from the store's tables and publish it atomically; `reason` is recorded."""
     path = published_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _exclusive(path.with_name(".lock")):
-        with store.connect() as con:
-            state = build_state(con)
-            text = state.model_dump_json(indent=1)
-            _replace(path, text)
-            publication = Publication(
-                state_id=uuid.uuid4().hex,
-                path=path,
-                created_at=state.created_at,
-                stats_entries=len(state.snapshot.entries),
-                priors=len(state.priors),
-                capabilities=len(state.capability_table()),
-            )
-            con.execute(
-                "INSERT INTO published_states VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    publication.state_id, _naive(state.created_at), reason, str(path), publication.stats_entries,
-                    publication.priors, publication.capabilities, hashlib.sha256(text.encode()).hexdigest(),
-                ],
-            )  # fmt: skip
+    with _exclusive(path.with_name(".lock")), store.connect() as con:
+        state = build_state(con)
+        text = state.model_dump_json(indent=1)
+        _replace(path, text)
+        publication = Publication(
+            state_id=uuid.uuid4().hex,
+            path=path,
+            created_at=state.created_at,
+            stats_entries=len(state.snapshot.entries),
+            priors=len(state.priors),
+            capabilities=len(state.capability_table()),
+        )
+        con.execute(
+            "INSERT INTO published_states VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                publication.state_id, _naive(state.created_at), reason, str(path), publication.stats_entries,
+                publication.priors, publication.capabilities, hashlib.sha256(text.encode()).hexdigest(),
+            ],
+        )  # fmt: skip
     return publication
 
 
@@ -91,10 +118,18 @@ def build_state(con) -> PublishedState:
     now = datetime.now(timezone.utc)
     entries = tuple(
         StatsEntry(
-            target=r[0], task_type=r[1], n=r[2], successes=r[3], p50_latency_ms=r[4], p95_latency_ms=r[5],
-            p99_latency_ms=r[6], mean_latency_ms=r[7], latency_sd_ms=r[8], mean_cost=r[9],
+            target=r[0],
+            task_type=r[1],
+            n=r[2],
+            successes=r[3],
+            p50_latency_ms=r[4],
+            p95_latency_ms=r[5],
+            p99_latency_ms=r[6],
+            mean_latency_ms=r[7],
+            latency_sd_ms=r[8],
+            mean_cost=r[9],
             updated_at=r[10].replace(tzinfo=timezone.utc),
-        )  # fmt: skip
+        )
         for r in con.execute(
             "SELECT target, task_type, n, successes, p50_latency_ms, p95_latency_ms, p99_latency_ms, "
             "mean_latency_ms, latency_sd_ms, mean_cost, computed_at FROM target_stats ORDER BY task_type, target"

@@ -24,9 +24,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from blocks.store.store import _transaction
 from routing.statistics import two_proportion_test, welch_t_test_from_stats, wilson_interval
 
 CONFIDENCE = 0.95
+_LIST = "(SELECT unnest(?::VARCHAR[]))"
 
 _AGGREGATE = """
 SELECT target, task_type, count(*) AS n, count_if(success) AS successes,
@@ -73,69 +75,65 @@ def recalculate(con: duckdb.DuckDBPyConnection, now: datetime, full: bool = Fals
     `now` (naive UTC) stamps the rows. The caller's connection holds DuckDB's file lock throughout, so
     no other process ingests between reading the fingerprints and writing the statistics.
     """
-    current = {r[0]: (r[1], r[2]) for r in con.execute(
-        "SELECT target, count(*), max(timestamp) FROM executions GROUP BY target"
-    ).fetchall()}  # fmt: skip
-    stored = {r[0]: (r[1], r[2]) for r in con.execute(
-        "SELECT target, executions, last_timestamp FROM stats_fingerprints"
-    ).fetchall()}  # fmt: skip
+    current = _fingerprints(con, "SELECT target, count(*), max(timestamp) FROM executions GROUP BY target")
+    stored = _fingerprints(con, "SELECT target, executions, last_timestamp FROM stats_fingerprints")
     changed = sorted(current if full else (t for t in current if stored.get(t) != current[t]))
     removed = sorted(set(stored) - set(current))
     if not changed and not removed:
         return Recalculation(full, (), (), 0, (), now)
-    where, params = _only(changed, full)
-    fresh = _row_dict(con.execute(_AGGREGATE.format(where=where), params))
-    priors = con.execute(_PRIORS.format(where=where), params).df()
-    touched = set(changed) | set(removed)
-    task_types = {r["task_type"] for r in fresh} | {
-        r[0] for r in con.execute(
-            "SELECT DISTINCT task_type FROM target_stats WHERE target IN (SELECT unnest(?::VARCHAR[]))",
-            [sorted(touched)],
-        ).fetchall()
-    }  # fmt: skip
-    kept = _row_dict(con.execute(
-        f"SELECT {', '.join(STATS_COLUMNS)} FROM target_stats "
-        "WHERE task_type IN (SELECT unnest(?::VARCHAR[])) AND target NOT IN (SELECT unnest(?::VARCHAR[]))",
-        [sorted(task_types), sorted(touched)],
-    ))  # fmt: skip
-    rows = compare_with_leaders([_with_interval(r, now) for r in fresh] + kept)
-    priors["computed_at"] = now
+    touched = sorted(set(changed) | set(removed))
+    where, params = ("", []) if full else (f"WHERE target IN {_LIST}", [changed])
+    fresh = [_with_interval(row, now) for row in _rows(con, _AGGREGATE.format(where=where), params)]
+    previous = _rows(con, f"SELECT DISTINCT task_type FROM target_stats WHERE target IN {_LIST}", [touched])
+    task_types = sorted({r["task_type"] for r in fresh + previous})
+    kept = _rows(
+        con,
+        f"SELECT {', '.join(STATS_COLUMNS)} FROM target_stats WHERE task_type IN {_LIST} AND target NOT IN {_LIST}",
+        [task_types, touched],
+    )
+    priors = con.execute(_PRIORS.format(where=where), params).df().assign(computed_at=now)
     fingerprints = pd.DataFrame(
-        [(t, current[t][0], current[t][1], now) for t in changed],
+        [(t, *current[t], now) for t in changed],
         columns=["target", "executions", "last_timestamp", "computed_at"],
     )
-    stats = pd.DataFrame(rows, columns=list(STATS_COLUMNS))
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         con.execute(
-            "DELETE FROM target_stats WHERE task_type IN (SELECT unnest(?::VARCHAR[])) "
-            "OR target IN (SELECT unnest(?::VARCHAR[]))",
-            [sorted(task_types), sorted(touched)],
+            f"DELETE FROM target_stats WHERE task_type IN {_LIST} OR target IN {_LIST}", [task_types, touched]
         )
         for table in ("target_priors", "stats_fingerprints"):
-            con.execute(f"DELETE FROM {table} WHERE target IN (SELECT unnest(?::VARCHAR[]))", [sorted(touched)])
-        for table, frame in (("target_stats", stats), ("target_priors", priors), ("stats_fingerprints", fingerprints)):
-            if len(frame):
-                con.register("incoming", frame)
-                con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
-                con.unregister("incoming")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+            con.execute(f"DELETE FROM {table} WHERE target IN {_LIST}", [touched])
+        _insert(
+            con, "target_stats", pd.DataFrame(compare_with_leaders(fresh + kept), columns=list(STATS_COLUMNS))
+        )
+        _insert(con, "target_priors", priors)
+        _insert(con, "stats_fingerprints", fingerprints)
     executions = sum(current[t][0] for t in changed)
-    return Recalculation(full, tuple(changed), tuple(removed), executions, tuple(sorted(task_types)), now)
+    return Recalculation(full, tuple(changed), tuple(removed), executions, tuple(task_types), now)
 
 
-def _only(targets: list[str], full: bool) -> tuple[str, list[Any]]:
-    if full:
-        return "", []
-    return "WHERE target IN (SELECT unnest(?::VARCHAR[]))", [targets]
+def store_benchmark(con: duckdb.DuckDBPyConnection, results: pd.DataFrame, scores: pd.DataFrame) -> None:
+    """Append a benchmark run's results and make its capability scores the current ones, atomically."""
+    with _transaction(con):
+        _insert(con, "benchmark_results", results)
+        con.execute("DELETE FROM capability_scores")
+        _insert(con, "capability_scores", scores)
 
 
-def _row_dict(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def _fingerprints(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, tuple[int, datetime]]:
+    return {target: (count, latest) for target, count, latest in con.execute(sql).fetchall()}
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, params)
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
+    if len(frame):
+        con.register("incoming", frame)
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+        con.unregister("incoming")
 
 
 def _with_interval(row: dict[str, Any], now: datetime) -> dict[str, Any]:
@@ -162,7 +160,9 @@ def compare_with_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for group in by_type.values():
         leader = max(group, key=lambda r: (r["success_rate"], -r["mean_latency_ms"], r["target"]))
         for row in group:
-            tests: dict[str, float | None] = dict.fromkeys(("success_z", "success_p", "latency_t", "latency_p"))
+            tests: dict[str, float | None] = dict.fromkeys(
+                ("success_z", "success_p", "latency_t", "latency_p")
+            )
             if row is not leader:
                 success = two_proportion_test(row["successes"], row["n"], leader["successes"], leader["n"])
                 tests["success_z"], tests["success_p"] = success.statistic, success.p_value

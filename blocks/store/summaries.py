@@ -19,6 +19,8 @@ from enum import StrEnum
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
+from blocks.store.store import _transaction
+
 
 class Summary(StrEnum):
     TIER_DAILY = "tier-daily"
@@ -95,20 +97,14 @@ def rebuild(con: duckdb.DuckDBPyConnection, summary: Summary, now: datetime, hor
     """Rebuild `summary` from executions newer than the raw horizon, in one transaction; returns its rows."""
     spec = SPECS[summary]
     since = rebuild_from(summary, now, horizon_days)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         if spec.column is None:
             con.execute(f"DELETE FROM {spec.table}")
             con.execute(f"INSERT INTO {spec.table} BY NAME {spec.select}", [since, since, now])
         else:
             con.execute(f"DELETE FROM {spec.table} WHERE {spec.column} >= ?", [since])
             con.execute(f"INSERT INTO {spec.table} BY NAME {spec.select}", [now, since])
-        rows = con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return rows
+        return con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
 
 
 class RetentionPolicy(BaseModel):
@@ -138,14 +134,11 @@ AGGREGATE_TABLES = {
 def apply_retention(con: duckdb.DuckDBPyConnection, policy: RetentionPolicy, now: datetime) -> dict[str, int]:
     """Delete every row older than its table's age limit, in one transaction; returns rows deleted per table."""
     deleted = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with _transaction(con):
         for tables, days in ((RAW_TABLES, policy.raw_days), (AGGREGATE_TABLES, policy.aggregate_days)):
             cutoff = now - timedelta(days=days)
             for table, column in tables.items():
-                deleted[table] = con.execute(f"DELETE FROM {table} WHERE {column} < ?", [cutoff]).fetchone()[0]
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+                (deleted[table],) = con.execute(
+                    f"DELETE FROM {table} WHERE {column} < ?", [cutoff]
+                ).fetchone()
     return deleted

@@ -29,15 +29,17 @@ def entry(target: str, n: int, successes: int, latency: float) -> StatsEntry:
 
 
 def state(**overrides) -> PublishedState:
-    fields = dict(
-        created_at=WHEN,
-        snapshot=StatsSnapshot(entries=(entry("a", 400, 200, 50.0), entry("b", 400, 360, 80.0)), created_at=WHEN),
-        priors=(
+    fields = {
+        "created_at": WHEN,
+        "snapshot": StatsSnapshot(
+            entries=(entry("a", 400, 200, 50.0), entry("b", 400, 360, 80.0)), created_at=WHEN
+        ),
+        "priors": (
             BanditPrior(target="a", task_type="qa", category=Category.MATH, successes=50, failures=150),
             BanditPrior(target="b", task_type="qa", category=Category.MATH, successes=1800, failures=200),
         ),
-        capabilities={"a": {"math": 40.0}, "b": {"math": 90.0, "coding": 70.0}},
-    )
+        "capabilities": {"a": {"math": 40.0}, "b": {"math": 90.0, "coding": 70.0}},
+    }
     return PublishedState(**{**fields, **overrides})
 
 
@@ -46,7 +48,9 @@ def test_json_round_trip_keeps_everything() -> None:
     again = PublishedState.model_validate_json(original.model_dump_json())
     assert again == original
     assert again.snapshot.get("b", "qa") == original.snapshot.get("b", "qa")
-    assert again.capability_table() == CapabilityTable({("a", Category.MATH): 40.0, ("b", Category.MATH): 90.0, ("b", Category.CODING): 70.0})
+    assert again.capability_table() == CapabilityTable(
+        {("a", Category.MATH): 40.0, ("b", Category.MATH): 90.0, ("b", Category.CODING): 70.0}
+    )
 
 
 def test_invalid_states_name_the_field_at_fault() -> None:
@@ -65,8 +69,12 @@ def test_invalid_states_name_the_field_at_fault() -> None:
     ("successes", "failures", "cap", "expected"),
     [(30, 10, 100, (30, 10)), (1800, 200, 100, (90, 10)), (1, 2, 1, (0, 1)), (0, 500, 100, (0, 100))],
 )
-def test_capping_keeps_the_success_rate(successes: int, failures: int, cap: int, expected: tuple[int, int]) -> None:
-    prior = BanditPrior(target="a", task_type="qa", category=Category.MATH, successes=successes, failures=failures)
+def test_capping_keeps_the_success_rate(
+    successes: int, failures: int, cap: int, expected: tuple[int, int]
+) -> None:
+    prior = BanditPrior(
+        target="a", task_type="qa", category=Category.MATH, successes=successes, failures=failures
+    )
     assert prior.capped(cap) == expected
 
 
@@ -89,7 +97,9 @@ def test_thompson_is_seeded_with_capped_priors_per_context() -> None:
     # Seeds: a 25/100 (50 of 200, capped), b 90/100 (1800 of 2000). The context's view adds the global
     # counts (the same seeds) weighted down to prior_strength = 10 calls; the Beta(1, 1) prior on top.
     assert strategy.bandit.counts(context) == pytest.approx({"a": 110, "b": 110})
-    assert strategy.bandit.means(context) == pytest.approx({"a": (1 + 25 + 2.5) / 112, "b": (1 + 90 + 9) / 112})
+    assert strategy.bandit.means(context) == pytest.approx(
+        {"a": (1 + 25 + 2.5) / 112, "b": (1 + 90 + 9) / 112}
+    )
     decision = Router(TARGETS, strategy).choose(Task(task_type="qa", category=Category.MATH, payload="?"))
     assert decision.probability == pytest.approx(strategy.bandit.probabilities(context)[decision.pick])
     assert strategy.bandit.probabilities(context)["b"] > 0.999
@@ -100,7 +110,9 @@ def test_a_bandit_that_already_learned_or_forgets_is_not_seeded_twice() -> None:
     router = Router(TARGETS, strategy)
     apply_published(state(), router)
     before = strategy.bandit.counts()
-    assert apply_published(state(), router) == ["thompson: not seeded (it has already learned from live calls)"]
+    assert apply_published(state(), router) == [
+        "thompson: not seeded (it has already learned from live calls)"
+    ]
     assert strategy.bandit.counts() == before
     forgetting = BanditStrategy(ThompsonSampling, ["a", "b"], discount=0.99)
     assert "not seeded (it forgets" in apply_published(state(), Router(TARGETS, forgetting))[0]
@@ -115,14 +127,18 @@ def test_learning_after_seeding_overturns_the_prior() -> None:
     apply_published(state(), Router(TARGETS, strategy), prior_cap=50)
     context = task_context("qa", Category.MATH)
     for _ in range(300):
-        strategy.observe(Outcome(target="b", task_type="qa", category=Category.MATH, success=False, duration_ms=1))
+        strategy.observe(
+            Outcome(target="b", task_type="qa", category=Category.MATH, success=False, duration_ms=1)
+        )
     means = strategy.bandit.means(context)
     assert means["b"] < means["a"]
 
 
 def test_adaptive_strategy_gets_the_capability_table_and_ensembles_pass_it_on() -> None:
     adaptive = AdaptiveStrategy(CapabilityTable())
-    assert apply_published(state(), Router(TARGETS, adaptive)) == ["adaptive: capability scores of 3 (target, category) pairs"]
+    assert apply_published(state(), Router(TARGETS, adaptive)) == [
+        "adaptive: capability scores of 3 (target, category) pairs"
+    ]
     assert adaptive.capabilities.get("b", Category.CODING) == 70.0
     assert apply_published(state(capabilities={}), Router(TARGETS, AdaptiveStrategy(CapabilityTable()))) == [
         "adaptive: no capability scores published yet"

@@ -1,0 +1,154 @@
+"""The scheduled flows deployed for real: `up` starts a local Prefect server and process worker.
+
+From prefect.yaml on a fresh server (temporary PREFECT_HOME, a free port, scheduler off so only the
+runs the test starts happen): the `recalculate` command triggers the deployment and waits for it, and
+the published statistics change; a `adaptive-router.target.degraded` event makes the automation
+defined in prefect.yaml start a recalculation, which the worker runs. `stop` always ends every process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from blocks.store import DuckDBStore
+from blocks.store.snapshots import load_published, published_path
+from flows.server import Stack, StackConfig, stop, up
+from routing.models import ExecutionRecord
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.5)
+    return value
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory) -> Iterator[tuple[Stack, StackConfig, DuckDBStore]]:
+    root = tmp_path_factory.mktemp("stack")
+    store = DuckDBStore(database=str(root / "data" / "router.duckdb"))
+    env = {
+        "PREFECT_HOME": str(root / "prefect"),
+        "ADAPTIVE_ROUTER_DB": str(store.path),
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    config = StackConfig(port=free_port(), home=root / "home", project=REPO, schedules=False, env=env)
+    try:
+        stack = up(config, echo=lambda line: None)
+        yield stack, config, store
+    finally:
+        stop(config.home)
+
+
+def executions(target: str, n: int, rate: float, start: int = 0) -> list[ExecutionRecord]:
+    now = datetime.now(timezone.utc)
+    return [
+        ExecutionRecord(
+            task_id=f"{target}-{i}",
+            target=target,
+            task_type="qa",
+            success=i % 100 < rate * 100,
+            duration_ms=20.0 + i % 7,
+            actual_cost=0.001,
+            timestamp=now - timedelta(seconds=i),
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def spool(store: DuckDBStore, records: list[ExecutionRecord]) -> None:
+    for record in records:
+        store.record_execution(record)
+    store.writer().close()
+
+
+def published_n(store: DuckDBStore) -> dict[str, int]:
+    state = load_published(published_path(store))
+    return {} if state is None else {e.target: e.n for e in state.snapshot.entries}
+
+
+def test_up_deploys_every_flow_of_prefect_yaml(deployed) -> None:
+    import yaml
+
+    stack, config, _ = deployed
+    document = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    flows = {
+        "flows.recalculate:recalculate_stats": "recalculate-stats",
+        "flows.summaries:refresh_summaries": "refresh-summaries",
+        "flows.benchmark_suite:run_benchmarks": "run-benchmarks",
+        "flows.health:check_health": "check-health",
+        "flows.maintenance:ingest_outcomes": "ingest-outcomes",
+        "flows.maintenance:apply_retention": "apply-retention",
+        "flows.maintenance:drain_queue": "drain-queue",
+    }
+    assert stack.deployments == sorted(
+        f"{flows[d['entrypoint']]}/{d['name']}" for d in document["deployments"]
+    )
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        automations = client.post("/automations/filter", json={}).raise_for_status().json()
+        pool = client.get(f"/work_pools/{config.pool}").raise_for_status().json()
+    assert pool["type"] == "process"
+    assert any("adaptive-router.target.degraded" in json.dumps(a["trigger"]) for a in automations)
+    assert stack.ui_url == f"http://127.0.0.1:{config.port}"
+
+
+def test_recalculate_command_runs_the_deployment_and_publishes(deployed) -> None:
+    stack, config, store = deployed
+    spool(store, executions("a", 60, 0.9) + executions("b", 40, 0.5))
+    env = {**os.environ, "PREFECT_API_URL": stack.api_url, "PREFECT_HOME": config.env["PREFECT_HOME"]}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli_ops", "recalculate", "--timeout", "150"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=200, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "recalculate-stats incremental: 2 targets, 100 executions" in result.stdout
+    assert "Completed" in result.stdout
+    assert published_n(store) == {"a": 60, "b": 40}
+
+
+def test_a_degraded_event_starts_a_recalculation_through_the_automation(deployed) -> None:
+    stack, config, store = deployed
+    spool(store, executions("a", 30, 0.2, start=1000))
+    before = published_n(store)
+    env = {**os.environ, "PREFECT_API_URL": stack.api_url, "PREFECT_HOME": config.env["PREFECT_HOME"]}
+    subprocess.run(
+        [sys.executable, "-m", "prefect", "event", "emit", "adaptive-router.target.degraded",
+         "--resource-id", "adaptive-router.target.a", "--payload", '{"success_rate": 0.2}'],
+        cwd=REPO, env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+
+    def automation_run() -> dict | None:
+        with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+            runs = client.post("/flow_runs/filter", json={}).raise_for_status().json()
+        return next((r for r in runs if (r.get("created_by") or {}).get("type") == "AUTOMATION"
+                     and r["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")), None)  # fmt: skip
+
+    run = wait_for(automation_run, 150, "the recalculation the automation starts")
+    assert run["state_type"] == "COMPLETED"
+    assert run["name"] == "recalculate-stats incremental: 1 target, 90 executions"
+    assert published_n(store) == {**before, "a": before["a"] + 30}
