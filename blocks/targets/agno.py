@@ -69,6 +69,7 @@ class AgnoTarget(EndpointTarget):
     instructions: str | None = Field(default=None, description="Instructions of the agent or team leader.")
     mode: Literal["agent", "team"] = Field(default="agent", description="One agent, or a team with members.")
     members: list[AgnoMember] = Field(default_factory=list, description="Team members (team mode only).")
+    max_tokens: int = Field(default=256, gt=0, description="Longest answer of each model call, in tokens.")
     team_mode: Literal["coordinate", "route", "broadcast", "tasks"] = Field(
         default="coordinate", description="How the leader uses its members (agno TeamMode)."
     )
@@ -93,6 +94,14 @@ class AgnoTarget(EndpointTarget):
         extra = {Capability.MULTI_AGENT} if self.mode == "team" else set()
         return super().capabilities | extra
 
+    def cost_estimate(self, task: Task) -> float:
+        """An upper bound: a team makes up to 2 + members model calls (leader, each member, leader
+        again), each reading the task, instructions and tool schemas (~1,500 tokens allowed) plus the
+        answers before it, and writing at most `max_tokens`."""
+        calls = 1 if self.mode == "agent" else 2 + len(self.members)
+        per_call_input = task.estimated_tokens + 1500 + calls * self.max_tokens
+        return self.price.cost(calls * per_call_input, calls * self.max_tokens, self.timeout_seconds)
+
     # -- building the agno objects --------------------------------------------------------------
 
 
@@ -103,6 +112,7 @@ class AgnoTarget(EndpointTarget):
             api_key=self.api_key_value() or "not-provided",
             timeout=self.timeout_seconds,
             max_retries=0,
+            max_tokens=self.max_tokens,
         )
 
     def _build(self) -> Any:

@@ -122,6 +122,12 @@ class LlamaIndexTarget(EndpointTarget):
             return Path(self.persist_dir).expanduser()
         return Path(".adaptive-router") / "indexes" / self.target_name
 
+    def cost_estimate(self, task: Task) -> float:
+        """An upper bound: the question plus `similarity_top_k` retrieved chunks and the prompt
+        template (~300 tokens) in, at most `max_tokens` out (embedding the question is not priced)."""
+        input_tokens = task.estimated_tokens + self.similarity_top_k * self.chunk_size + 300
+        return self.price.cost(input_tokens, self.max_tokens, self.timeout_seconds)
+
     # -- the index ------------------------------------------------------------------------------
 
 
