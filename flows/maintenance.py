@@ -112,21 +112,33 @@ def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: i
     except BaseException:
         _set_status(store, {row: ("queued", "requeued: the drain failed") for row in rows.values()})
         raise
+    requeued = {}
     for result in results:
         failure = "; ".join(f"{t}: {why}" for t, why in result.failures.items())
-        outcomes[rows[result.task_id]] = ("done", None) if result.success else ("failed", failure)
-    _set_status(store, outcomes)
+        if result.queued_until is not None:  # still over budget: back in the queue until its next reset
+            outcomes[rows[result.task_id]] = ("queued", failure)
+            requeued[rows[result.task_id]] = result.queued_until
+        else:
+            outcomes[rows[result.task_id]] = ("done", None) if result.success else ("failed", failure)
+    _set_status(store, outcomes, requeued)
     report.done = sum(status == "done" for status, _ in outcomes.values())
     report.failed = len(outcomes) - report.done
     logger.info("drained %d queued tasks: %d done, %d failed", report.claimed, report.done, report.failed)
     return report
 
 
-def _set_status(store: DuckDBStore, outcomes: dict[str, tuple[str, str | None]]) -> None:
+def _set_status(
+    store: DuckDBStore, outcomes: dict[str, tuple[str, str | None]], not_before: dict[str, datetime] | None = None
+) -> None:
     if not outcomes:
         return
+    not_before = not_before or {}
     with store.connect() as con:
         con.executemany(
-            "UPDATE queued_tasks SET status = ?, reason = coalesce(?, reason) WHERE task_id = ?",
-            [(status, reason, task_id) for task_id, (status, reason) in outcomes.items()],
+            "UPDATE queued_tasks SET status = ?, reason = coalesce(?, reason), "
+            "not_before = coalesce(?, not_before) WHERE task_id = ?",
+            [
+                (status, reason, utc_naive(not_before[task_id]) if task_id in not_before else None, task_id)
+                for task_id, (status, reason) in outcomes.items()
+            ],
         )

@@ -54,3 +54,38 @@ def test_a_daily_budget_caps_spend_and_turns_the_rest_away(unconstrained, tmp_pa
     # (under 'queue', a call whose estimate exceeds the whole budget can never fit and is still rejected)
     queued = DuckDBStore(database=str(database)).query("SELECT count(*) AS n FROM queued_tasks")[0]["n"]
     assert queued == report.queued
+
+
+def test_queued_tasks_run_when_the_budget_period_rolls_over(unconstrained, tmp_path: Path, fleet) -> None:
+    from blocks.store import DuckDBStore
+    from flows.demo import fleet_targets, framework_targets
+    from flows.maintenance import drain_queue
+    from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
+    from routing.budget import Budget, Period
+
+    _, free = unconstrained
+    budget = free.spent_usd / 4
+    database = tmp_path / "router.duckdb"
+    report = run_demo(tasks=40, seed=3, database=str(database), fleet_config=STABLE_FLEET_PATH,
+                      daily_budget=budget, budget_policy="queue")
+    store = DuckDBStore(database=str(database))
+    assert report.queued > 0
+    # the day rolls over: yesterday's spend and the queue's reset time move one day into the past
+    store.query("UPDATE executions SET timestamp = timestamp - INTERVAL 1 DAY")
+    store.query("UPDATE queued_tasks SET not_before = not_before - INTERVAL 1 DAY")
+    targets = fleet_targets(fleet.config, fleet.base_url) + framework_targets(fleet.config, fleet.base_url, store)
+    runtime = RoutingRuntime.build(targets, store, budgets=[Budget(period=Period.DAILY, limit=budget, policy="queue")])
+    register_runtime("rollover", runtime)
+    try:
+        drained = drain_queue(runtime="rollover", limit=100)
+    finally:
+        unregister_runtime("rollover")
+    assert drained.claimed == report.queued
+    statuses = {r["status"]: r["n"] for r in store.query("SELECT status, count(*) AS n FROM queued_tasks GROUP BY status")}
+    assert statuses.get("done", 0) > 0  # they ran on the new day's budget
+    today = store.query(
+        "SELECT coalesce(sum(actual_cost), 0) AS s FROM executions WHERE timestamp >= current_date"
+    )[0]["s"]
+    assert today <= budget
+    # whatever did not fit today is queued again for the next reset, not lost
+    assert sum(statuses.values()) == report.queued
