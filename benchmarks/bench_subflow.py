@@ -34,7 +34,7 @@ def child(calls: int) -> None:
     from blocks.fleet.launcher import FleetServer
     from blocks.store import DuckDBStore
     from flows.demo import fleet_targets
-    from flows.routing import fast_subflows, routed_call
+    from flows.route import fast_subflows, routed_call
     from flows.runtime import RoutingRuntime, register_runtime
     from routing import Task
     from tasks.calls import call_target

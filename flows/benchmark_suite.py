@@ -30,7 +30,7 @@ from blocks.store.snapshots import publish as publish_state
 from blocks.store.stats import store_benchmark
 from blocks.targets.base import HealthReport, TargetBlock
 from flows.maintenance import utc_naive
-from flows.routing import DEFAULT_RUNTIME
+from flows.route import DEFAULT_RUNTIME
 from flows.runtime import get_runtime
 from routing.capability import BenchmarkResult, CapabilityTable
 from routing.models import AttemptResult, Category, ErrorType

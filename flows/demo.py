@@ -18,7 +18,7 @@ from blocks.fleet.knowledge import generate_tasks
 from blocks.fleet.launcher import FleetServer
 from blocks.store import DuckDBStore
 from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompatibleTarget, TargetBlock
-from flows.routing import route_batch
+from flows.route import route_batch
 from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
 from routing.breaker import BreakerBoard, BreakerConfig, BreakerState
 from routing.budget import Budget, Period

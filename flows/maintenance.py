@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from blocks.store import DuckDBStore, IngestReport
 from blocks.store.summaries import RetentionPolicy
 from blocks.store.summaries import apply_retention as delete_expired
-from flows.routing import DEFAULT_RUNTIME, fast_subflows, route_batch
+from flows.route import DEFAULT_RUNTIME, fast_subflows, route_batch
 from flows.runtime import get_runtime
 from routing.models import Task
 

@@ -9,7 +9,7 @@ import pytest
 from blocks.store import DuckDBStore
 from blocks.targets.http import OpenAICompatibleTarget
 from flows.demo import demo_tasks, fleet_targets
-from flows.routing import route, route_batch, routed_call
+from flows.route import route, route_batch, routed_call
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing import AllTargetsFailedError, Expectation, Task
 from routing.retry import RetryPolicy

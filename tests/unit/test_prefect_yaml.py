@@ -41,7 +41,13 @@ FLOW_NAMES = {
     "flows.maintenance:ingest_outcomes": "ingest-outcomes",
     "flows.maintenance:apply_retention": "apply-retention",
     "flows.maintenance:drain_queue": "drain-queue",
+    "flows.route:routed_call": "routed-call",
+    "flows.route:route_batch": "route-batch",
 }
+# Routing itself runs on demand (and on a schedule only through drain-queue); runs may overlap.
+# Their work arrives with each run: what a caller adds to the deployment's parameters.
+_TASK = {"task_type": "qa", "payload": "What is 2 + 2?"}
+ON_DEMAND = {"flows.route:routed_call": {"task": _TASK}, "flows.route:route_batch": {"tasks": [_TASK]}}
 # `definitions` holds YAML anchors: Prefect's docs recommend it, and its models skip it by design.
 TOP_LEVEL_EXTRAS = {"definitions"}
 
@@ -111,10 +117,14 @@ def test_the_strict_check_catches_a_misspelt_key(document) -> None:
     assert any(p.endswith(".triggers[0].paramaters") for p in found)
 
 
-def test_every_deployment_is_scheduled_tagged_pooled_and_never_overlaps(deployments) -> None:
+def test_every_scheduled_deployment_is_tagged_pooled_and_never_overlaps(deployments) -> None:
     names = [d["name"] for d in deployments]
     assert len(names) == len(set(names))
+    assert {d["entrypoint"] for d in deployments} == set(FLOW_NAMES)
     for deployment in deployments:
+        if deployment["entrypoint"] in ON_DEMAND:
+            assert "schedules" not in deployment and "adaptive-router" in deployment["tags"]
+            continue
         assert deployment["schedules"], deployment["name"]
         for schedule in deployment["schedules"]:
             parsed = RawScheduleConfig.model_validate(schedule)  # extra keys forbidden here by Prefect itself
@@ -151,7 +161,8 @@ def test_parameters_fit_the_flow(deployments, index: int) -> None:
     deployment = deployments[index]
     flow = load_flow_from_entrypoint(deployment["entrypoint"], use_placeholder_flow=False)
     assert flow.name == FLOW_NAMES[deployment["entrypoint"]]
-    flow.validate_parameters(deployment.get("parameters") or {})
+    run_time = ON_DEMAND.get(deployment["entrypoint"], {})
+    flow.validate_parameters({**(deployment.get("parameters") or {}), **run_time})
     for trigger in _triggers(deployment):
         flow.validate_parameters(trigger.model.parameters or {})
 
