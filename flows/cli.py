@@ -111,20 +111,24 @@ def demo(
     console.print(f"executions are in [bold]{report.database}[/bold]")
 
 
+def _migrate(database: str | None, verb: str, to: int | None) -> None:
+    from blocks.store import StoreError
+
+    store = _store(database)
+    try:
+        versions = store.upgrade(to) if verb == "applied" else store.downgrade(to)
+    except StoreError as exc:
+        raise _fail(str(exc)) from exc
+    console.print(f"{store.path}: {verb} {versions or 'nothing'}; now at version {store.current_version()}")
+
+
 @db_app.command()
 def upgrade(
     to: Annotated[Optional[int], typer.Option(help="Target version (default: latest).")] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Apply pending schema migrations."""
-    from blocks.store import StoreError
-
-    store = _store(database)
-    try:
-        applied = store.upgrade(to)
-    except StoreError as exc:
-        raise _fail(str(exc)) from exc
-    console.print(f"{store.path}: applied {applied or 'nothing'}; now at version {store.current_version()}")
+    _migrate(database, "applied", to)
 
 
 @db_app.command()
@@ -133,14 +137,7 @@ def downgrade(
     database: DatabaseOption = None,
 ) -> None:
     """Revert schema migrations above a version."""
-    from blocks.store import StoreError
-
-    store = _store(database)
-    try:
-        reverted = store.downgrade(to)
-    except StoreError as exc:
-        raise _fail(str(exc)) from exc
-    console.print(f"{store.path}: reverted {reverted or 'nothing'}; now at version {store.current_version()}")
+    _migrate(database, "reverted", to)
 
 
 @db_app.command()

@@ -40,7 +40,7 @@ from typing import ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from scipy.special import betainc, betaincinv, betaln, ndtr, ndtri, xlog1py, xlogy
+from scipy.special import betainc, betaincinv, betaln, ndtr, ndtri
 
 from routing.models import Candidate, Outcome, Target, Task
 from routing.stats import StatsBook
@@ -60,8 +60,8 @@ NODES = 48
 TABLE = 256
 """Points per tabulated Beta CDF (linear interpolation between them is off by ~1e-5)."""
 
-CACHE_LIMIT = 4096
-"""Entries a cache may hold before it is emptied (CDF tables, pooled views)."""
+CACHE_LIMIT = 256
+"""Views (pooled statistics per context and arm set) and Beta tables kept before they are dropped."""
 
 
 def _graded_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,12 +78,14 @@ def _graded_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _AT, _WEIGHT = _graded_rule(NODES)
+_GRID = np.linspace(0.0, 1.0, 2 * TABLE - 1)  # table points and the midpoints between them
+_ENDS = [0, 1, 2, TABLE - 3, TABLE - 2, TABLE - 1]
 
 
 class Posteriors:
     """Independent posteriors of the considered arms' means: what a Thompson draw and its propensity need.
 
-    Subclasses give `lo`/`hi` (each arm's TAIL and 1 - TAIL quantiles), `sample`, `cdf` and `pdf`.
+    Subclasses hold `lo`/`hi` (each arm's TAIL and 1 - TAIL quantiles) and give `sample`, `cdf`, `pdf`.
     """
 
     lo: np.ndarray
@@ -92,108 +94,114 @@ class Posteriors:
     def sample(self, generator: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def cdf(self, x: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        """F_j(x + shift[j]) for every arm j, shape (arms, *x.shape)."""
+    def cdf(self, x: np.ndarray, shift: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """F_j(x + shift[j]) for each arm j in `rows`, shape (len(rows), len(x))."""
         raise NotImplementedError
 
-    def pdf(self, x: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """Density of arm rows[r] at x[r], for each row r of x."""
+    def pdf(self, x: np.ndarray, row: int) -> np.ndarray:
+        """Density of arm `row` at x."""
         raise NotImplementedError
 
-    def argmax_probabilities(self, picks: np.ndarray, shift: np.ndarray) -> np.ndarray:
-        """P(arm p's draw minus shift[p] is the largest) for each p in `picks`, in O(len(picks) · arms ·
-        NODES).
+    def argmax_probability(self, pick: int, shift: np.ndarray) -> float:
+        """P(arm `pick`'s draw minus shift[pick] is the largest), in O(arms · NODES).
 
-        P = ∫ f_p(x) Π_{j≠p} F_j(x) dx over [start, hi_p], where start = max(lo_p, max_{j≠p} lo_j): below
-        it some other draw exceeds x but with probability TAIL.
+        P = ∫ f_pick(x) Π_{j≠pick} F_j(x) dx over [start, hi_pick], with start = max(lo_pick, max_{j≠pick}
+        lo_j) (below it another draw is larger but with probability TAIL) and only the arms whose hi
+        exceeds start in the product (the others' CDFs are 1 there, within TAIL). Hence exactly 0 when
+        the range is empty and 1 when no other arm reaches it.
         """
-        lo, hi = self.lo - shift, self.hi - shift
-        rank = np.argsort(lo)
-        runner_up = lo[rank[-2]] if len(lo) > 1 else -np.inf
-        start = np.maximum(lo[picks], np.where(picks == rank[-1], runner_up, lo[rank[-1]]))
-        width = np.maximum(hi[picks] - start, 0.0)
-        x = start[:, None] + width[:, None] * _AT
-        others = self.cdf(x, shift)
-        others[picks, np.arange(len(picks))] = 1.0
-        mass = width * ((self.pdf(x + shift[picks, None], picks) * others.prod(axis=0)) @ _WEIGHT)
-        rivals = (hi > start[:, None]).sum(axis=1) - (width > 0)
-        return np.where(rivals == 0, 1.0, np.minimum(mass, 1.0))
+        lo, hi = (self.lo - shift).tolist(), (self.hi - shift).tolist()
+        top, start = hi[pick], max(lo)
+        if top <= start:
+            return 0.0
+        rivals = [j for j, h in enumerate(hi) if h > start and j != pick]
+        if not rivals:
+            return 1.0
+        width = top - start
+        x = start + width * _AT
+        others = self.cdf(x, shift, np.array(rivals)).prod(axis=0)
+        return min(1.0, width * float((self.pdf(x + shift[pick], pick) * others) @ _WEIGHT))
+
+    def argmax_probabilities(self, shift: np.ndarray) -> np.ndarray:
+        """`argmax_probability` of every arm, renormalised (the integrals sum to 1 within ~1e-4)."""
+        mass = np.array([self.argmax_probability(j, shift) for j in range(len(self.lo))])
+        return mass / mass.sum()
 
 
-class BetaTables:
-    """Beta CDFs tabulated once per (a, b): scipy's betainc costs ~0.3 µs a point, too much at NODES
-    points of every arm per decision, while a table is built in a few µs and read by interpolation.
-
-    A table spans the TAIL quantiles in TABLE even steps, its values the normalised running trapezoid
-    integral of the density (exact to ~1e-6 there). Densities with a or b below 1 are singular, so those
-    arms get no table and are evaluated with betainc (`exact`).
-    """
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple[float, float], tuple[float, float, float, np.ndarray | None]] = {}
-
-    def get(self, a: list[float], b: list[float]) -> list[tuple[float, float, float, np.ndarray | None]]:
-        """(lo, hi, log B(a, b), CDF table or None) of each Beta(a[j], b[j])."""
-        keys = list(zip(a, b))
-        missing = [key for key in dict.fromkeys(keys) if key not in self._rows]
-        if missing:
-            if len(self._rows) + len(missing) > CACHE_LIMIT:
-                self._rows.clear()
-            self._build(missing)
-        return [self._rows[key] for key in keys]
-
-    def _build(self, keys: list[tuple[float, float]]) -> None:
-        a, b = (np.array(v)[:, None] for v in zip(*keys))
-        lo, hi = betaincinv(a, b, TAIL), betaincinv(a, b, 1.0 - TAIL)
-        x = lo + (hi - lo) * np.linspace(0.0, 1.0, 2 * TABLE - 1)
-        log_norm = betaln(a, b)
-        density = np.exp(xlogy(a - 1, x) + xlog1py(b - 1, -x) - log_norm)
-        cells = (density[:, :-2:2] + 4 * density[:, 1::2] + density[:, 2::2]) * ((hi - lo) / (6 * (TABLE - 1)))
-        # Exact values next to each end, where a or b below 2 makes the density's slope singular; the
-        # running Simpson sum starts from the exact value two steps in.
-        ends = [0, 1, 2, TABLE - 3, TABLE - 2, TABLE - 1]
-        tables = np.empty((len(keys), TABLE))
-        tables[:, ends] = betainc(a, b, x[:, [2 * e for e in ends]])
-        tables[:, 3:-3] = tables[:, 2:3] + np.cumsum(cells[:, 2:-3], axis=1)
-        singular = np.minimum(a, b)[:, 0] < 1
-        for m, key in enumerate(keys):
-            table = None if singular[m] else tables[m]
-            self._rows[key] = (float(lo[m, 0]), float(hi[m, 0]), float(log_norm[m, 0]), table)
+def _log_beta_density(x: np.ndarray, a, b, log_norm) -> np.ndarray:
+    """log of the Beta(a, b) density at x, kept finite at x = 0 or 1 (and 0 * log 0 = 0)."""
+    x = np.clip(x, 1e-300, 1.0 - 2**-53)
+    return (a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_norm
 
 
 class BetaPosteriors(Posteriors):
-    """Beta(a_j, b_j) posteriors, CDFs read from `BetaTables`."""
+    """Beta(a_j, b_j) posteriors of one view's arms, kept across updates.
 
-    def __init__(self, a: list[float], b: list[float], tables: BetaTables) -> None:
-        rows = tables.get(a, b)
-        self.a, self.b = np.array(a), np.array(b)
-        self.lo, self.hi, self.log_norm = (np.array(column) for column in list(zip(*rows))[:3])
-        self.scale = (TABLE - 1) / (self.hi - self.lo)
-        self.exact = np.array([row[3] is None for row in rows])
-        blank = np.zeros(TABLE)
-        self.flat = np.concatenate([blank if row[3] is None else row[3] for row in rows])
-        self.offsets = (np.arange(len(rows)) * TABLE)[:, None, None]
+    scipy's betainc costs ~0.3 µs a point, too much at NODES points of every arm per decision, so each
+    arm's CDF is tabulated (TABLE even steps between its tail quantiles) and read by linear interpolation
+    (off by ~1e-4 at most; ~5e-4 next to an end where a or b is just above 1). `refresh` redoes only the
+    arms whose (a, b) changed, and an arm's table is built the first time another arm's propensity needs
+    it. The table is the running Simpson integral of the density from exact betainc values two steps in
+    from each end (a or b below 2 makes the density's slope singular at that end). Densities with a or b
+    below 1 are singular, so those arms (`exact`) are evaluated with betainc instead.
+    """
+
+    def __init__(self, k: int) -> None:
+        self.a, self.b, self.lo, self.hi, self.log_norm, self.scale = np.full((6, k), np.nan)
+        self.exact = np.zeros(k, dtype=bool)
+        self.tabulated = np.zeros(k, dtype=bool)
+        self.flat = np.empty(k * TABLE)
+        self._offsets = np.arange(k) * TABLE
+
+    def refresh(self, a: list[float], b: list[float]) -> BetaPosteriors:
+        old_a, old_b = self.a.tolist(), self.b.tolist()
+        changed = [j for j in range(len(a)) if a[j] != old_a[j] or b[j] != old_b[j]]
+        if changed:
+            rows = np.array(changed)
+            ra, rb = np.array([a[j] for j in changed]), np.array([b[j] for j in changed])
+            self.a[rows], self.b[rows] = ra, rb
+            quantiles = betaincinv(ra[:, None], rb[:, None], (TAIL, 1.0 - TAIL))
+            self.lo[rows], self.hi[rows] = quantiles[:, 0], quantiles[:, 1]
+            self.scale[rows] = (TABLE - 1) / (quantiles[:, 1] - quantiles[:, 0])
+            self.log_norm[rows] = betaln(ra, rb)
+            self.exact[rows] = np.minimum(ra, rb) < 1
+            self.tabulated[rows] = False
+        return self
 
     def sample(self, generator):
         return generator.beta(self.a, self.b)
 
-    def cdf(self, x, shift):
-        t = (x + (shift - self.lo)[:, None, None]) * self.scale[:, None, None]
+    def cdf(self, x, shift, rows):
+        exact = self.exact[rows]
+        self._tabulate(rows[~exact & ~self.tabulated[rows]])
+        t = (x + (shift[rows] - self.lo[rows])[:, None]) * self.scale[rows, None]
         np.clip(t, 0.0, TABLE - 1, out=t)
         i = np.minimum(t.astype(np.intp), TABLE - 2)
-        at = i + self.offsets
-        low = self.flat[at]
-        values = low + (self.flat[at + 1] - low) * (t - i)
-        if self.exact.any():
-            e = self.exact
-            z = np.clip(x + shift[e, None, None], 0.0, 1.0)
-            values[e] = betainc(self.a[e, None, None], self.b[e, None, None], z)
+        fraction = t - i
+        i += self._offsets[rows, None]
+        low = self.flat[i]
+        values = low + (self.flat[i + 1] - low) * fraction
+        if exact.any():
+            e = rows[exact]
+            z = np.clip(x + shift[e, None], 0.0, 1.0)
+            values[exact] = betainc(self.a[e, None], self.b[e, None], z)
         return values
 
-    def pdf(self, x, rows):
-        z = np.clip(x, 1e-300, 1.0 - 2**-53)
-        a, b = self.a[rows, None], self.b[rows, None]
-        return np.exp(xlogy(a - 1, z) + xlog1py(b - 1, -z) - self.log_norm[rows, None])
+    def pdf(self, x, row):
+        return np.exp(_log_beta_density(x, self.a[row], self.b[row], self.log_norm[row]))
+
+    def _tabulate(self, rows: np.ndarray) -> None:
+        if not len(rows):
+            return
+        a, b, lo, hi = self.a[rows, None], self.b[rows, None], self.lo[rows, None], self.hi[rows, None]
+        x = lo + (hi - lo) * _GRID
+        density = np.exp(_log_beta_density(x, a, b, self.log_norm[rows, None]))
+        cells = (density[:, :-2:2] + 4 * density[:, 1::2] + density[:, 2::2]) * ((hi - lo) / (6 * (TABLE - 1)))
+        tables = np.empty((len(rows), TABLE))
+        tables[:, _ENDS] = betainc(a, b, x[:, [2 * e for e in _ENDS]])
+        tables[:, 3:-3] = tables[:, 2:3] + np.cumsum(cells[:, 2:-3], axis=1)
+        self.flat.reshape(-1, TABLE)[rows] = tables
+        self.tabulated[rows] = True
 
 
 class NormalPosteriors(Posteriors):
@@ -207,12 +215,12 @@ class NormalPosteriors(Posteriors):
     def sample(self, generator):
         return generator.normal(self.mu, self.sd)
 
-    def cdf(self, x, shift):
-        return ndtr((x + (shift - self.mu)[:, None, None]) / self.sd[:, None, None])
+    def cdf(self, x, shift, rows):
+        return ndtr((x + (shift[rows] - self.mu[rows])[:, None]) / self.sd[rows, None])
 
-    def pdf(self, x, rows):
-        sd = self.sd[rows, None]
-        return np.exp(-0.5 * ((x - self.mu[rows, None]) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+    def pdf(self, x, row):
+        sd = self.sd[row]
+        return np.exp(-0.5 * ((x - self.mu[row]) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
 
 
 class BanditOptions(BaseModel):
@@ -275,10 +283,10 @@ class _View:
     meanwhile (posteriors, probabilities), so repeated decisions in one state compute them once.
     """
 
-    __slots__ = ("names", "n", "s", "ss", "memo")
+    __slots__ = ("key", "names", "n", "s", "ss", "memo")
 
-    def __init__(self, names: list[str], n: list[float], s: list[float], ss: list[float]) -> None:
-        self.names, self.n, self.s, self.ss = names, n, s, ss
+    def __init__(self, key: Hashable, names: list[str], n: list[float], s: list[float], ss: list[float]):
+        self.key, self.names, self.n, self.s, self.ss = key, names, n, s, ss
         self.memo: dict[Hashable, object] = {}
 
     def remember(self, key: Hashable, compute: Callable[[], object]):
@@ -398,10 +406,10 @@ class Bandit:
         if view is None:
             if len(self._views) >= CACHE_LIMIT:
                 self._views.clear()
-            view = self._views[key] = self._pool(context, arms)
+            view = self._views[key] = self._pool(key, context, arms)
         return view
 
-    def _pool(self, context: Context, arms: Sequence[str] | None) -> _View:
+    def _pool(self, key: Hashable, context: Context, arms: Sequence[str] | None) -> _View:
         """The considered arms' statistics, pooled with the global data in a context."""
         g = self._global
         if arms is None:
@@ -411,7 +419,7 @@ class Bandit:
                 raise ValueError("arms must not be empty")
             names, idx = list(arms), [self._position(a) for a in arms]
         if context is None:
-            return _View(names, [g.n[i] for i in idx], [g.s[i] for i in idx], [g.ss[i] for i in idx])
+            return _View(key, names, [g.n[i] for i in idx], [g.s[i] for i in idx], [g.ss[i] for i in idx])
         stats = self._contexts.get(context)
         cap = self.options.prior_strength
         n, s, ss = [], [], []
@@ -422,7 +430,7 @@ class Bandit:
             n.append(cn + w * gn)
             s.append(cs + w * g.s[i])
             ss.append(css + w * g.ss[i])
-        return _View(names, n, s, ss)
+        return _View(key, names, n, s, ss)
 
     def _all_probabilities(self, view: _View, penalty) -> list[float]:
         key = ("probabilities", _penalty_key(penalty))
@@ -534,9 +542,8 @@ class UCB1(_ValueBandit):
 class _ThompsonBandit(Bandit):
     """Thompson sampling over `Posteriors`: draw one value per arm, pick the largest after the penalty.
 
-    Each arm's value is its posterior draw minus its penalty; the pick's propensity is the integral
-    `Posteriors.argmax_probabilities` for that arm alone, the full distribution the same for every arm
-    (renormalised: the integrals sum to 1 within ~1e-4).
+    The pick's propensity is `Posteriors.argmax_probability` of that arm alone; the full distribution
+    integrates every arm.
     """
 
     def __init__(self, arms: Sequence[str], seed: int | None = None, **options) -> None:
@@ -556,19 +563,12 @@ class _ThompsonBandit(Bandit):
         return int(values.argmax())
 
     def _probabilities(self, view, penalty):
-        picks = np.arange(len(view.n))
-        mass = self._draw_from(view).argmax_probabilities(picks, _shift(penalty, len(picks)))
-        return (mass / mass.sum()).tolist()
+        return self._draw_from(view).argmax_probabilities(_shift(penalty, len(view.n))).tolist()
 
     def _propensity(self, view, j, penalty):
-        key = ("propensity", _penalty_key(penalty), j)
         posteriors = self._draw_from(view)
-
-        def integrate() -> float:
-            shift = _shift(penalty, len(view.n))
-            return float(posteriors.argmax_probabilities(np.array([j]), shift)[0])
-
-        return view.remember(key, integrate)
+        shift = _shift(penalty, len(view.n))
+        return view.remember(("propensity", _penalty_key(penalty), j), lambda: posteriors.argmax_probability(j, shift))
 
 
 def _shift(penalty, k: int) -> np.ndarray:
@@ -592,7 +592,7 @@ class ThompsonSampling(_ThompsonBandit):
         if not (alpha > 0 and beta > 0):
             raise ValueError(f"alpha and beta must be > 0, got alpha={alpha}, beta={beta}")
         self.alpha, self.beta = alpha, beta
-        self._tables = BetaTables()
+        self._kept: dict[Hashable, BetaPosteriors] = {}
         super().__init__(arms, seed, **options)
 
     def _mean(self, n, s):
@@ -603,10 +603,16 @@ class ThompsonSampling(_ThompsonBandit):
             raise ValueError(f"reward must be in [0, 1] for Beta-Bernoulli Thompson sampling, got {reward}")
 
     def _posteriors(self, view):
+        """The view's Beta posteriors, refreshed from those kept for its context and arms."""
         a0, b0 = self.alpha, self.beta
         a = [a0 + s for s in view.s]
         b = [b0 + max(n - s, 0.0) for n, s in zip(view.n, view.s)]
-        return BetaPosteriors(a, b, self._tables)
+        kept = self._kept.get(view.key)
+        if kept is None or len(kept.a) != len(a):
+            if len(self._kept) >= CACHE_LIMIT:
+                self._kept.clear()
+            kept = self._kept[view.key] = BetaPosteriors(len(a))
+        return kept.refresh(a, b)
 
 
 class GaussianThompsonSampling(_ThompsonBandit):

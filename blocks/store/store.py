@@ -73,8 +73,12 @@ class DuckDBStore(Block):
     )
     lock_timeout_seconds: float = Field(default=30.0, gt=0, description="How long to wait for the lock.")
     fsync: bool = Field(default=False, description="fsync every spooled record (survives power loss).")
+    auto_migrate: bool = Field(
+        default=True, description="Bring the schema to the latest version on first use (else: `db upgrade`)."
+    )
 
     _writer: SpoolWriter | None = PrivateAttr(default=None)
+    _schema_ready: bool = PrivateAttr(default=False)
 
     @property
     def path(self) -> Path:
@@ -118,6 +122,9 @@ class DuckDBStore(Block):
             except (duckdb.Error, OSError) as exc:
                 raise StoreError(_describe_open_failure(path, str(exc))) from exc
         try:
+            if self.auto_migrate and not read_only and not self._schema_ready:
+                self._schema_ready = True
+                _apply(con, HEAD)
             yield con
         finally:
             con.close()
@@ -132,20 +139,8 @@ class DuckDBStore(Block):
         """Apply pending migrations up to `to` (default: the latest); returns the versions applied."""
         target = HEAD if to is None else to
         _check_version(target)
-        applied = []
         with self.connect() as con:
-            current = _version(con)
-            for migration in MIGRATIONS:
-                if current < migration.version <= target:
-                    with _transaction(con):
-                        for statement in migration.up:
-                            con.execute(statement)
-                        con.execute(
-                            "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                            [migration.version, migration.name, _utc_naive()],
-                        )
-                    applied.append(migration.version)
-        return applied
+            return _apply(con, target)
 
     def downgrade(self, to: int) -> list[int]:
         """Revert migrations above `to` (0 empties the schema); returns the versions reverted."""
@@ -212,6 +207,23 @@ def _describe_open_failure(path: Path, message: str) -> str:
     if "Permission denied" in message or "Read-only" in message:
         return f"cannot write the store file {path}: permission denied"
     return f"cannot open the store {path}: {message}"
+
+
+def _apply(con: duckdb.DuckDBPyConnection, target: int) -> list[int]:
+    """Apply, each in its own transaction, the migrations above the current version up to `target`."""
+    applied = []
+    current = _version(con)
+    for migration in MIGRATIONS:
+        if current < migration.version <= target:
+            with _transaction(con):
+                for statement in migration.up:
+                    con.execute(statement)
+                con.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                    [migration.version, migration.name, _utc_naive()],
+                )
+            applied.append(migration.version)
+    return applied
 
 
 def _check_version(version: int) -> None:

@@ -236,14 +236,7 @@ class AgnoTarget(EndpointTarget):
     def _failed(
         self, run_id: str, started: float, status: str, error: ErrorType, message: str, **extra: Any
     ) -> AttemptResult:
-        return AttemptResult(
-            target=self.target_name,
-            ok=False,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            error_type=error,
-            error_message=message,
-            metadata={"run_status": status, "execution_id": run_id, **extra},
-        )
+        return self.failure(started, error, message, run_status=status, execution_id=run_id, **extra)
 
     # -- monitoring and cancelling --------------------------------------------------------------
 

@@ -109,12 +109,23 @@ class TargetBlock(Block, abc.ABC):
             expected_seconds=self.timeout_seconds,
         )
 
-    def failure(self, started: float, error: ErrorType, message: str, **metadata: Any) -> AttemptResult:
+    def failure(
+        self,
+        started: float,
+        error: ErrorType,
+        message: str,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        **metadata: Any,
+    ) -> AttemptResult:
         """A failed attempt that began at `started` (a `time.perf_counter()` reading)."""
         return AttemptResult(
             target=self.target_name,
             ok=False,
             duration_ms=(time.perf_counter() - started) * 1000,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             error_type=error,
             error_message=message,
             metadata=metadata,

@@ -263,15 +263,9 @@ class LlamaIndexTarget(EndpointTarget):
             _LLM_CALLS.reset(token)
         self._set_status(task.id, "FAILED", message)
         input_tokens, output_tokens = calls.tokens
-        return AttemptResult(
-            target=self.target_name,
-            ok=False,
-            duration_ms=(time.perf_counter() - started) * 1000,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            error_type=error,
-            error_message=message,
-            metadata={"execution_id": task.id, **extra},
+        return self.failure(
+            started, error, message, input_tokens=input_tokens, output_tokens=output_tokens,
+            execution_id=task.id, **extra,
         )
 
     def _answered(self, run_id: str, started: float, response: Any, calls: _LLMCalls) -> AttemptResult:

@@ -29,6 +29,8 @@ def tables(store: DuckDBStore) -> set[str]:
 
 
 def test_upgrade_creates_every_table_and_records_versions(store: DuckDBStore) -> None:
+    store = store.model_copy(update={"auto_migrate": False})
+    assert store.current_version() == 0
     assert store.upgrade() == [m.version for m in MIGRATIONS]
     assert store.current_version() == HEAD
     assert TABLES <= tables(store)
@@ -49,6 +51,11 @@ def test_migration_round_trip_keeps_data(store: DuckDBStore) -> None:
         {"task_id": f"task-{i}"} for i in range(3)
     ]
     assert store.downgrade(0) == list(range(HEAD, 0, -1)) and tables(store) == {"schema_migrations"}
+
+
+def test_a_fresh_store_migrates_itself_on_first_use(store: DuckDBStore) -> None:
+    assert store.query("SELECT count(*) AS n FROM executions") == [{"n": 0}]
+    assert store.current_version() == HEAD
 
 
 def test_unknown_schema_version_is_named(store: DuckDBStore) -> None:
