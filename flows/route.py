@@ -60,7 +60,8 @@ class _Chain:
 
 
 def _start(runtime: RoutingRuntime, task: Task) -> _Chain:
-    decision = runtime.router.choose(task)
+    """Choose (keeping a session on its target while its topic holds) and log the decision."""
+    decision = runtime.sessions.route(task, runtime.router.choose)
     runtime.store.record_decision(decision)
     return _Chain(task, AttemptPlan(decision, runtime.retry, runtime.breakers))
 
@@ -94,6 +95,8 @@ def _record(
 
 def _finish(runtime: RoutingRuntime, chain: _Chain) -> RoutedResult:
     result = chain.result()
+    if chain.task.session_id and result.success and result.target != chain.decision.pick:
+        runtime.sessions.set_target(chain.task.session_id, result.target)  # the fallback now holds it
     if result.queued_until is not None:
         reason = "; ".join(f"{name}: {why}" for name, why in result.failures.items())
         runtime.store.record_queued(QueuedTask(task=chain.task, reason=reason, not_before=result.queued_until))
@@ -218,6 +221,7 @@ def _publish_summary(results: Sequence[RoutedResult]) -> None:
 def _ingest(runtime: RoutingRuntime, logger: logging.Logger | logging.LoggerAdapter) -> None:
     try:
         report = runtime.store.ingest()
+        runtime.persist()
     except StoreError as exc:
         logger.warning("outcomes stay spooled for the next ingestion: %s", exc)
         return

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from prefect.events import emit_event
 
 from blocks.settings import RouterSettings
-from blocks.store import DuckDBStore
+from blocks.store import DuckDBStore, StoreError
+from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
 from blocks.store.budgets import load_budgets, spend_rows
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
@@ -25,10 +26,12 @@ from routing.errors import UnknownTargetError
 from routing.budget import Budget, BudgetLedger, Reservation
 from routing.models import ExecutionRecord, Outcome, RoutedResult, Task, utcnow
 from routing.published import apply_published
+from routing.qlearning import QLearningStrategy, QTable
+from routing.session import SessionTracker
 from routing.retry import RetryPolicy
 from routing.router import Router
 from routing.strategies import build_strategy
-from routing.strategy import Strategy
+from routing.strategy import Strategy, walk
 
 ResultHook = Callable[[RoutedResult], None]
 
@@ -57,6 +60,7 @@ class RoutingRuntime:
     retry: RetryPolicy
     ledger: BudgetLedger | None = None
     published: PublishedReader | None = None
+    sessions: SessionTracker = field(default_factory=SessionTracker)
     hooks: list[ResultHook] = field(default_factory=list)
 
     @classmethod
@@ -85,8 +89,30 @@ class RoutingRuntime:
             ledger=ledger,
             published=PublishedReader(published_path(store)),
         )
+        if store.path.exists():
+            runtime.restore()
         runtime.refresh()
         return runtime
+
+    def _q_learners(self) -> list[QLearningStrategy]:
+        return [s for s in walk(self.router.strategy) if isinstance(s, QLearningStrategy)]
+
+    def restore(self) -> None:
+        """Load the Q-table and the live sessions the store keeps; a locked store means starting fresh."""
+        try:
+            q_rows, session_rows = load_q_table(self.store), load_sessions(self.store)
+        except StoreError as exc:
+            logger.warning("learning state not restored, starting fresh: %s", exc)
+            return
+        self.sessions = SessionTracker.from_rows(session_rows)
+        for strategy in self._q_learners():
+            strategy.learner.table = QTable.from_rows(q_rows, strategy.learner.config.initial_q)
+
+    def persist(self) -> None:
+        """Save the Q-table and the sessions to the store (at the end of a batch, never per call)."""
+        for strategy in self._q_learners():
+            save_q_table(self.store, strategy.learner.table.to_rows())
+        save_sessions(self.store, self.sessions.to_rows())
 
     def refresh(self) -> None:
         """Take in statistics a recalculation published since the last look (one `stat` if none)."""

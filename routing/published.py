@@ -15,7 +15,6 @@ published history twice.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Literal
 
@@ -35,7 +34,7 @@ from routing.capability import CapabilityTable
 from routing.models import Category, utcnow
 from routing.router import Router
 from routing.statistical import StatsSnapshot
-from routing.strategy import Strategy
+from routing.strategy import Strategy, walk
 
 DEFAULT_PRIOR_CAP = 100
 
@@ -104,13 +103,7 @@ def apply_published(
     """Hand `state` to the router's strategy (and an ensemble's members); returns what was done, in words."""
     if prior_cap < 1:
         raise ValueError(f"prior_cap must be at least 1, got {prior_cap}")
-    return [line for strategy in _strategies(router.strategy) for line in _apply(state, strategy, prior_cap)]
-
-
-def _strategies(strategy: Strategy) -> Iterator[Strategy]:
-    yield strategy
-    for member in getattr(strategy, "members", {}).values():
-        yield from _strategies(member)
+    return [line for strategy in walk(router.strategy) for line in _apply(state, strategy, prior_cap)]
 
 
 def _apply(state: PublishedState, strategy: Strategy, prior_cap: int) -> list[str]:

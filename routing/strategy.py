@@ -7,7 +7,7 @@ picking it (its propensity), so logged decisions can later evaluate another stra
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -37,6 +37,13 @@ class Strategy(Protocol):
     def observe(self, outcome: Outcome) -> None:
         """Learn from one attempt's outcome (the shared StatsBook is updated by the Router)."""
         ...
+
+
+def walk(strategy: Strategy) -> Iterator[Strategy]:
+    """`strategy` and, for a composite such as the ensemble, every member strategy, depth first."""
+    yield strategy
+    for member in getattr(strategy, "members", {}).values():
+        yield from walk(member)
 
 
 class WeightedScoreConfig(BaseModel):
