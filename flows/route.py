@@ -25,6 +25,7 @@ from blocks.store import StoreError
 from flows.runtime import RoutingRuntime, get_runtime
 from routing.attempts import AttemptPlan
 from routing.budget import BudgetExceededError, Reservation
+from routing.errors import RoutingError
 from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, QueuedTask, RoutedResult, Task
 from routing.outcomes import build_record
 from tasks.calls import call_target
@@ -161,6 +162,8 @@ def route_batch(
 
     Tasks go in waves: each wave is chosen with everything learned from the waves before it, its
     calls run concurrently, and failed attempts fall back to their next target within the wave.
+    A task no target can take (capabilities, open breakers, constraints) is logged with the reason
+    and left out of the results; the others go on.
     """
     if concurrency < 1:
         raise ValueError(f"concurrency must be at least 1, got {concurrency}")
@@ -168,16 +171,26 @@ def route_batch(
     logger = get_run_logger()
     progress = create_progress_artifact(0.0, key="route-batch-progress", description="Tasks routed")
     results: list[RoutedResult] = []
+    unroutable = 0
     for start in range(0, len(tasks), concurrency):
-        chains = [_start(routing, task) for task in tasks[start : start + concurrency]]
+        chains = []
+        for task in tasks[start : start + concurrency]:
+            try:
+                chains.append(_start(routing, task))
+            except RoutingError as exc:  # no eligible target: this task fails, the batch goes on
+                unroutable += 1
+                logger.error("task %s not routed: %s", task.id, exc)
         _run_wave(routing, chains)
         results += [_finish(routing, chain) for chain in chains]
-        update_progress_artifact(progress, 100.0 * len(results) / max(1, len(tasks)))
+        update_progress_artifact(progress, 100.0 * min(start + concurrency, len(tasks)) / len(tasks))
     _publish_summary(results)
     if ingest:
         _ingest(routing, logger)
     ok = sum(r.success for r in results)
-    logger.info("routed %d tasks: %d succeeded, %d failed", len(results), ok, len(results) - ok)
+    logger.info(
+        "routed %d tasks: %d succeeded, %d failed, %d had no eligible target",
+        len(results), ok, len(results) - ok, unroutable,
+    )
     return results
 
 

@@ -18,6 +18,7 @@ from prefect.events import emit_event
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore, StoreError
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
+from blocks.store.objectives import load_objectives
 from blocks.store.budgets import load_budgets, spend_rows
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
@@ -191,5 +192,8 @@ def _from_settings(name: str) -> RoutingRuntime:
         targets.append(block)
     store = DuckDBStore.load(settings.store) if settings.store else DuckDBStore()
     names = [t.target_name for t in targets]
-    strategy = build_strategy(settings.strategy, names, seed=settings.seed, **settings.strategy_options)
+    options = dict(settings.strategy_options)
+    if settings.strategy == "cost_aware":
+        options.setdefault("objectives", load_objectives(store))
+    strategy = build_strategy(settings.strategy, names, seed=settings.seed, **options)
     return RoutingRuntime.build(targets, store, strategy, budgets=load_budgets(store))

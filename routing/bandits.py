@@ -53,9 +53,10 @@ TAIL = 1e-7
 quantile lies below another arm's lower one is given probability 0 (its true value is below ~2 * TAIL),
 and an arm no other arm's upper quantile reaches is given 1."""
 
-NODES = 48
-"""Quadrature nodes per propensity integral; against adaptive quadrature with exact CDFs the error stays
-~1e-4 with 2 to 20 arms, 0 to 10^5 observations each, penalties and Beta(0.5, 0.5) priors."""
+NODES = 40
+"""Quadrature nodes per propensity integral. Against a 600-node reference the error stays below ~1.5e-4
+with 2 to 20 arms, 0 to 3e4 observations each (fractional or not) and penalties; ~1.3e-3 with a
+Beta(0.5, 0.5) prior, whose untried arms have CDFs with a square-root kink at 1."""
 
 TABLE = 256
 """Points per tabulated Beta CDF (linear interpolation between them is off by ~1e-5)."""
@@ -65,7 +66,7 @@ CACHE_LIMIT = 256
 
 
 def _graded_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Gauss-Legendre nodes and weights on [0, 1], pulled through u -> I_u(4, 4) (slope 140 u³(1-u)³).
+    """Gauss-Legendre nodes and weights on [0, 1], pulled through u -> I_u(3, 3) (slope 30 u²(1-u)²).
 
     The map crowds the nodes towards both ends of an integral over [start, hi]: towards the start because
     every other arm's CDF rises between its own tail quantiles and the lower one is at most the start, so
@@ -74,7 +75,7 @@ def _graded_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     """
     u, w = np.polynomial.legendre.leggauss(nodes)
     u, w = (u + 1) / 2, w / 2
-    return betainc(4, 4, u), w * 140 * u**3 * (1 - u) ** 3
+    return betainc(3, 3, u), w * 30 * u**2 * (1 - u) ** 2
 
 
 _AT, _WEIGHT = _graded_rule(NODES)
@@ -130,7 +131,7 @@ class Posteriors:
 
 def _log_beta_density(x: np.ndarray, a, b, log_norm) -> np.ndarray:
     """log of the Beta(a, b) density at x, kept finite at x = 0 or 1 (and 0 * log 0 = 0)."""
-    x = np.clip(x, 1e-300, 1.0 - 2**-53)
+    x = np.maximum(np.minimum(x, 1.0 - 2**-53), 1e-300)  # np.clip has a slower Python wrapper
     return (a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_norm
 
 
@@ -150,7 +151,8 @@ class BetaPosteriors(Posteriors):
         self.a, self.b, self.lo, self.hi, self.log_norm, self.scale = np.full((6, k), np.nan)
         self.exact = np.zeros(k, dtype=bool)
         self.tabulated = np.zeros(k, dtype=bool)
-        self.flat = np.empty(k * TABLE)
+        self.values = np.zeros((k, TABLE))
+        self.steps = np.zeros((k, TABLE))  # values[i + 1] - values[i], 0 after the last
         self._offsets = np.arange(k) * TABLE
 
     def refresh(self, a: list[float], b: list[float]) -> BetaPosteriors:
@@ -173,14 +175,17 @@ class BetaPosteriors(Posteriors):
 
     def cdf(self, x, shift, rows):
         exact = self.exact[rows]
-        self._tabulate(rows[~exact & ~self.tabulated[rows]])
-        t = (x + (shift[rows] - self.lo[rows])[:, None]) * self.scale[rows, None]
-        np.clip(t, 0.0, TABLE - 1, out=t)
-        i = np.minimum(t.astype(np.intp), TABLE - 2)
-        fraction = t - i
+        self._tabulate(rows[~(exact | self.tabulated[rows])])
+        scale = self.scale[rows]
+        t = x * scale[:, None]
+        t += ((shift[rows] - self.lo[rows]) * scale)[:, None]
+        np.maximum(np.minimum(t, TABLE - 1, out=t), 0.0, out=t)
+        i = t.astype(np.intp)
+        t -= i
         i += self._offsets[rows, None]
-        low = self.flat[i]
-        values = low + (self.flat[i + 1] - low) * fraction
+        values = self.steps.ravel()[i]
+        values *= t
+        values += self.values.ravel()[i]
         if exact.any():
             e = rows[exact]
             z = np.clip(x + shift[e, None], 0.0, 1.0)
@@ -197,10 +202,11 @@ class BetaPosteriors(Posteriors):
         x = lo + (hi - lo) * _GRID
         density = np.exp(_log_beta_density(x, a, b, self.log_norm[rows, None]))
         cells = (density[:, :-2:2] + 4 * density[:, 1::2] + density[:, 2::2]) * ((hi - lo) / (6 * (TABLE - 1)))
-        tables = np.empty((len(rows), TABLE))
-        tables[:, _ENDS] = betainc(a, b, x[:, [2 * e for e in _ENDS]])
-        tables[:, 3:-3] = tables[:, 2:3] + np.cumsum(cells[:, 2:-3], axis=1)
-        self.flat.reshape(-1, TABLE)[rows] = tables
+        values = np.empty((len(rows), TABLE))
+        values[:, _ENDS] = betainc(a, b, x[:, [2 * e for e in _ENDS]])
+        values[:, 3:-3] = values[:, 2:3] + np.cumsum(cells[:, 2:-3], axis=1)
+        self.values[rows] = values
+        self.steps[rows, :-1] = np.diff(values, axis=1)
         self.tabulated[rows] = True
 
 

@@ -56,6 +56,13 @@ def _adaptive(targets: Sequence[str], seed: int | None, capabilities=None, **opt
     return AdaptiveStrategy(capabilities or CapabilityTable(), AdaptiveScorerConfig(**options))
 
 
+def _cost_aware(targets: Sequence[str], seed: int | None, objectives=None, **options) -> Strategy:
+    """`objectives`: {task type: routing.optimizer.Objective}, e.g. as `adaptive-router set-strategy` saved them."""
+    from routing.optimizer import CostAwareConfig, CostAwareStrategy
+
+    return CostAwareStrategy(CostAwareConfig(objectives=objectives or {}, **options), seed)
+
+
 FACTORIES: dict[str, Factory] = {
     "weighted": _weighted,
     "statistical": _statistical,
@@ -66,6 +73,7 @@ FACTORIES: dict[str, Factory] = {
     "epsilon_greedy": _bandit(EpsilonGreedy),
     "qlearning": _qlearning,
     "ensemble": _ensemble,
+    "cost_aware": _cost_aware,
 }
 STRATEGY_NAMES = tuple(FACTORIES)
 

@@ -98,3 +98,12 @@ def test_route_batch_logs_one_row_per_attempt(runtime: RoutingRuntime, store: Du
 def test_unknown_runtime_is_named(prefect_harness) -> None:
     with pytest.raises(LookupError, match="no routing runtime 'nowhere'"):
         route(Task(task_type="qa", payload="x"), runtime="nowhere")
+
+
+def test_a_task_no_target_can_take_fails_alone(runtime: RoutingRuntime) -> None:
+    from routing import Capability
+
+    impossible = Task(task_type="deploy", payload="ship it", required_capabilities={Capability.DEPLOY_FLOWS})
+    fine = Task(task_type="greeting", payload="Say hello.")
+    results = route_batch([impossible, fine], runtime="test", concurrency=2, ingest=False)
+    assert [r.task_id for r in results] == [fine.id]
