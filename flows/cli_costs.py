@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from routing.budget import Budget, Period, Scope
-from routing.optimizer import Objective, Priority, StrategyWeights
+from routing.optimizer import Objective, Priority, StrategyWeights, savings_hints
 from routing.pareto import TargetPerformance, pareto_frontier
 from routing.statistics import wilson_interval
 
@@ -83,7 +83,8 @@ def set_strategy(
 
 
 def stats(database: Database = None) -> None:
-    """Per target and task type: calls, success with its 95% interval, latency, spend, the frontier."""
+    """Per target and task type: calls, success with its 95% interval, latency, spend, the frontier,
+    and where a cheaper target is only slightly worse: dollars per hour saved against what it costs."""
     from blocks.store import DuckDBStore, StoreError
     from blocks.store.budgets import load_budgets, spend_rows
     from blocks.store.objectives import load_objectives
@@ -94,7 +95,8 @@ def stats(database: Database = None) -> None:
         rows = store.query(
             """SELECT task_type, target, count(*) AS calls, sum(success::INT) AS successes,
                       quantile_cont(duration_ms, 0.5) AS p50, quantile_cont(duration_ms, 0.95) AS p95,
-                      coalesce(avg(actual_cost), 0) AS mean_cost, coalesce(sum(actual_cost), 0) AS spent
+                      coalesce(avg(actual_cost), 0) AS mean_cost, coalesce(sum(actual_cost), 0) AS spent,
+                      epoch(max(timestamp) - min(timestamp)) AS seconds
                FROM executions GROUP BY ALL ORDER BY task_type, target"""
         )
         budgets = load_budgets(store)
@@ -123,6 +125,9 @@ def stats(database: Database = None) -> None:
                 f"{r['mean_cost']:.5f}", f"{r['spent']:.4f}",
             )
         console.print(table)
+        hours = max(1.0, max(r["seconds"] for r in group) / 3600)
+        for hint in savings_hints(perfs, calls_per_hour=sum(r["calls"] for r in group) / hours)[:3]:
+            console.print(f"  [cyan]hint[/cyan] {hint}")
     if budgets:
         table = Table(title="Budgets this period")
         for column in ("budget", "policy", "spent $", "limit $", "used"):

@@ -25,6 +25,7 @@ from blocks.store import StoreError
 from flows.runtime import RoutingRuntime, get_runtime
 from routing.attempts import AttemptPlan
 from routing.budget import BudgetExceededError, Reservation
+from routing.category import detect_category
 from routing.errors import RoutingError
 from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, QueuedTask, RoutedResult, Task
 from routing.outcomes import build_record
@@ -61,7 +62,13 @@ class _Chain:
 
 
 def _start(runtime: RoutingRuntime, task: Task) -> _Chain:
-    """Choose (keeping a session on its target while its topic holds) and log the decision."""
+    """Choose (keeping a session on its target while its topic holds) and log the decision.
+
+    A task that does not name its category gets the one its words suggest, so that category-aware
+    strategies and the outcome records agree on it.
+    """
+    if "category" not in task.model_fields_set:
+        task = task.model_copy(update={"category": detect_category(task.payload)})
     decision = runtime.sessions.route(task, runtime.router.choose)
     runtime.store.record_decision(decision)
     return _Chain(task, AttemptPlan(decision, runtime.retry, runtime.breakers))
