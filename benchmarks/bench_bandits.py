@@ -3,9 +3,13 @@
 Each (library, policy, arm set) plays 10,000 rounds per seed with the same rewards for both libraries
 (common random numbers); pseudo-regret is Σ_t (μ* - μ_pick), averaged over seeds. Equivalent settings:
 epsilon-greedy with ε = 0.1, UCB1 with MABWiser's alpha = 1 (our c = sqrt 2), Beta(1, 1) Thompson.
-Both start from one failure per arm (MABWiser's `fit` requires data; ours gets the same). A last table
-times `Router.choose` + `observe` with 5 and 20 targets under Thompson sampling (propensity included)
-against the weighted scorer in the same run.
+Both start from one failure per arm (MABWiser's `fit` requires data; ours gets the same). Both Thompson
+samplers draw numpy Beta variates from `default_rng(seed)`, arm by arm, so their picks (and regret)
+coincide: the comparison there is of time only. A last table
+times `Router.choose` (the pick's propensity included) for each bandit strategy against the weighted
+scorer, with 5 and 20 targets, in two states: fixed after 2,000 outcomes ("static": repeated decisions
+reuse what was derived from the statistics) and "learning" (each pick's outcome is observed, untimed,
+before the next decision, so every decision starts from changed statistics).
 
     python benchmarks/bench_bandits.py [--quick]
 """
@@ -19,16 +23,19 @@ import sys
 import time
 
 import numpy as np
-from common import median, p99, report, time_us
+from common import median, p99, report
 from mabwiser.mab import MAB, LearningPolicy
 
-from routing import Outcome, Router, Target, Task, WeightedScore
-from routing.bandits import UCB1, BanditStrategy, EpsilonGreedy, ThompsonSampling
+from routing import Outcome, Router, Target, Task
+from routing.bandits import UCB1, EpsilonGreedy, ThompsonSampling
+from routing.strategies import build_strategy
 
 os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
 
 ARM_SETS = {"low (.1-.5)": (0.1, 0.2, 0.3, 0.4, 0.5), "high (.6-.8)": (0.6, 0.65, 0.7, 0.75, 0.8)}
 ROUNDS = 10_000
+ROUTER_STRATEGIES = ("weighted", "thompson", "gaussian_thompson", "ucb1", "epsilon_greedy")
+WARM_UP = 2_000
 POLICIES = {
     "thompson": (lambda arms, seed: ThompsonSampling(arms, seed), LearningPolicy.ThompsonSampling()),
     "ucb1": (lambda arms, seed: UCB1(arms, seed, c=math.sqrt(2)), LearningPolicy.UCB1(alpha=1)),
@@ -115,31 +122,60 @@ def bandit_rows(seeds: int) -> list[dict]:
     return rows
 
 
-def router_rows(repeat: int, targets: int) -> list[dict]:
-    """Router.choose + observe: Thompson (with propensity) vs the weighted scorer."""
+def outcome(target: str, rate: float, rng: random.Random) -> Outcome:
+    """A call's outcome: success with probability `rate`, judged quality around 100 * rate."""
+    quality = min(100.0, 100 * rate * rng.uniform(0.8, 1.2))
+    success = rng.random() < rate
+    return Outcome(
+        target=target, task_type="qa", success=success, duration_ms=1 + rng.random(), quality_score=quality
+    )
+
+
+def router_rows(rounds: int, decisions: int, targets: int) -> list[dict]:
+    """Router.choose per strategy, success rates 0.5 to 0.88 over the targets, after WARM_UP outcomes.
+
+    The strategies take turns decision by decision, so load from other processes hits them alike; each
+    of `rounds` runs starts from fresh routers, and a row reports the median of the runs' medians and p99s.
+    """
     names = [f"t{i}" for i in range(targets)]
-    means = {n: 0.5 + 0.4 * i / targets for i, n in enumerate(names)}
+    rates = {n: 0.5 + 0.38 * i / (targets - 1) for i, n in enumerate(names)}
     task = Task(task_type="qa", payload="What is 2 + 2?")
+    clock = time.perf_counter_ns
     rows = []
-    for label, strategy in (
-        ("weighted (baseline)", WeightedScore(seed=1)),
-        ("thompson", BanditStrategy(ThompsonSampling, names, seed=1)),
-    ):
-        router = Router([Target(name=n) for n in names], strategy)
-        rng = random.Random(2)
-
-        def step(router: Router = router, rng: random.Random = rng) -> None:
-            pick = router.choose(task).pick
-            router.observe(
-                Outcome(target=pick, task_type="qa", success=rng.random() < means[pick], duration_ms=1)
+    for state in ("static", "learning"):
+        medians: dict[str, list[float]] = {name: [] for name in ROUTER_STRATEGIES}
+        p99s: dict[str, list[float]] = {name: [] for name in ROUTER_STRATEGIES}
+        for run in range(rounds):
+            rng = random.Random(run)
+            routers = {}
+            for name in ROUTER_STRATEGIES:
+                router = Router([Target(name=n) for n in names], build_strategy(name, names, seed=run))
+                for i in range(WARM_UP):
+                    router.observe(outcome(names[i % targets], rates[names[i % targets]], rng))
+                routers[name] = router
+            samples: dict[str, list[float]] = {name: [] for name in ROUTER_STRATEGIES}
+            for _ in range(decisions):
+                for name, router in routers.items():
+                    start = clock()
+                    pick = router.choose(task).pick
+                    samples[name].append((clock() - start) / 1000)
+                    if state == "learning":
+                        router.observe(outcome(pick, rates[pick], rng))
+            for name in ROUTER_STRATEGIES:
+                medians[name].append(median(samples[name]))
+                p99s[name].append(p99(samples[name]))
+        baseline = median(medians["weighted"])
+        for name in ROUTER_STRATEGIES:
+            rows.append(
+                {
+                    "strategy": name + (" (baseline)" if name == "weighted" else ""),
+                    "targets": targets,
+                    "state": state,
+                    "median_us": median(medians[name]),
+                    "p99_us": median(p99s[name]),
+                    "ratio_to_weighted": median(medians[name]) / baseline,
+                }
             )
-
-        samples = time_us(step, repeat)
-        rows.append(
-            {"strategy": label, "targets": targets, "median_us": median(samples), "p99_us": p99(samples)}
-        )
-    for row in rows:
-        row["ratio_to_weighted"] = row["median_us"] / rows[0]["median_us"]
     return rows
 
 
@@ -152,12 +188,13 @@ def main(quick: bool) -> None:
         "pseudo-regret = Σ (best mean - picked mean), mean and sd over seeds; "
         "speedup = MABWiser / ours (median)",
     )
-    repeat = 2_000 if quick else 10_000
+    rounds, decisions = (3, 2_000) if quick else (5, 5_000)
     report(
         "bandits_router",
-        "Router.choose + observe, 5 and 20 targets",
-        router_rows(repeat, 5) + router_rows(repeat, 20),
-        f"{repeat:,} decisions each; Thompson includes computing the pick's exact propensity",
+        "Router.choose by strategy, 5 and 20 targets, fixed state and learning",
+        router_rows(rounds, decisions, 5) + router_rows(rounds, decisions, 20),
+        f"median over {rounds} runs of {decisions:,} decisions per strategy (interleaved) of the median and "
+        "p99 µs; propensities included (Thompson: the pick's integral)",
     )
 
 

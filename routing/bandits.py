@@ -9,12 +9,12 @@ sum `s` and sum of squares `ss`, kept globally and per context.
   rewards counted as fractional successes); `GaussianThompsonSampling` draws from a normal posterior of
   the mean, for unbounded rewards (e.g. dollars), after trying each arm once. A pick is a real draw (one
   per arm, then the argmax); its propensity P(its draw is the largest) is *computed*, not simulated, by
-  one integral over the pick's own posterior (see `Posteriors`), to ~1e-4. `pick` returns the arm and
-  that propensity; `probabilities` integrates every arm (k times the work) for callers that mix
-  distributions.
+  one integral over the pick's own posterior (see `Posteriors`), to ~1e-4.
 
-Everything derived from the statistics (pooled views, posteriors, probabilities) is cached until the
-next `update`, so repeated decisions in one state cost one draw each.
+`pick` returns an arm with its propensity (what a router logs); `probabilities` gives every arm's (k
+integrals for Thompson sampling), for callers that mix distributions. What is derived from the
+statistics (pooled views, posteriors, propensities) is cached until the next `update`, so decisions in
+an unchanged state cost one draw each.
 
 Drift: `discount=γ` multiplies every statistic of the updated context (and the global one) by γ before
 each update, so an observation weighs γ^age (memory ~1/(1-γ) calls); `window=N` keeps only the last N
@@ -59,10 +59,14 @@ with 2 to 20 arms, 0 to 3e4 observations each (fractional or not) and penalties;
 Beta(0.5, 0.5) prior, whose untried arms have CDFs with a square-root kink at 1."""
 
 TABLE = 256
-"""Points per tabulated Beta CDF (linear interpolation between them is off by ~1e-5)."""
+"""Points per tabulated Beta CDF (see `BetaPosteriors`)."""
 
 CACHE_LIMIT = 256
-"""Views (pooled statistics per context and arm set) and Beta tables kept before they are dropped."""
+"""Views (pooled statistics of a context and arm set) kept between updates before they are dropped."""
+
+KEPT_LIMIT = 64
+"""(context, arm set) pairs whose Beta posteriors and CDF tables Thompson sampling keeps across updates
+(least recently used dropped first; ~80 kB each with 20 arms)."""
 
 
 def _graded_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -79,14 +83,17 @@ def _graded_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 _AT, _WEIGHT = _graded_rule(NODES)
-_GRID = np.linspace(0.0, 1.0, 2 * TABLE - 1)  # table points and the midpoints between them
-_ENDS = [0, 1, 2, TABLE - 3, TABLE - 2, TABLE - 1]
+_TAILS = np.array([TAIL, 1.0 - TAIL])
+_GRID = np.linspace(0.0, 1.0, 2 * TABLE - 1)  # a table's points and the midpoints between them
+_ENDS = [0, 1, 2, TABLE - 3, TABLE - 2, TABLE - 1]  # table points evaluated exactly
+_ENDS_ON_GRID = [2 * e for e in _ENDS]
 
 
 class Posteriors:
     """Independent posteriors of the considered arms' means: what a Thompson draw and its propensity need.
 
-    Subclasses hold `lo`/`hi` (each arm's TAIL and 1 - TAIL quantiles) and give `sample`, `cdf`, `pdf`.
+    Subclasses hold `lo`/`hi` (each arm's TAIL and 1 - TAIL quantiles) and give `sample`, `cdf` and
+    `pdf`. A `shift` (the penalty; None for none) moves arm j's draw down by shift[j].
     """
 
     lo: np.ndarray
@@ -95,119 +102,168 @@ class Posteriors:
     def sample(self, generator: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
 
-    def cdf(self, x: np.ndarray, shift: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """F_j(x + shift[j]) for each arm j in `rows`, shape (len(rows), len(x))."""
+    def cdf(self, x: np.ndarray, shift: np.ndarray | None, rows: list[int]) -> np.ndarray:
+        """F_j(x + shift[j]) for each arm j in `rows`, shape (len(rows), *x.shape)."""
         raise NotImplementedError
 
-    def pdf(self, x: np.ndarray, row: int) -> np.ndarray:
-        """Density of arm `row` at x."""
+    def pdf(self, x: np.ndarray, rows: list[int]) -> np.ndarray:
+        """Density of arm rows[r] at each point of x[r]."""
         raise NotImplementedError
 
-    def argmax_probability(self, pick: int, shift: np.ndarray) -> float:
-        """P(arm `pick`'s draw minus shift[pick] is the largest), in O(arms · NODES).
+    def argmax_probability(self, pick: int, shift: np.ndarray | None) -> float:
+        """P(arm `pick`'s draw, shifted, is the largest), in O(arms · NODES): see `_integrals`.
 
-        P = ∫ f_pick(x) Π_{j≠pick} F_j(x) dx over [start, hi_pick], with start = max(lo_pick, max_{j≠pick}
-        lo_j) (below it another draw is larger but with probability TAIL) and only the arms whose hi
-        exceeds start in the product (the others' CDFs are 1 there, within TAIL). Hence exactly 0 when
-        the range is empty and 1 when no other arm reaches it.
+        0 when the pick is no contender, 1 when it is the only one.
         """
-        lo, hi = (self.lo - shift).tolist(), (self.hi - shift).tolist()
-        top, start = hi[pick], max(lo)
-        if top <= start:
+        hi, start, contenders = self._contenders(shift)
+        if hi[pick] <= start:
             return 0.0
-        rivals = [j for j, h in enumerate(hi) if h > start and j != pick]
-        if not rivals:
+        if len(contenders) == 1:
             return 1.0
-        width = top - start
-        x = start + width * _AT
-        others = self.cdf(x, shift, np.array(rivals)).prod(axis=0)
-        return min(1.0, width * float((self.pdf(x + shift[pick], pick) * others) @ _WEIGHT))
+        rivals = [j for j in contenders if j != pick]
+        return float(self._integrals([pick], rivals, hi, start, shift)[0])
 
-    def argmax_probabilities(self, shift: np.ndarray) -> np.ndarray:
-        """`argmax_probability` of every arm, renormalised (the integrals sum to 1 within ~1e-4)."""
-        mass = np.array([self.argmax_probability(j, shift) for j in range(len(self.lo))])
-        return mass / mass.sum()
+    def argmax_probabilities(self, shift: np.ndarray | None) -> np.ndarray:
+        """Every arm's `argmax_probability`, renormalised (the integrals sum to 1 within ~1e-4)."""
+        hi, start, contenders = self._contenders(shift)
+        masses = np.zeros(len(hi))
+        if len(contenders) == 1:
+            masses[contenders] = 1.0
+        else:
+            masses[contenders] = self._integrals(contenders, contenders, hi, start, shift)
+        return masses / masses.sum()
 
+    def _contenders(self, shift: np.ndarray | None) -> tuple[list[float], float, list[int]]:
+        """(each arm's shifted hi, start = the largest shifted lo, arms whose hi exceeds start).
 
-def _log_beta_density(x: np.ndarray, a, b, log_norm) -> np.ndarray:
-    """log of the Beta(a, b) density at x, kept finite at x = 0 or 1 (and 0 * log 0 = 0)."""
-    x = np.maximum(np.minimum(x, 1.0 - 2**-53), 1e-300)  # np.clip has a slower Python wrapper
-    return (a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_norm
+        Below start some draw exceeds x but with probability TAIL, so a propensity integrates from
+        there, and an arm whose hi does not exceed it has a CDF of 1 there (within TAIL).
+        """
+        lo, hi = (self.lo, self.hi) if shift is None else (self.lo - shift, self.hi - shift)
+        hi = hi.tolist()
+        start = float(lo.max())
+        return hi, start, [j for j, h in enumerate(hi) if h > start]
+
+    def _integrals(
+        self, picks: list[int], rivals: list[int], hi: list[float], start: float, shift: np.ndarray | None
+    ) -> np.ndarray:
+        """∫ f_p(x) Π_{j in rivals, j≠p} F_j(x) dx over [start, hi_p] for each p in `picks`, by the graded
+        Gauss-Legendre rule (NODES points per pick): O(len(picks) · len(rivals) · NODES)."""
+        width = np.array([hi[p] for p in picks]) - start
+        x = np.multiply.outer(width, _AT)
+        x += start
+        others = self.cdf(x, shift, rivals)
+        if len(picks) > 1:
+            others[np.equal.outer(rivals, picks)] = 1.0  # each pick left out of its own product
+        density = self.pdf(x if shift is None else x + shift[picks, None], picks)
+        return np.minimum(width * ((density * others.prod(axis=0)) @ _WEIGHT), 1.0)
 
 
 class BetaPosteriors(Posteriors):
-    """Beta(a_j, b_j) posteriors of one view's arms, kept across updates.
+    """Beta(a_j, b_j) posteriors of one context's arms, kept across updates: `refresh` redoes only the
+    arms whose (a, b) changed (one per update, without discounting).
 
-    scipy's betainc costs ~0.3 µs a point, too much at NODES points of every arm per decision, so each
-    arm's CDF is tabulated (TABLE even steps between its tail quantiles) and read by linear interpolation
-    (off by ~1e-4 at most; ~5e-4 next to an end where a or b is just above 1). `refresh` redoes only the
-    arms whose (a, b) changed, and an arm's table is built the first time another arm's propensity needs
-    it. The table is the running Simpson integral of the density from exact betainc values two steps in
-    from each end (a or b below 2 makes the density's slope singular at that end). Densities with a or b
-    below 1 are singular, so those arms (`exact`) are evaluated with betainc instead.
+    scipy's betainc costs ~0.2 µs a point, too much at NODES points of every other arm per decision, so
+    an arm's CDF is tabulated the first time it is needed with its current (a, b): TABLE even steps
+    between its tail quantiles, read by linear interpolation (off by ~5e-5, ~1e-4 for skewed posteriors,
+    ~7e-4 next to an end where a or b is just above 1). The table is the running Simpson integral of the
+    density, started from exact betainc values two steps in from each end (a or b below 2 makes the
+    density's slope singular there). A density with a or b below 1 is itself singular: such arms are
+    evaluated with betainc.
     """
 
     def __init__(self, k: int) -> None:
-        self.a, self.b, self.lo, self.hi, self.log_norm, self.scale = np.full((6, k), np.nan)
-        self.exact = np.zeros(k, dtype=bool)
-        self.tabulated = np.zeros(k, dtype=bool)
+        self.density_terms = np.full((3, k), np.nan)  # a, b, log B(a, b): one gather reads all three
+        self.a, self.b, self.log_norm = self.density_terms
+        self.lo, self.hi, self.scale = np.full((3, k), np.nan)
         self.values = np.zeros((k, TABLE))
         self.steps = np.zeros((k, TABLE))  # values[i + 1] - values[i], 0 after the last
         self._offsets = np.arange(k) * TABLE
+        self._known: list[tuple[float, float] | None] = [None] * k
+        self._unsettled: set[int] = set()  # arms whose (a, b) changed since their quantiles were computed
+        self._exact = [False] * k
+        self._tabled = [False] * k
 
     def refresh(self, a: list[float], b: list[float]) -> BetaPosteriors:
-        old_a, old_b = self.a.tolist(), self.b.tolist()
-        changed = [j for j in range(len(a)) if a[j] != old_a[j] or b[j] != old_b[j]]
-        if changed:
-            rows = np.array(changed)
-            ra, rb = np.array([a[j] for j in changed]), np.array([b[j] for j in changed])
-            self.a[rows], self.b[rows] = ra, rb
-            quantiles = betaincinv(ra[:, None], rb[:, None], (TAIL, 1.0 - TAIL))
-            self.lo[rows], self.hi[rows] = quantiles[:, 0], quantiles[:, 1]
-            self.scale[rows] = (TABLE - 1) / (quantiles[:, 1] - quantiles[:, 0])
-            self.log_norm[rows] = betaln(ra, rb)
-            self.exact[rows] = np.minimum(ra, rb) < 1
-            self.tabulated[rows] = False
+        """Take the arms' current parameters (what depends on them is redone for changed arms only)."""
+        for j, ab in enumerate(zip(a, b)):
+            if ab != self._known[j]:
+                self._known[j] = ab
+                self.a[j], self.b[j] = ab
+                self._unsettled.add(j)
         return self
 
     def sample(self, generator):
         return generator.beta(self.a, self.b)
 
     def cdf(self, x, shift, rows):
-        exact = self.exact[rows]
-        self._tabulate(rows[~(exact | self.tabulated[rows])])
-        scale = self.scale[rows]
-        t = x * scale[:, None]
-        t += ((shift[rows] - self.lo[rows]) * scale)[:, None]
-        np.maximum(np.minimum(t, TABLE - 1, out=t), 0.0, out=t)
+        tabled = [j for j in rows if not self._exact[j]]
+        self._tabulate([j for j in tabled if not self._tabled[j]])
+        if len(tabled) == len(rows):
+            return self._interpolated(x, shift, rows)
+        values = np.empty((len(rows), *x.shape))
+        exact = np.array([self._exact[j] for j in rows])
+        if tabled:
+            values[~exact] = self._interpolated(x, shift, tabled)
+        e = np.array(rows)[exact][:, None, None]
+        z = x if shift is None else x + shift[e]
+        values[exact] = betainc(self.a[e], self.b[e], np.maximum(np.minimum(z, 1.0), 0.0))
+        return values
+
+    def pdf(self, x, rows):
+        a, b, log_norm = self.density_terms[:, rows, None]
+        return np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_norm)
+
+    def _contenders(self, shift):
+        while self._unsettled:  # quantiles only when a propensity needs them (not for a bare draw)
+            self._settle(self._unsettled.pop())
+        return super()._contenders(shift)
+
+    def _settle(self, j: int) -> None:
+        a, b = self._known[j]
+        lo, hi = betaincinv(a, b, _TAILS).tolist()
+        lo, hi = max(lo, 1e-300), min(hi, 1.0 - 2**-53)  # keeps log x and log(1 - x) finite on [lo, hi]
+        self.lo[j], self.hi[j] = lo, hi
+        self.scale[j] = (TABLE - 1) / (hi - lo)
+        self.log_norm[j] = betaln(a, b)
+        self._exact[j] = min(a, b) < 1
+        self._tabled[j] = False
+
+    def _interpolated(self, x: np.ndarray, shift: np.ndarray | None, rows: list[int]) -> np.ndarray:
+        """F_j(x + shift[j]) of tabled arms, shape (len(rows), *x.shape)."""
+        r = np.array(rows)
+        scale = self.scale[r]
+        origin = self.lo[r] if shift is None else self.lo[r] - shift[r]
+        t = np.multiply.outer(scale, x)
+        t -= (origin * scale)[:, None, None]
+        np.maximum(np.minimum(t, TABLE - 1, out=t), 0.0, out=t)  # np.clip has a slower Python wrapper
         i = t.astype(np.intp)
         t -= i
-        i += self._offsets[rows, None]
+        i += self._offsets[r, None, None]
         values = self.steps.ravel()[i]
         values *= t
         values += self.values.ravel()[i]
-        if exact.any():
-            e = rows[exact]
-            z = np.clip(x + shift[e, None], 0.0, 1.0)
-            values[exact] = betainc(self.a[e, None], self.b[e, None], z)
         return values
 
-    def pdf(self, x, row):
-        return np.exp(_log_beta_density(x, self.a[row], self.b[row], self.log_norm[row]))
-
-    def _tabulate(self, rows: np.ndarray) -> None:
-        if not len(rows):
+    def _tabulate(self, rows: list[int]) -> None:
+        if not rows:
             return
-        a, b, lo, hi = self.a[rows, None], self.b[rows, None], self.lo[rows, None], self.hi[rows, None]
+        r = np.array(rows)
+        a, b, lo, hi = self.a[r, None], self.b[r, None], self.lo[r, None], self.hi[r, None]
         x = lo + (hi - lo) * _GRID
-        density = np.exp(_log_beta_density(x, a, b, self.log_norm[rows, None]))
-        cells = (density[:, :-2:2] + 4 * density[:, 1::2] + density[:, 2::2]) * ((hi - lo) / (6 * (TABLE - 1)))
+        # Simpson's weights (h / 6 per cell of width h) folded into the density's normaliser.
+        log_cell = self.log_norm[r, None] - np.log((hi - lo) / (6 * (TABLE - 1)))
+        density = np.exp((a - 1) * np.log(x) + (b - 1) * np.log1p(-x) - log_cell)
+        cells = density[:, :-2:2] + density[:, 2::2]
+        cells += 4 * density[:, 1::2]
         values = np.empty((len(rows), TABLE))
-        values[:, _ENDS] = betainc(a, b, x[:, [2 * e for e in _ENDS]])
-        values[:, 3:-3] = values[:, 2:3] + np.cumsum(cells[:, 2:-3], axis=1)
-        self.values[rows] = values
-        self.steps[rows, :-1] = np.diff(values, axis=1)
-        self.tabulated[rows] = True
+        values[:, _ENDS] = betainc(a, b, x[:, _ENDS_ON_GRID])
+        np.cumsum(cells[:, 2:-3], axis=1, out=values[:, 3:-3])
+        values[:, 3:-3] += values[:, 2:3]
+        self.values[r] = values
+        self.steps[r, :-1] = np.diff(values, axis=1)
+        for j in rows:
+            self._tabled[j] = True
 
 
 class NormalPosteriors(Posteriors):
@@ -222,11 +278,13 @@ class NormalPosteriors(Posteriors):
         return generator.normal(self.mu, self.sd)
 
     def cdf(self, x, shift, rows):
-        return ndtr((x + (shift[rows] - self.mu[rows])[:, None]) / self.sd[rows, None])
+        r = np.array(rows)[:, None, None]
+        centre = self.mu[r] if shift is None else self.mu[r] - shift[r]
+        return ndtr((x - centre) / self.sd[r])
 
-    def pdf(self, x, row):
-        sd = self.sd[row]
-        return np.exp(-0.5 * ((x - self.mu[row]) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+    def pdf(self, x, rows):
+        mu, sd = self.mu[rows, None], self.sd[rows, None]
+        return np.exp(-0.5 * ((x - mu) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
 
 
 class BanditOptions(BaseModel):
@@ -250,7 +308,7 @@ class BanditOptions(BaseModel):
 class _Stats:
     """Per-arm count, reward sum and sum of squares of one context, with its forgetting rule."""
 
-    __slots__ = ("n", "s", "ss", "recent")
+    __slots__ = ("n", "recent", "s", "ss")
 
     def __init__(self, k: int, window: int | None) -> None:
         self.n = [0.0] * k
@@ -289,13 +347,14 @@ class _View:
     meanwhile (posteriors, probabilities), so repeated decisions in one state compute them once.
     """
 
-    __slots__ = ("key", "names", "n", "s", "ss", "memo")
+    __slots__ = ("key", "memo", "n", "names", "s", "ss")
 
     def __init__(self, key: Hashable, names: list[str], n: list[float], s: list[float], ss: list[float]):
         self.key, self.names, self.n, self.s, self.ss = key, names, n, s, ss
         self.memo: dict[Hashable, object] = {}
 
     def remember(self, key: Hashable, compute: Callable[[], object]):
+        """memo[key], computed on first use."""
         value = self.memo.get(key)
         if value is None:
             value = self.memo[key] = compute()
@@ -569,16 +628,16 @@ class _ThompsonBandit(Bandit):
         return int(values.argmax())
 
     def _probabilities(self, view, penalty):
-        return self._draw_from(view).argmax_probabilities(_shift(penalty, len(view.n))).tolist()
+        return self._draw_from(view).argmax_probabilities(_shift(penalty)).tolist()
 
     def _propensity(self, view, j, penalty):
         posteriors = self._draw_from(view)
-        shift = _shift(penalty, len(view.n))
-        return view.remember(("propensity", _penalty_key(penalty), j), lambda: posteriors.argmax_probability(j, shift))
+        key = ("propensity", _penalty_key(penalty), j)
+        return view.remember(key, lambda: posteriors.argmax_probability(j, _shift(penalty)))
 
 
-def _shift(penalty, k: int) -> np.ndarray:
-    return np.zeros(k) if penalty is None else np.asarray(penalty, dtype=float)
+def _shift(penalty) -> np.ndarray | None:
+    return None if penalty is None else np.asarray(penalty, dtype=float)
 
 
 class ThompsonSampling(_ThompsonBandit):
@@ -598,7 +657,7 @@ class ThompsonSampling(_ThompsonBandit):
         if not (alpha > 0 and beta > 0):
             raise ValueError(f"alpha and beta must be > 0, got alpha={alpha}, beta={beta}")
         self.alpha, self.beta = alpha, beta
-        self._kept: dict[Hashable, BetaPosteriors] = {}
+        self._kept: dict[Hashable, BetaPosteriors] = {}  # by view key, least recently used first
         super().__init__(arms, seed, **options)
 
     def _mean(self, n, s):
@@ -613,11 +672,12 @@ class ThompsonSampling(_ThompsonBandit):
         a0, b0 = self.alpha, self.beta
         a = [a0 + s for s in view.s]
         b = [b0 + max(n - s, 0.0) for n, s in zip(view.n, view.s)]
-        kept = self._kept.get(view.key)
+        kept = self._kept.pop(view.key, None)
         if kept is None or len(kept.a) != len(a):
-            if len(self._kept) >= CACHE_LIMIT:
-                self._kept.clear()
-            kept = self._kept[view.key] = BetaPosteriors(len(a))
+            kept = BetaPosteriors(len(a))
+        self._kept[view.key] = kept
+        if len(self._kept) > KEPT_LIMIT:
+            del self._kept[next(iter(self._kept))]
         return kept.refresh(a, b)
 
 
@@ -666,9 +726,8 @@ class GaussianThompsonSampling(_ThompsonBandit):
         return super()._probabilities(view, penalty)
 
     def _propensity(self, view, j, penalty):
-        untried = _untried(view.n)
-        if untried:
-            return 1.0 / len(untried) if j in untried else 0.0
+        if _untried(view.n):
+            return self._all_probabilities(view, penalty)[j]
         return super()._propensity(view, j, penalty)
 
 

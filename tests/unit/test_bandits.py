@@ -14,6 +14,7 @@ from routing import Outcome, Router, Target, Task
 from routing.bandits import (
     UCB1,
     BanditStrategy,
+    BetaPosteriors,
     EpsilonGreedy,
     GaussianThompsonSampling,
     ThompsonSampling,
@@ -159,6 +160,107 @@ def test_thompson_propensities_match_monte_carlo_with_many_arms() -> None:
     assert np.abs(computed - reference).max() < 0.005
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "shift"),
+    [
+        # Fractional counts put a or b just above 1, where the density's slope is singular at 0 or 1.
+        ([1.4, 7.5, 30.2], [9.3, 1.2, 12.7], [0.0, 0.0, 0.0]),
+        ([60.0, 55.0, 2.0, 1.0], [40.0, 45.0, 1.0, 1.0], [0.0, 0.02, 0.05, 0.0]),
+        ([0.5, 12.5, 3.5], [0.5, 4.5, 0.5], [0.0, 0.0, 0.0]),  # Jeffreys prior: singular densities
+    ],
+)
+def test_pick_propensity_matches_adaptive_quadrature(a, b, shift) -> None:
+    """P(X_i - s_i is the largest) = ∫ f_i(x + s_i) Π_{j≠i} F_j(x + s_j) dx, by scipy's adaptive quad
+    over scipy.stats.beta."""
+    posteriors = BetaPosteriors(len(a)).refresh(a, b)
+    shift = np.array(shift)
+
+    def exact(i: int) -> float:
+        def integrand(x: float) -> float:
+            others = [stats.beta.cdf(x + shift[j], a[j], b[j]) for j in range(len(a)) if j != i]
+            return stats.beta.pdf(x + shift[i], a[i], b[i]) * np.prod(others)
+
+        return integrate.quad(integrand, -shift[i], 1 - shift[i], limit=200, points=[0.5, 0.9, 0.99])[0]
+
+    for i in range(len(a)):
+        assert posteriors.argmax_probability(i, shift) == pytest.approx(exact(i), abs=2e-4)
+
+
+@pytest.mark.parametrize("cls", [ThompsonSampling, GaussianThompsonSampling, EpsilonGreedy])
+@pytest.mark.parametrize("willingness_to_pay", [None, 1.0])
+def test_logged_propensities_match_the_frequencies_of_the_picks(cls, willingness_to_pay) -> None:
+    """Many seeded decisions in one state: each target is always logged with the same propensity, the
+    picks follow those propensities (chi-square goodness of fit, targets expected fewer than 5 times
+    pooled), and the propensities agree with the full distribution. Priced-in costs shift the draws."""
+    names = [f"t{i}" for i in range(6)]
+    options = {"epsilon": 0.3} if cls is EpsilonGreedy else {}
+    strategy = BanditStrategy(cls, names, seed=14, willingness_to_pay=willingness_to_pay, **options)
+    router = Router([Target(name=n) for n in names], strategy)
+    rng = random.Random(15)
+    for i in range(48):
+        rate = 0.6 + 0.02 * (i % 6)
+        router.observe(
+            Outcome(
+                target=names[i % 6],
+                task_type="qa",
+                success=rng.random() < rate,
+                duration_ms=1,
+                quality_score=100 * rate * rng.uniform(0.8, 1.2),
+                cost=0.01 * (i % 6),
+            )
+        )
+    draws = 4000
+    decisions = [router.choose(task()) for _ in range(draws)]
+    logged = {d.pick: d.probability for d in decisions}
+    assert all(d.probability == logged[d.pick] for d in decisions)
+    distribution = strategy.distribution(task(), list(router.targets.values()), router.book)
+    assert logged == pytest.approx({name: distribution[name] for name in logged}, abs=1e-3)
+    picks = Counter(d.pick for d in decisions)
+    frequent = [name for name, p in logged.items() if p * draws >= 5]
+    assert len(frequent) >= 2
+    expected = [logged[name] * draws for name in frequent]
+    observed = [picks[name] for name in frequent]
+    rest_expected, rest_observed = draws - sum(expected), draws - sum(observed)
+    if rest_expected >= 5:
+        expected.append(rest_expected)
+        observed.append(rest_observed)
+    else:
+        expected[-1] += rest_expected
+        observed[-1] += rest_observed
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_probabilities_are_recomputed_after_every_update_and_new_arm() -> None:
+    """Cached views and posteriors never go stale: a bandit queried between updates agrees with one
+    that only sees the final data."""
+    rng = random.Random(16)
+    history = [(rng.choice("abc"), float(rng.random() < 0.6), rng.choice(["x", "y"])) for _ in range(60)]
+    queried, fresh = ThompsonSampling(["a", "b", "c"]), ThompsonSampling(["a", "b", "c"])
+    for arm, reward, context in history:
+        queried.probabilities(context, ["a", "c"], [0.0, 0.05])
+        queried.pick(context)
+        queried.update(arm, reward, context)
+        fresh.update(arm, reward, context)
+    for added in (None, "d"):
+        if added:
+            queried.add_arm(added)
+            fresh.add_arm(added)
+        for context in ("x", "y", None):
+            subset = queried.probabilities(context, ["a", "c"], [0.0, 0.05])
+            assert subset == fresh.probabilities(context, ["a", "c"], [0.0, 0.05])
+            assert queried.probabilities(context) == fresh.probabilities(context)
+
+
+@pytest.mark.parametrize("cls", LEARNERS)
+def test_pick_returns_an_arm_with_its_probability(cls) -> None:
+    bandit = trained(cls)
+    penalty = [0.0, 0.02, 0.05, 0.1]
+    full = bandit.probabilities(penalty=penalty)
+    for _ in range(20):
+        arm, propensity = bandit.pick(penalty=penalty)
+        assert propensity == pytest.approx(full[arm], abs=1e-3)
+
+
 def test_an_arm_that_cannot_win_gets_probability_zero() -> None:
     bandit = ThompsonSampling(["sure", "hopeless", "tied"])
     for _ in range(1000):
@@ -265,9 +367,11 @@ def test_strategy_picks_among_eligible_targets_with_its_true_propensity() -> Non
     decision = router.choose(task())
     assert decision.pick in {"a", "b"}
     assert [c.target for c in decision.candidates] == ["a", "b"]
-    assert decision.probability == pytest.approx(expected[decision.pick])
+    # The pick's own integral; the distribution renormalises every arm's (they sum to 1 within ~1e-4).
+    assert decision.probability == pytest.approx(expected[decision.pick], abs=1e-3)
     assert decision.strategy == "thompson" and decision.reason.startswith("thompson: drew")
-    assert decision.candidates[0].details["propensity"] == pytest.approx(expected["a"])
+    # a in its context: 30 successes of its own plus the global 30 counted as prior_strength = 10 calls.
+    assert decision.candidates[0].details == {"cost_penalty": 0.0, "mean_reward": (1 + 40) / (2 + 40)}
 
 
 def test_strategy_learns_per_task_type_and_category() -> None:
