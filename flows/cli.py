@@ -59,7 +59,8 @@ def demo(
 ) -> None:
     """Route tasks across the local fleet on ephemeral Prefect and show what the router learned."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar is the demo's output
-    logging.getLogger("agno").setLevel(logging.CRITICAL)  # failed runs are outcomes, shown in the table
+    for name in ("agno", "agno-team"):  # failed agent runs are outcomes, shown in the table
+        logging.getLogger(name).disabled = True  # (agno resets its loggers' levels on every run)
     from blocks.fleet.config import FleetConfigError
     from blocks.store import StoreError
     from flows.demo import run_demo
