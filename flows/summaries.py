@@ -1,8 +1,9 @@
 """`refresh-summaries`: rebuild summary tables that dashboards and the router read.
 
 One flow, one parameter choosing the summary, so prefect.yaml can give each its own schedule: tier
-performance per day every 5 minutes, pool performance per hour every 10, solution patterns hourly.
-Each rebuild is one transaction (blocks/store/summaries.py).
+performance per day every 5 minutes, pool performance per hour every 10, solution patterns hourly, and
+spend per target and task type per day, ISO week and month every 5 minutes. Each rebuild is one
+transaction (blocks/store/summaries.py).
 """
 
 from __future__ import annotations

@@ -210,6 +210,28 @@ MIGRATIONS: tuple[Migration, ...] = (
             "DROP TABLE tier_daily_performance",
         ),
     ),
+    Migration(
+        5,
+        "spend summaries per day, ISO week and calendar month",
+        up=(
+            """CREATE TABLE spend_daily (
+                day DATE NOT NULL, target VARCHAR NOT NULL, task_type VARCHAR NOT NULL,
+                executions BIGINT NOT NULL, successes BIGINT NOT NULL, total_cost DOUBLE NOT NULL,
+                total_cost_estimate DOUBLE NOT NULL, refreshed_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (day, target, task_type))""",
+            """CREATE TABLE spend_weekly (
+                week DATE NOT NULL, target VARCHAR NOT NULL, task_type VARCHAR NOT NULL,
+                executions BIGINT NOT NULL, successes BIGINT NOT NULL, total_cost DOUBLE NOT NULL,
+                total_cost_estimate DOUBLE NOT NULL, refreshed_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (week, target, task_type))""",
+            """CREATE TABLE spend_monthly (
+                month DATE NOT NULL, target VARCHAR NOT NULL, task_type VARCHAR NOT NULL,
+                executions BIGINT NOT NULL, successes BIGINT NOT NULL, total_cost DOUBLE NOT NULL,
+                total_cost_estimate DOUBLE NOT NULL, refreshed_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (month, target, task_type))""",
+        ),
+        down=("DROP TABLE spend_monthly", "DROP TABLE spend_weekly", "DROP TABLE spend_daily"),
+    ),
 )
 
 HEAD = MIGRATIONS[-1].version

@@ -6,6 +6,11 @@ longer than raw executions (365 days against 90 by default), so a rebuild only t
 start after the raw-retention horizon: older buckets have lost their raw rows and stay as they were.
 Solution patterns are not bucketed and are rebuilt whole over the retained executions.
 
+Spend per target and task type is kept per day, ISO week (Monday) and calendar month, in UTC, like the
+budgets of routing/budget.py. The three tables are rebuilt in one transaction, so they always agree, and
+costs are summed as DECIMAL(38, 12) (exact, order-independent) before the one rounding to DOUBLE: the
+sums are exact to far below a cent and a rebuild of the same rows gives bit-identical tables.
+
 Retention deletes rows whose time is strictly before `as_of - days`, raw tables and aggregates each
 with their own age.
 """
@@ -13,19 +18,22 @@ with their own age.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from enum import StrEnum
+from typing import Literal
 
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.store.store import _transaction
+from routing.budget import Period, next_period_start, period_start
 
 
 class Summary(StrEnum):
     TIER_DAILY = "tier-daily"
     POOL_HOURLY = "pool-hourly"
     SOLUTION_PATTERNS = "solution-patterns"
+    SPEND = "spend"
 
 
 _METRICS = """
@@ -36,75 +44,107 @@ _METRICS = """
 """
 
 
+Bucket = Literal["hour"] | Period
+
+
 @dataclass(frozen=True)
 class _Spec:
     table: str
-    bucket: str | None  # the table's time column, truncated to this unit; None: not bucketed
+    bucket: Bucket | None  # the table's time column holds the start of this period; None: not bucketed
     column: str | None
     select: str
 
 
-SPECS: dict[Summary, _Spec] = {
-    Summary.TIER_DAILY: _Spec(
-        "tier_daily_performance", "day", "day",
-        f"SELECT timestamp::DATE AS day, coalesce(model_tier, 'unknown') AS model_tier, {_METRICS}, "
+_SPEND_UNITS = {Period.DAILY: "day", Period.WEEKLY: "week", Period.MONTHLY: "month"}
+
+
+def _spend(period: Period) -> _Spec:
+    """Spend per target and task type per `period`; DuckDB's 'week' starts on Monday (ISO 8601)."""
+    unit = _SPEND_UNITS[period]
+    return _Spec(
+        f"spend_{period.value}", period, unit,
+        f"SELECT date_trunc('{unit}', timestamp)::DATE AS {unit}, target, task_type, count(*) AS executions, "
+        "count_if(success) AS successes, "
+        "sum(coalesce(actual_cost, 0)::DECIMAL(38, 12))::DOUBLE AS total_cost, "
+        "sum(coalesce(cost_estimate, 0)::DECIMAL(38, 12))::DOUBLE AS total_cost_estimate, "
         "?::TIMESTAMP AS refreshed_at FROM executions WHERE timestamp >= ? GROUP BY ALL",
+    )  # fmt: skip
+
+
+SPECS: dict[Summary, tuple[_Spec, ...]] = {
+    Summary.TIER_DAILY: (
+        _Spec(
+            "tier_daily_performance", Period.DAILY, "day",
+            f"SELECT timestamp::DATE AS day, coalesce(model_tier, 'unknown') AS model_tier, {_METRICS}, "
+            "?::TIMESTAMP AS refreshed_at FROM executions WHERE timestamp >= ? GROUP BY ALL",
+        ),
     ),
-    Summary.POOL_HOURLY: _Spec(
-        "pool_hourly_performance", "hour", "hour",
-        f"SELECT date_trunc('hour', timestamp) AS hour, coalesce(pool_type, 'unknown') AS pool_type, {_METRICS}, "
-        "?::TIMESTAMP AS refreshed_at FROM executions WHERE timestamp >= ? GROUP BY ALL",
+    Summary.POOL_HOURLY: (
+        _Spec(
+            "pool_hourly_performance", "hour", "hour",
+            "SELECT date_trunc('hour', timestamp) AS hour, coalesce(pool_type, 'unknown') AS pool_type, "
+            f"{_METRICS}, "
+            "?::TIMESTAMP AS refreshed_at FROM executions WHERE timestamp >= ? GROUP BY ALL",
+        ),
     ),
-    Summary.SOLUTION_PATTERNS: _Spec(
-        "solution_patterns", None, None,
-        """
-        WITH errors AS (
-            SELECT coalesce(category, 'general') AS category, task_type, target, error_type, count(*) AS failures,
-                   row_number() OVER (PARTITION BY coalesce(category, 'general'), task_type, target
-                                      ORDER BY count(*) DESC, error_type) AS rank
-            FROM executions WHERE error_type IS NOT NULL AND timestamp >= ? GROUP BY 1, 2, 3, 4
-        ), totals AS (
-            SELECT coalesce(category, 'general') AS category, task_type, target, count(*) AS executions,
-                   count_if(success) AS successes, avg(success::INT) AS success_rate,
-                   avg(quality_score) AS mean_quality, avg(coalesce(actual_cost, 0)) AS mean_cost,
-                   quantile_cont(duration_ms, 0.5) AS p50_latency_ms, min(timestamp) AS first_seen,
-                   max(timestamp) AS last_seen
-            FROM executions WHERE timestamp >= ? GROUP BY ALL
-        )
-        SELECT t.*, e.error_type AS top_error_type, e.failures / t.executions AS top_error_share,
-               ?::TIMESTAMP AS refreshed_at
-        FROM totals t LEFT JOIN errors e ON e.rank = 1 AND e.category = t.category
-             AND e.task_type = t.task_type AND e.target = t.target
-        """,
+    Summary.SOLUTION_PATTERNS: (
+        _Spec(
+            "solution_patterns", None, None,
+            """
+            WITH errors AS (
+                SELECT coalesce(category, 'general') AS category, task_type, target, error_type,
+                       count(*) AS failures,
+                       row_number() OVER (PARTITION BY coalesce(category, 'general'), task_type, target
+                                          ORDER BY count(*) DESC, error_type) AS rank
+                FROM executions WHERE error_type IS NOT NULL AND timestamp >= ? GROUP BY 1, 2, 3, 4
+            ), totals AS (
+                SELECT coalesce(category, 'general') AS category, task_type, target, count(*) AS executions,
+                       count_if(success) AS successes, avg(success::INT) AS success_rate,
+                       avg(quality_score) AS mean_quality, avg(coalesce(actual_cost, 0)) AS mean_cost,
+                       quantile_cont(duration_ms, 0.5) AS p50_latency_ms, min(timestamp) AS first_seen,
+                       max(timestamp) AS last_seen
+                FROM executions WHERE timestamp >= ? GROUP BY ALL
+            )
+            SELECT t.*, e.error_type AS top_error_type, e.failures / t.executions AS top_error_share,
+                   ?::TIMESTAMP AS refreshed_at
+            FROM totals t LEFT JOIN errors e ON e.rank = 1 AND e.category = t.category
+                 AND e.task_type = t.task_type AND e.target = t.target
+            """,
+        ),
     ),
+    Summary.SPEND: tuple(_spend(period) for period in Period),
 }  # fmt: skip
 
 
-def rebuild_from(summary: Summary, now: datetime, horizon_days: int) -> datetime:
-    """Start of the oldest bucket of `summary` a rebuild at `now` replaces (naive UTC)."""
+def rebuild_from(bucket: Bucket | None, now: datetime, horizon_days: int) -> datetime:
+    """Start of the oldest `bucket` a rebuild at `now` replaces: the first one that starts at or after the
+    raw horizon (naive UTC). Unbucketed summaries are rebuilt from the horizon itself."""
     horizon = now - timedelta(days=horizon_days)
-    unit = SPECS[summary].bucket
-    if unit is None:
+    if bucket is None:
         return horizon
-    start = horizon.replace(minute=0, second=0, microsecond=0)
-    if unit == "day":
-        start = start.replace(hour=0)
-    step = timedelta(days=1) if unit == "day" else timedelta(hours=1)
-    return start if start == horizon else start + step
+    if bucket == "hour":
+        start = horizon.replace(minute=0, second=0, microsecond=0)
+        return start if start == horizon else start + timedelta(hours=1)
+    utc = horizon.replace(tzinfo=timezone.utc)
+    start = period_start(bucket, utc)
+    return (start if start == utc else next_period_start(bucket, utc)).replace(tzinfo=None)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, summary: Summary, now: datetime, horizon_days: int) -> int:
-    """Rebuild `summary` from executions newer than the raw horizon, in one transaction; returns its rows."""
-    spec = SPECS[summary]
-    since = rebuild_from(summary, now, horizon_days)
+    """Rebuild the tables of `summary` from executions newer than the raw horizon, in one transaction;
+    returns the rows those tables now hold."""
+    rows = 0
     with _transaction(con):
-        if spec.column is None:
-            con.execute(f"DELETE FROM {spec.table}")
-            con.execute(f"INSERT INTO {spec.table} BY NAME {spec.select}", [since, since, now])
-        else:
-            con.execute(f"DELETE FROM {spec.table} WHERE {spec.column} >= ?", [since])
-            con.execute(f"INSERT INTO {spec.table} BY NAME {spec.select}", [now, since])
-        return con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
+        for spec in SPECS[summary]:
+            since = rebuild_from(spec.bucket, now, horizon_days)
+            if spec.column is None:
+                con.execute(f"DELETE FROM {spec.table}")
+                con.execute(f"INSERT INTO {spec.table} BY NAME {spec.select}", [since, since, now])
+            else:
+                con.execute(f"DELETE FROM {spec.table} WHERE {spec.column} >= ?", [since])
+                con.execute(f"INSERT INTO {spec.table} BY NAME {spec.select}", [now, since])
+            rows += con.execute(f"SELECT count(*) FROM {spec.table}").fetchone()[0]
+    return rows
 
 
 class RetentionPolicy(BaseModel):
@@ -125,6 +165,9 @@ RAW_TABLES = {
 AGGREGATE_TABLES = {
     "tier_daily_performance": "day",
     "pool_hourly_performance": "hour",
+    "spend_daily": "day",
+    "spend_weekly": "week",
+    "spend_monthly": "month",
     "benchmark_results": "timestamp",
     "experiment_metrics": "computed_at",
     "published_states": "created_at",

@@ -257,6 +257,13 @@ def test_summaries_match_direct_computation_and_old_buckets_stay(local_store: Du
         "tier-daily": len(frame[["day", "model_tier"]].drop_duplicates()) + 1,  # + the old day's row
         "pool-hourly": len(frame[["hour", "pool_type"]].drop_duplicates()),
         "solution-patterns": len(frame[["category", "task_type", "target"]].drop_duplicates()),
+        "spend": sum(  # rows per day, ISO week (ending Sunday) and month, by target and task type
+            len(
+                frame.assign(start=frame.timestamp.dt.to_period(p).dt.start_time)[["start", "target", "task_type"]]
+                .drop_duplicates()
+            )
+            for p in ("D", "W-SUN", "M")
+        ),
     }
 
     def summarise(group: pd.DataFrame) -> pd.Series:

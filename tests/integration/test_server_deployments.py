@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from deployments import FLOW_NAMES
 
 from blocks.store import DuckDBStore
 from blocks.store.snapshots import load_published, published_path
@@ -97,17 +98,8 @@ def test_up_deploys_every_flow_of_prefect_yaml(deployed) -> None:
 
     stack, config, _ = deployed
     document = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    flows = {
-        "flows.recalculate:recalculate_stats": "recalculate-stats",
-        "flows.summaries:refresh_summaries": "refresh-summaries",
-        "flows.benchmark_suite:run_benchmarks": "run-benchmarks",
-        "flows.health:check_health": "check-health",
-        "flows.maintenance:ingest_outcomes": "ingest-outcomes",
-        "flows.maintenance:apply_retention": "apply-retention",
-        "flows.maintenance:drain_queue": "drain-queue",
-    }
     assert stack.deployments == sorted(
-        f"{flows[d['entrypoint']]}/{d['name']}" for d in document["deployments"]
+        f"{FLOW_NAMES[d['entrypoint']]}/{d['name']}" for d in document["deployments"]
     )
     with httpx.Client(base_url=stack.api_url, timeout=10) as client:
         automations = client.post("/automations/filter", json={}).raise_for_status().json()

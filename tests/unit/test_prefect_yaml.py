@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from deployments import FLOW_NAMES, ON_DEMAND
 import yaml
 from prefect.cli.deploy._models import (
     ConcurrencyLimitSpec,
@@ -29,25 +30,11 @@ from prefect.exceptions import ParameterTypeError, SignatureMismatchError
 from prefect.flows import load_flow_from_entrypoint
 from pydantic import BaseModel
 
+from blocks.store.summaries import Summary
 from flows.health import EVENTS
 from flows.server import DEFAULT_POOL
 
 REPO = Path(__file__).resolve().parents[2]
-FLOW_NAMES = {
-    "flows.recalculate:recalculate_stats": "recalculate-stats",
-    "flows.summaries:refresh_summaries": "refresh-summaries",
-    "flows.benchmark_suite:run_benchmarks": "run-benchmarks",
-    "flows.health:check_health": "check-health",
-    "flows.maintenance:ingest_outcomes": "ingest-outcomes",
-    "flows.maintenance:apply_retention": "apply-retention",
-    "flows.maintenance:drain_queue": "drain-queue",
-    "flows.route:routed_call": "routed-call",
-    "flows.route:route_batch": "route-batch",
-}
-# Routing itself runs on demand (and on a schedule only through drain-queue); runs may overlap.
-# Their work arrives with each run: what a caller adds to the deployment's parameters.
-_TASK = {"task_type": "qa", "payload": "What is 2 + 2?"}
-ON_DEMAND = {"flows.route:routed_call": {"task": _TASK}, "flows.route:route_batch": {"tasks": [_TASK]}}
 # `definitions` holds YAML anchors: Prefect's docs recommend it, and its models skip it by design.
 TOP_LEVEL_EXTRAS = {"definitions"}
 
@@ -196,4 +183,6 @@ def test_each_summary_has_its_own_schedule(deployments) -> None:
         "tier-daily": {"interval": 300},
         "pool-hourly": {"interval": 600},
         "solution-patterns": {"cron": "20 * * * *", "timezone": "UTC"},
+        "spend": {"interval": 300},
     }
+    assert set(summaries) == set(Summary)  # a new summary without a schedule would never be refreshed
