@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import openai
 import pytest
+from targets_support import run
 from pydantic import ValidationError
 
 from blocks.fleet.config import FleetConfig, Latency, ModelSpec, Outage
@@ -57,17 +58,6 @@ def completions(monkeypatch) -> list:
 def agent(fleet: FleetServer, model: str = "sure", **kwargs) -> AgnoTarget:
     return AgnoTarget(target_name=f"agno-{model}", base_url=fleet.base_url, model=model, **kwargs)
 
-
-def run(target: AgnoTarget, coroutine):
-    """Run `coroutine` in a fresh loop and close the target's clients in that same loop."""
-
-    async def go():
-        try:
-            return await coroutine
-        finally:
-            await target.shutdown()
-
-    return asyncio.run(go())
 
 
 def ask(target: AgnoTarget, payload: str = "What does the router do with failures?") -> tuple[Task, object]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import shutil
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from targets_support import run
 from pydantic import ValidationError
 
 from blocks.targets.llamaindex import FINGERPRINT_FILE, LlamaIndexTarget, packaged_documents
@@ -57,15 +57,6 @@ def rag(fleet, docs: Path, tmp_path: Path, **kwargs) -> LlamaIndexTarget:
         **settings,
     )
 
-
-def run(target: LlamaIndexTarget, coroutine):
-    async def go():
-        try:
-            return await coroutine
-        finally:
-            await target.shutdown()
-
-    return asyncio.run(go())
 
 
 def test_retrieves_the_right_document_and_reports_usage(fleet, docs, tmp_path, monkeypatch) -> None:
