@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prefect.blocks.core import Block
 from typing import Any
 
+from prefect.blocks.core import Block
 from pydantic import Field
 
 

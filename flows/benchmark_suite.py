@@ -25,11 +25,10 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import BaseModel
 
 from blocks.benchmarks import DEFAULT_SUITE, BenchmarkCase, load_suite
-from blocks.store import DuckDBStore
+from blocks.store import DuckDBStore, utc_naive
 from blocks.store.snapshots import publish as publish_state
 from blocks.store.stats import store_benchmark
 from blocks.targets.base import HealthReport, TargetBlock
-from flows.maintenance import utc_naive
 from flows.route import DEFAULT_RUNTIME
 from flows.runtime import get_runtime
 from routing.capability import BenchmarkResult, CapabilityTable

@@ -12,13 +12,13 @@ from pathlib import Path  # noqa: E402
 from typing import Annotated, Optional  # noqa: E402
 
 import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+from rich.table import Table  # noqa: E402
 
 from flows import cli_ops  # noqa: E402
 from flows.cli_costs import set_budget, set_strategy, stats  # noqa: E402
 from flows.cli_replay import replay  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-from rich.table import Table  # noqa: E402
 
 app = typer.Typer(help="Route work to the best target and learn from every outcome.", no_args_is_help=True)
 db_app = typer.Typer(help="The DuckDB store: schema migrations and ingestion.", no_args_is_help=True)

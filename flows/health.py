@@ -28,7 +28,8 @@ from prefect.events import emit_event
 from pydantic import BaseModel
 from scipy.stats import chi2_contingency
 
-from flows.maintenance import store_block, utc_naive
+from blocks.store import utc_naive
+from flows.maintenance import store_block
 from routing.statistics import wilson_interval
 
 EVENTS = {

@@ -9,12 +9,12 @@ respected) through `route-batch`: a task moves from `queued` to `routing` while 
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ValidationError
 
-from blocks.store import DuckDBStore, IngestReport
+from blocks.store import DuckDBStore, IngestReport, utc_naive
 from blocks.store.summaries import RetentionPolicy
 from blocks.store.summaries import apply_retention as delete_expired
 from flows.route import DEFAULT_RUNTIME, fast_subflows, route_batch
@@ -25,12 +25,6 @@ from routing.models import Task
 def store_block(name: str | None) -> DuckDBStore:
     """The saved DuckDB store block `name`, or the local store ($ADAPTIVE_ROUTER_DB or the default file)."""
     return DuckDBStore.load(name) if name else DuckDBStore()
-
-
-def utc_naive(moment: datetime | None = None) -> datetime:
-    """`moment` (default now) as the naive UTC the store's TIMESTAMP columns hold; naive input is UTC."""
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 @flow(name="ingest-outcomes", persist_result=False)

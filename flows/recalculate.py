@@ -15,10 +15,11 @@ from prefect.client.orchestration import get_client
 from prefect.runtime import flow_run
 from pydantic import BaseModel
 
+from blocks.store import utc_naive
 from blocks.store.snapshots import publish as publish_state
 from blocks.store.snapshots import published_path
 from blocks.store.stats import recalculate
-from flows.maintenance import store_block, utc_naive
+from flows.maintenance import store_block
 
 
 class RecalculationReport(BaseModel):

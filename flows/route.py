@@ -74,12 +74,24 @@ def _start(runtime: RoutingRuntime, task: Task) -> _Chain:
     return _Chain(task, AttemptPlan(decision, runtime.retry, runtime.breakers))
 
 
-def _next_call(runtime: RoutingRuntime, chain: _Chain) -> tuple[str, float, Reservation | None] | None:
-    """The chain's next call that fits the budgets: target, backoff delay and budget reservation."""
+@dataclass(frozen=True)
+class _Call:
+    """One attempt about to be made: its target, the backoff to wait first, its cost estimate and the
+    budget reservation holding that estimate."""
+
+    target: str
+    delay: float
+    estimate: float
+    reservation: Reservation | None
+
+
+def _next_call(runtime: RoutingRuntime, chain: _Chain) -> _Call | None:
+    """The chain's next call that fits the budgets."""
     while (step := chain.plan.next_call()) is not None:
         name, delay = step
+        estimate = runtime.target(name).cost_estimate(chain.task)
         try:
-            return name, delay, runtime.admit(chain.task, name)
+            return _Call(name, delay, estimate, runtime.admit(chain.task, name, estimate))
         except BudgetExceededError as exc:
             chain.plan.skip(name, f"{ErrorType.BUDGET_EXCEEDED}: {exc}")
             if exc.policy == "queue":
@@ -87,15 +99,10 @@ def _next_call(runtime: RoutingRuntime, chain: _Chain) -> tuple[str, float, Rese
     return None
 
 
-def _record(
-    runtime: RoutingRuntime, chain: _Chain, name: str, result: AttemptResult, reservation: Reservation | None
-) -> None:
-    runtime.settle(reservation, result.cost)
-    block = runtime.target(name)
-    record = build_record(
-        chain.task, chain.decision, block.descriptor(), result, len(chain.attempts) + 1,
-        block.cost_estimate(chain.task),
-    )
+def _record(runtime: RoutingRuntime, chain: _Chain, call: _Call, result: AttemptResult) -> None:
+    runtime.settle(call.reservation, result.cost)
+    target = runtime.router.target(call.target)
+    record = build_record(chain.task, chain.decision, target, result, len(chain.attempts) + 1, call.estimate)
     runtime.record(record)
     chain.attempts.append(record)
     chain.plan.record(result, record.success)
@@ -113,10 +120,9 @@ def _finish(runtime: RoutingRuntime, chain: _Chain) -> RoutedResult:
 
 
 def _run_chain(runtime: RoutingRuntime, chain: _Chain) -> RoutedResult:
-    while (step := _next_call(runtime, chain)) is not None:
-        name, delay, reservation = step
-        time.sleep(delay)
-        _record(runtime, chain, name, call_target(runtime.target(name), chain.task), reservation)
+    while (call := _next_call(runtime, chain)) is not None:
+        time.sleep(call.delay)
+        _record(runtime, chain, call, call_target(runtime.target(call.target), chain.task))
     return _finish(runtime, chain)
 
 
@@ -205,16 +211,13 @@ def _run_wave(runtime: RoutingRuntime, chains: Sequence[_Chain]) -> None:
     """Run every chain's next call concurrently until all are done; retries wait their backoff first."""
     pending = list(chains)
     while pending:
-        steps = [(chain, step) for chain in pending if (step := _next_call(runtime, chain)) is not None]
+        steps = [(chain, call) for chain in pending if (call := _next_call(runtime, chain)) is not None]
         if not steps:
             return
-        time.sleep(max(delay for _, (_, delay, _) in steps))
-        calls = [
-            (chain, name, reservation, call_target.submit(runtime.target(name), chain.task))
-            for chain, (name, _, reservation) in steps
-        ]
-        for chain, name, reservation, future in calls:
-            _record(runtime, chain, name, future.result(), reservation)
+        time.sleep(max(call.delay for _, call in steps))
+        futures = [call_target.submit(runtime.target(call.target), chain.task) for chain, call in steps]
+        for (chain, call), future in zip(steps, futures):
+            _record(runtime, chain, call, future.result())
         pending = [chain for chain, _ in steps]
 
 

@@ -17,20 +17,20 @@ from prefect.events import emit_event
 
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore, StoreError
+from blocks.store.budgets import load_budgets, spend_rows
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
 from blocks.store.objectives import load_objectives
-from blocks.store.budgets import load_budgets, spend_rows
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
 from routing.breaker import BreakerBoard, Transition
-from routing.errors import UnknownTargetError
 from routing.budget import Budget, BudgetLedger, Reservation
+from routing.errors import UnknownTargetError
 from routing.models import ExecutionRecord, Outcome, RoutedResult, Task, utcnow
 from routing.published import apply_published
 from routing.qlearning import QLearningStrategy, QTable
-from routing.session import SessionTracker
 from routing.retry import RetryPolicy
 from routing.router import Router
+from routing.session import SessionTracker
 from routing.strategies import build_strategy
 from routing.strategy import Strategy, walk
 
@@ -127,12 +127,11 @@ class RoutingRuntime:
         except KeyError:
             raise UnknownTargetError(name, list(self.targets)) from None
 
-    def admit(self, task: Task, target_name: str) -> Reservation | None:
+    def admit(self, task: Task, target_name: str, estimate: float) -> Reservation | None:
         """Reserve the call's cost estimate against every budget; raises BudgetExceededError."""
         if self.ledger is None:
             return None
-        block = self.target(target_name)
-        return self.ledger.reserve(task, block.descriptor(), block.cost_estimate(task), utcnow())
+        return self.ledger.reserve(task, self.router.target(target_name), estimate, utcnow())
 
     def settle(self, reservation: Reservation | None, actual_cost: float) -> None:
         if reservation is not None and self.ledger is not None:

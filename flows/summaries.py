@@ -14,8 +14,9 @@ from datetime import datetime
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
+from blocks.store import utc_naive
 from blocks.store.summaries import Summary, rebuild
-from flows.maintenance import store_block, utc_naive
+from flows.maintenance import store_block
 
 
 def _run_name() -> str:

@@ -6,9 +6,9 @@ once they are ingested; a router adds its own in-flight and recent calls on top,
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
-from blocks.store.store import DuckDBStore
+from blocks.store.store import DuckDBStore, utc_naive
 from routing.budget import Budget, Scope, SpendRow, period_start
 
 _SCOPE_COLUMN = {Scope.TARGET: "target", Scope.TASK_TYPE: "task_type"}
@@ -25,7 +25,7 @@ def save_budget(store: DuckDBStore, budget: Budget) -> None:
         con.execute(
             "INSERT OR REPLACE INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?)",
             [budget_id(budget), budget.period.value, budget.scope.value, budget.scope_value, budget.limit,
-             budget.policy, datetime.now(timezone.utc).replace(tzinfo=None)],
+             budget.policy, utc_naive()],
         )
 
 
@@ -45,7 +45,7 @@ def spend_rows(store: DuckDBStore, budgets: list[Budget], now: datetime) -> list
     for budget in budgets:
         start = period_start(budget.period, now)
         sql = "SELECT coalesce(sum(actual_cost), 0) AS spent FROM executions WHERE timestamp >= ?"
-        params: list = [start.replace(tzinfo=None)]
+        params: list = [utc_naive(start)]
         if budget.scope is not Scope.OVERALL:
             sql += f" AND {_SCOPE_COLUMN[budget.scope]} = ?"
             params.append(budget.scope_value)

@@ -10,17 +10,13 @@ from collections.abc import Iterable, Mapping
 from datetime import timezone
 from typing import Any
 
-from blocks.store.store import DuckDBStore
-
-
-def _naive_utc(moment) -> Any:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+from blocks.store.store import DuckDBStore, utc_naive
 
 
 def save_q_table(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
     """Replace the stored Q-table with `rows` (state, action, q_value, visits, updated_at)."""
     values = [
-        (r["state"], r["action"], r["q_value"], r["visits"], _naive_utc(r["updated_at"])) for r in rows
+        (r["state"], r["action"], r["q_value"], r["visits"], utc_naive(r["updated_at"])) for r in rows
     ]
     with store.connect() as con:
         con.execute("BEGIN TRANSACTION")
@@ -40,7 +36,7 @@ def save_sessions(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
     """Upsert session rows (session_id, target, category, keywords, turns, updated_at)."""
     values = [
         (r["session_id"], r["target"], r["category"], json.dumps(list(r["keywords"])), r["turns"],
-         _naive_utc(r["updated_at"]))
+         utc_naive(r["updated_at"]))
         for r in rows
     ]
     if values:

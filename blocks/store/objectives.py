@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 
-from blocks.store.store import DuckDBStore
+from blocks.store.store import DuckDBStore, utc_naive
 from routing.optimizer import Objective
 
 _PREFIX = "objective:"
@@ -14,7 +13,7 @@ _PREFIX = "objective:"
 def save_objective(store: DuckDBStore, task_type: str, objective: Objective) -> None:
     """Make `objective` the one in force for `task_type`, replacing any earlier one."""
     store.upgrade()
-    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    now = utc_naive()
     with store.connect() as con:
         con.execute(
             "INSERT OR REPLACE INTO policies VALUES (?, ?, ?, ?, TRUE, ?)",

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from blocks.store.store import DuckDBStore
+from blocks.store.store import DuckDBStore, utc_naive
 from routing.capability import CapabilityTable
 from routing.models import Category
 from routing.published import BanditPrior, PublishedState
@@ -106,7 +106,7 @@ def publish(store: DuckDBStore, reason: str) -> Publication:
         con.execute(
             "INSERT INTO published_states VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                publication.state_id, _naive(state.created_at), reason, str(path), publication.stats_entries,
+                publication.state_id, utc_naive(state.created_at), reason, str(path), publication.stats_entries,
                 publication.priors, publication.capabilities, hashlib.sha256(text.encode()).hexdigest(),
             ],
         )  # fmt: skip
@@ -177,5 +177,3 @@ def _exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)

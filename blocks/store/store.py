@@ -220,7 +220,7 @@ def _apply(con: duckdb.DuckDBPyConnection, target: int) -> list[int]:
                     con.execute(statement)
                 con.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
-                    [migration.version, migration.name, _utc_naive()],
+                    [migration.version, migration.name, utc_naive()],
                 )
             applied.append(migration.version)
     return applied
@@ -250,19 +250,20 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("COMMIT")
 
 
-def _utc_naive(moment: datetime | None = None) -> datetime:
+def utc_naive(moment: datetime | None = None) -> datetime:
+    """`moment` (default now) as the naive UTC the store's TIMESTAMP columns hold; naive input is UTC."""
     moment = moment or datetime.now(timezone.utc)
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _execution_row(record: ExecutionRecord) -> dict[str, Any]:
-    return {**record.model_dump(mode="json"), "timestamp": _utc_naive(record.timestamp).isoformat()}
+    return {**record.model_dump(mode="json"), "timestamp": utc_naive(record.timestamp).isoformat()}
 
 
 def _decision_row(decision: Decision) -> dict[str, Any]:
     row = decision.model_dump(mode="json")
     row["decision_id"] = row.pop("id")
-    row["timestamp"] = _utc_naive(decision.timestamp).isoformat()
+    row["timestamp"] = utc_naive(decision.timestamp).isoformat()
     return row
 
 
@@ -271,8 +272,8 @@ def _queued_row(queued: QueuedTask) -> dict[str, Any]:
         "task_id": queued.task.id,
         "task": queued.task.model_dump(mode="json"),
         "reason": queued.reason,
-        "queued_at": _utc_naive(queued.queued_at).isoformat(),
-        "not_before": _utc_naive(queued.not_before).isoformat() if queued.not_before else None,
+        "queued_at": utc_naive(queued.queued_at).isoformat(),
+        "not_before": utc_naive(queued.not_before).isoformat() if queued.not_before else None,
         "status": "queued",
     }
 

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from prefect.blocks.core import Block
 import httpx
+from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, SecretStr
 
 from routing.cost import estimate_cost
