@@ -190,7 +190,6 @@ def _store(store: DuckDBStore, run_id: str, results: list[CaseResult], table: Ca
             for (target, category), rs in groups.items()
         ]
     )
-    store.upgrade()
     with store.connect() as con:
         store_benchmark(con, raw, scores)
 

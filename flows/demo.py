@@ -138,7 +138,6 @@ def run_demo(
     budgets = [Budget(period=Period.DAILY, limit=daily_budget, policy=budget_policy)] if daily_budget is not None else []
     config = load_fleet_config(fleet_config) if fleet_config else load_fleet_config()
     store = DuckDBStore(database=database)
-    store.upgrade()
     with FleetServer(config) as fleet:
         targets = fleet_targets(config, fleet.base_url) + framework_targets(config, fleet.base_url, store)
         names = [t.target_name for t in targets]

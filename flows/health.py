@@ -76,7 +76,6 @@ def check_health(
     """Run the three checks and emit an event for every alert raised or cleared since the last run."""
     logger = get_run_logger()
     block = store_block(store)
-    block.upgrade()
     now = utc_naive(as_of)
     recent = now - timedelta(minutes=window_minutes)
     baseline = recent - timedelta(hours=baseline_hours)

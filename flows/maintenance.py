@@ -48,7 +48,6 @@ def apply_retention(
     """Delete raw records older than `raw_days` and aggregates older than `aggregate_days`."""
     policy = RetentionPolicy(raw_days=raw_days, aggregate_days=aggregate_days)
     block = store_block(store)
-    block.upgrade()
     with block.connect() as con:
         deleted = delete_expired(con, policy, utc_naive(as_of))
     get_run_logger().info(
@@ -71,7 +70,6 @@ def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: i
         raise ValueError(f"limit must be at least 1, got {limit}")
     logger = get_run_logger()
     store = get_runtime(runtime).store
-    store.upgrade()
     now = utc_naive()
     with store.connect() as con:
         claimed = con.execute(

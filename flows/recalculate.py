@@ -54,7 +54,6 @@ def recalculate_stats(
     """Recompute statistics for every target (`full`) or only for targets with new executions."""
     logger = get_run_logger()
     block = store_block(store)
-    block.upgrade()
     ingested = block.ingest(seal=False)
     if ingested.executions:
         logger.info("ingested %d spooled executions first", ingested.executions)

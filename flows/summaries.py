@@ -38,7 +38,6 @@ def refresh_summaries(
         raise ValueError(f"horizon_days must be at least 1, got {horizon_days}")
     logger = get_run_logger()
     block = store_block(store)
-    block.upgrade()
     now = utc_naive(as_of)
     rows = {}
     with block.connect() as con:

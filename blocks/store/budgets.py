@@ -20,7 +20,6 @@ def budget_id(budget: Budget) -> str:
 
 def save_budget(store: DuckDBStore, budget: Budget) -> None:
     """Create or replace the budget with the same period and scope."""
-    store.upgrade()
     with store.connect() as con:
         con.execute(
             "INSERT OR REPLACE INTO budgets VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -12,7 +12,6 @@ _PREFIX = "objective:"
 
 def save_objective(store: DuckDBStore, task_type: str, objective: Objective) -> None:
     """Make `objective` the one in force for `task_type`, replacing any earlier one."""
-    store.upgrade()
     now = utc_naive()
     with store.connect() as con:
         con.execute(

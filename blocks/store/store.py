@@ -182,7 +182,6 @@ class DuckDBStore(Block):
         segments = list(claimable_segments(self.spool_path))
         if not segments:
             return report
-        self.upgrade()
         with self.connect() as con:
             for segment in segments:
                 _ingest_segment(con, segment, self.spool_path / "rejected", report)
