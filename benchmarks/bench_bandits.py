@@ -27,8 +27,8 @@ from common import median, p99, report
 from mabwiser.mab import MAB, LearningPolicy
 
 from routing import Outcome, Router, Target, Task
-from routing.bandits import UCB1, EpsilonGreedy, ThompsonSampling
-from routing.strategies import build_strategy
+from routing.strategies.bandits.learners import UCB1, EpsilonGreedy, ThompsonSampling
+from routing.strategies.registry import build_strategy
 
 os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
 

@@ -5,7 +5,7 @@
    as its availability filter (all closed; one open), and with a capability requirement on top.
    Also the board's own calls: `available` (peek) and `allow` + `record`.
 2. Three fleet models over loopback HTTP, the first in the default order permanently down (503): N tasks
-   routed one after another through routing.attempts.AttemptPlan, without a breaker (with and without
+   routed one after another through routing.calls.plan.AttemptPlan, without a breaker (with and without
    retries) and with one. Share of tasks that succeed, attempts per task, calls wasted on the down
    target, and task latency. Retry delays are scaled down (base 10 ms, cap 100 ms) to keep the run short.
 
@@ -26,10 +26,10 @@ from blocks.fleet.config import STABLE_FLEET_PATH, FleetConfig, Outage, load_fle
 from blocks.fleet.launcher import FleetServer
 from blocks.targets.http import OpenAICompatibleTarget
 from routing import Capability, Outcome, Router, Target, Task, WeightedScore, WeightedScoreConfig
-from routing.attempts import NO_RETRIES, AttemptPlan
-from routing.breaker import BreakerBoard, BreakerConfig
+from routing.calls.breaker import BreakerBoard, BreakerConfig
+from routing.calls.plan import NO_RETRIES, AttemptPlan
+from routing.calls.retry import RetryPolicy
 from routing.models import AttemptResult
-from routing.retry import RetryPolicy
 
 os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
 

@@ -15,7 +15,7 @@ success rate over its; a row meets the aim in a seed when cps_vs_best <= 0.4 and
    of EXPLORE calls, whose cost counts. A seed's policies run concurrently, each its own sequence of
    calls (so the fleet's random draws interleave differently from run to run: figures vary by a few
    points between runs); medians over seeds.
-2. RouterBench (../shared/data/routerbench): routing.replay.replay of Thompson sampling at several L,
+2. RouterBench (../shared/data/routerbench): routing.evaluation.replay.replay of Thompson sampling at several L,
    cold (every row, no history) and warm (30% of the rows observed first with every model's outcome,
    as a benchmark run would give; the other 70% routed); the CostAwareStrategy warm only (cold it never
    leaves the default order). Random is the expected value of a uniform choice per row (the mean over
@@ -50,13 +50,13 @@ from blocks.fleet.launcher import FleetServer
 from blocks.targets.http import OpenAICompatibleTarget
 from flows.demo import demo_tasks, fleet_targets
 from routing import Outcome, Router, Target, Task
+from routing.calls.outcomes import build_record
+from routing.evaluation.replay import ReplayData, load_routerbench, replay
 from routing.models import Candidate
-from routing.optimizer import Objective, Priority
-from routing.outcomes import build_record
-from routing.replay import ReplayData, load_routerbench, replay
-from routing.stats import StatsBook
-from routing.strategies import build_strategy
-from routing.strategy import Choice, Strategy
+from routing.stats.book import StatsBook
+from routing.strategies.base import Choice, Strategy
+from routing.strategies.optimizer import Objective, Priority
+from routing.strategies.registry import build_strategy
 
 os.environ.setdefault("COLUMNS", "220")  # wide tables stay readable when piped
 

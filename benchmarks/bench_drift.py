@@ -24,7 +24,7 @@ from collections import deque
 
 from common import report
 
-from routing.bandits import UCB1, EpsilonGreedy, ThompsonSampling
+from routing.strategies.bandits.learners import UCB1, EpsilonGreedy, ThompsonSampling
 
 os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from common import report
 
-from routing.replay import ReplayData, ReplayReport, load_routerbench, nondecreasing_hull, replay
+from routing.evaluation.replay import ReplayData, ReplayReport, load_routerbench, nondecreasing_hull, replay
 
 os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
 

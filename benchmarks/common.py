@@ -8,7 +8,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -50,7 +50,7 @@ def report(name: str, title: str, rows: list[dict], notes: str = "") -> Path:
         "benchmark": name,
         "title": title,
         "notes": notes,
-        "run_at": datetime.now(timezone.utc).isoformat(),
+        "run_at": datetime.now(UTC).isoformat(),
         "python": platform.python_version(),
         "machine": platform.machine(),
         "rows": rows,

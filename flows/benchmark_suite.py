@@ -2,7 +2,7 @@
 
 Every target of the runtime is probed first; the healthy ones answer every case of the suite
 (blocks/benchmarks/suite.toml) through the same `call-target` task routed calls use. Each answer is
-graded 0-100 (routing.quality.grade); speed and cost are measured; routing.capability weighs the three
+graded 0-100 (routing.calls.grading.grade); speed and cost are measured; routing.evaluation.capability weighs the three
 per category into one score per (target, category). Results go to benchmark_results, scores to
 capability_scores (replaced by this run's), and the published state is rebuilt so routers pick the
 new scores up. A target that fails its probe is skipped and reported, and failed calls score 0, so
@@ -31,9 +31,9 @@ from blocks.store.stats import store_benchmark
 from blocks.targets.base import HealthReport, TargetBlock
 from flows.route import DEFAULT_RUNTIME
 from flows.runtime import get_runtime
-from routing.capability import BenchmarkResult, CapabilityTable
+from routing.calls.grading import grade, passes
+from routing.evaluation.capability import BenchmarkResult, CapabilityTable
 from routing.models import AttemptResult, Category, ErrorType
-from routing.quality import grade, passes
 from tasks.calls import call_target
 
 

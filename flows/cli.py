@@ -8,17 +8,18 @@ import os
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("AGNO_TELEMETRY", "false")
 
-from pathlib import Path  # noqa: E402
-from typing import Annotated, Optional  # noqa: E402
+from datetime import UTC
+from pathlib import Path
+from typing import Annotated
 
-import typer  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
-from rich.table import Table  # noqa: E402
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
-from flows import cli_ops  # noqa: E402
-from flows.cli_costs import set_budget, set_strategy, stats  # noqa: E402
-from flows.cli_replay import replay  # noqa: E402
+from flows import cli_ops
+from flows.cli_costs import set_budget, set_strategy, stats
+from flows.cli_replay import replay
 
 app = typer.Typer(help="Route work to the best target and learn from every outcome.", no_args_is_help=True)
 db_app = typer.Typer(help="The DuckDB store: schema migrations and ingestion.", no_args_is_help=True)
@@ -28,7 +29,7 @@ app.add_typer(fleet_app, name="fleet")
 console = Console()
 
 DatabaseOption = Annotated[
-    Optional[str], typer.Option("--database", "-d", help="DuckDB file (default: $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb).")
+    str | None, typer.Option("--database", "-d", help="DuckDB file (default: $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb).")
 ]
 
 
@@ -49,8 +50,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed of the task mix and the strategy.")] = 7,
     strategy: Annotated[str, typer.Option(help="Routing strategy.")] = "thompson",
     concurrency: Annotated[int, typer.Option(help="Calls in flight at once.", min=1)] = 8,
-    fleet_config: Annotated[Optional[Path], typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
-    daily_budget: Annotated[Optional[float], typer.Option(help="Daily spending limit in dollars.", min=0)] = None,
+    fleet_config: Annotated[Path | None, typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
+    daily_budget: Annotated[float | None, typer.Option(help="Daily spending limit in dollars.", min=0)] = None,
     budget_policy: Annotated[str, typer.Option(help="Over budget: 'reject' or 'queue'.")] = "reject",
     willingness_to_pay: Annotated[
         float, typer.Option(help="Dollars one success is worth: the router maximises L * success - cost (0: ignore cost).", min=0)
@@ -125,7 +126,7 @@ def _migrate(database: str | None, verb: str, to: int | None) -> None:
 
 @db_app.command()
 def upgrade(
-    to: Annotated[Optional[int], typer.Option(help="Target version (default: latest).")] = None,
+    to: Annotated[int | None, typer.Option(help="Target version (default: latest).")] = None,
     database: DatabaseOption = None,
 ) -> None:
     """Apply pending schema migrations."""
@@ -174,7 +175,7 @@ def ingest(database: DatabaseOption = None) -> None:
 
 @fleet_app.command("serve")
 def fleet_serve(
-    config: Annotated[Optional[Path], typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
+    config: Annotated[Path | None, typer.Option(help="Fleet TOML (default: the shipped fleet).")] = None,
     host: str = "127.0.0.1",
     port: int = 8700,
 ) -> None:
@@ -195,10 +196,10 @@ def health(
     database: DatabaseOption = None,
 ) -> None:
     """Every target's circuit-breaker state, failure counts and last error, from recent outcomes."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from blocks.store import StoreError
-    from routing.health import replay_breakers
+    from routing.calls.breaker_history import replay_breakers
     from routing.models import ExecutionRecord
 
     store = _store(database)
@@ -211,8 +212,8 @@ def health(
         )
     except StoreError as exc:
         raise _fail(str(exc)) from exc
-    history = [ExecutionRecord(**{**r, "timestamp": r["timestamp"].replace(tzinfo=timezone.utc)}) for r in rows]
-    snapshots = replay_breakers(history, datetime.now(timezone.utc))
+    history = [ExecutionRecord(**{**r, "timestamp": r["timestamp"].replace(tzinfo=UTC)}) for r in rows]
+    snapshots = replay_breakers(history, datetime.now(UTC))
     table = Table(title=f"Target health (last {window} attempts each)")
     for column in ("target", "breaker", "consecutive failures", "failures", "successes", "last error"):
         table.add_column(column)

@@ -5,21 +5,21 @@ The store (and with it Prefect) is imported inside each command, so `--help` sta
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Annotated, Optional
+from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from routing.budget import Budget, Period, Scope
-from routing.optimizer import Objective, Priority, StrategyWeights, savings_hints
-from routing.pareto import TargetPerformance, pareto_frontier
-from routing.statistics import wilson_interval
+from routing.spend.budgets import Budget, Period, Scope
+from routing.stats.significance import wilson_interval
+from routing.strategies.optimizer import Objective, Priority, StrategyWeights, savings_hints
+from routing.strategies.pareto import TargetPerformance, pareto_frontier
 
 console = Console()
-Database = Annotated[Optional[str], typer.Option("--database", "-d", help="DuckDB file.")]
+Database = Annotated[str | None, typer.Option("--database", "-d", help="DuckDB file.")]
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -35,7 +35,7 @@ def set_budget(
     period: Annotated[Period, typer.Argument(help="daily, weekly or monthly.")],
     limit: Annotated[float, typer.Argument(help="Dollars per period.", min=0)],
     scope: Annotated[Scope, typer.Option(help="overall, target or task_type.")] = Scope.OVERALL,
-    scope_value: Annotated[Optional[str], typer.Option(help="The target or task type the budget is for.")] = None,
+    scope_value: Annotated[str | None, typer.Option(help="The target or task type the budget is for.")] = None,
     policy: Annotated[str, typer.Option(help="Over budget: reject the call, or queue it until the reset.")] = "reject",
     remove: Annotated[bool, typer.Option(help="Delete this budget instead.")] = False,
     database: Database = None,
@@ -60,9 +60,9 @@ def set_budget(
 def set_strategy(
     task_type: Annotated[str, typer.Argument(help="The task type it applies to.")],
     priority: Annotated[Priority, typer.Argument(help="interactive (latency first), batch (cost first), critical (success first) or balanced.")],
-    success: Annotated[Optional[float], typer.Option(help="Weight of success (with --cost and --latency).")] = None,
-    cost: Annotated[Optional[float], typer.Option(help="Weight of cost.")] = None,
-    latency: Annotated[Optional[float], typer.Option(help="Weight of latency.")] = None,
+    success: Annotated[float | None, typer.Option(help="Weight of success (with --cost and --latency).")] = None,
+    cost: Annotated[float | None, typer.Option(help="Weight of cost.")] = None,
+    latency: Annotated[float | None, typer.Option(help="Weight of latency.")] = None,
     database: Database = None,
 ) -> None:
     """Choose what a task type optimises for; the cost-aware strategy reads it."""
@@ -100,7 +100,7 @@ def stats(database: Database = None) -> None:
                FROM executions GROUP BY ALL ORDER BY task_type, target"""
         )
         budgets = load_budgets(store)
-        spent = spend_rows(store, budgets, datetime.now(timezone.utc))
+        spent = spend_rows(store, budgets, datetime.now(UTC))
         objectives = load_objectives(store)
     except StoreError as exc:
         raise _fail(exc) from exc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -32,7 +32,7 @@ def recalculate(
         bool, typer.Option("--local", help="Run the flow in this process, without a server.")
     ] = False,
     database: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--database",
             "-d",
@@ -40,7 +40,7 @@ def recalculate(
         ),
     ] = None,
     api_url: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Prefect API (default: PREFECT_API_URL, else the server `up` started)."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.", min=1)] = 600.0,

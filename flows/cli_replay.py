@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from routing.replay import ReplayReport, Result, load_routerbench
-from routing.replay import replay as run_replay
-from routing.strategies import STRATEGY_NAMES
+from routing.evaluation.replay import ReplayReport, Result, load_routerbench
+from routing.evaluation.replay import replay as run_replay
+from routing.strategies.registry import STRATEGY_NAMES
 
 console = Console()
 

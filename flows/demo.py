@@ -20,10 +20,10 @@ from blocks.store import DuckDBStore
 from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompatibleTarget, TargetBlock
 from flows.route import route_batch
 from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
-from routing.breaker import BreakerBoard, BreakerConfig, BreakerState
-from routing.budget import Budget, Period
+from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
 from routing.models import Capability, ErrorType, Price, RoutedResult, Task
-from routing.strategies import build_strategy
+from routing.spend.budgets import Budget, Period
+from routing.strategies.registry import build_strategy
 
 DEMO_RUNTIME = "demo"
 

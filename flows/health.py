@@ -30,7 +30,7 @@ from scipy.stats import chi2_contingency
 
 from blocks.store import utc_naive
 from flows.maintenance import store_block
-from routing.statistics import wilson_interval
+from routing.stats.significance import wilson_interval
 
 EVENTS = {
     "degraded": ("adaptive-router.target.degraded", "adaptive-router.target.recovered"),

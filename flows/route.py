@@ -23,12 +23,12 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settin
 
 from blocks.store import StoreError
 from flows.runtime import RoutingRuntime, get_runtime
-from routing.attempts import AttemptPlan
-from routing.budget import BudgetExceededError, Reservation
-from routing.category import detect_category
+from routing.calls.outcomes import build_record
+from routing.calls.plan import AttemptPlan
+from routing.context.category import detect_category
 from routing.errors import RoutingError
 from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, QueuedTask, RoutedResult, Task
-from routing.outcomes import build_record
+from routing.spend.budgets import BudgetExceededError, Reservation
 from tasks.calls import call_target
 
 DEFAULT_RUNTIME = "default"

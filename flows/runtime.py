@@ -22,17 +22,17 @@ from blocks.store.learning import load_q_table, load_sessions, save_q_table, sav
 from blocks.store.objectives import load_objectives
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
-from routing.breaker import BreakerBoard, Transition
-from routing.budget import Budget, BudgetLedger, Reservation
+from routing.calls.breaker import BreakerBoard, Transition
+from routing.calls.retry import RetryPolicy
+from routing.context.session import SessionTracker
 from routing.errors import UnknownTargetError
 from routing.models import ExecutionRecord, Outcome, RoutedResult, Task, utcnow
 from routing.published import apply_published
-from routing.qlearning import QLearningStrategy, QTable
-from routing.retry import RetryPolicy
 from routing.router import Router
-from routing.session import SessionTracker
-from routing.strategies import build_strategy
-from routing.strategy import Strategy, walk
+from routing.spend.budgets import Budget, BudgetLedger, Reservation
+from routing.strategies.base import Strategy, walk
+from routing.strategies.qlearning import QLearningStrategy, QTable
+from routing.strategies.registry import build_strategy
 
 ResultHook = Callable[[RoutedResult], None]
 

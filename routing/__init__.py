@@ -18,8 +18,9 @@ from routing.models import (
     Task,
 )
 from routing.router import Router
-from routing.stats import StatsBook, TargetStats
-from routing.strategy import Choice, Strategy, WeightedScore, WeightedScoreConfig
+from routing.stats.book import StatsBook, TargetStats
+from routing.strategies.base import Choice, Strategy
+from routing.strategies.weighted import WeightedScore, WeightedScoreConfig
 
 __all__ = [
     "AllTargetsFailedError",

@@ -5,12 +5,9 @@ task type), per (target, task type, category) success/failure counts to seed ban
 capability table from the latest benchmark. Routers read it from a file (see blocks/store/snapshots.py),
 never from DuckDB, and `apply_published` hands each part to the strategies that can use it.
 
-Published history seeds a bandit as at most `prior_cap` calls per (target, context), keeping its
-success rate: enough to start from the right order, little enough that live data overturns it within a
-few hundred calls. Only stationary Beta-reward bandits that have learned nothing yet are seeded: seeding
-is done through the bandit's public `update`, which under a discount or a window would decay or evict
-the seeds of one arm while adding another's, and seeding a bandit that already learned would count the
-published history twice.
+Each strategy that implements `AdoptsPublished` decides what it takes. Published history seeds a bandit
+as at most `prior_cap` calls per (target, context), keeping its success rate: enough to start from the
+right order, little enough that live data overturns it within a few hundred calls.
 """
 
 from __future__ import annotations
@@ -28,13 +25,11 @@ from pydantic import (
     model_validator,
 )
 
-from routing.adaptive import AdaptiveStrategy
-from routing.bandits import BanditStrategy, success_reward, task_context
-from routing.capability import CapabilityTable
+from routing.evaluation.capability import CapabilityTable
 from routing.models import Category, utcnow
 from routing.router import Router
-from routing.statistical import StatsSnapshot
-from routing.strategy import Strategy, walk
+from routing.stats.snapshot import StatsSnapshot
+from routing.strategies.base import AdoptsPublished, walk
 
 DEFAULT_PRIOR_CAP = 100
 
@@ -103,41 +98,9 @@ def apply_published(
     """Hand `state` to the router's strategy (and an ensemble's members); returns what was done, in words."""
     if prior_cap < 1:
         raise ValueError(f"prior_cap must be at least 1, got {prior_cap}")
-    return [line for strategy in walk(router.strategy) for line in _apply(state, strategy, prior_cap)]
-
-
-def _apply(state: PublishedState, strategy: Strategy, prior_cap: int) -> list[str]:
-    name = strategy.name
-    if callable(getattr(strategy, "publish", None)):
-        changed = strategy.publish(state.snapshot)  # type: ignore[attr-defined]
-        return [
-            f"{name}: statistics of {len(state.snapshot.entries)} (target, task type) pairs, {len(changed)} task types re-ranked"
-        ]
-    if isinstance(strategy, AdaptiveStrategy):
-        if not state.capabilities:
-            return [f"{name}: no capability scores published yet"]
-        strategy.capabilities = state.capability_table()
-        return [f"{name}: capability scores of {len(strategy.capabilities)} (target, category) pairs"]
-    if isinstance(strategy, BanditStrategy):
-        return [_seed(state, strategy, prior_cap)]
-    return []
-
-
-def _seed(state: PublishedState, strategy: BanditStrategy, prior_cap: int) -> str:
-    bandit, name = strategy.bandit, strategy.name
-    if strategy.reward is not success_reward:
-        return f"{name}: not seeded (its reward is not success, which is all the priors count)"
-    if bandit.options.discount is not None or bandit.options.window is not None:
-        return f"{name}: not seeded (it forgets by discount or window, and seeds would be forgotten unevenly)"
-    if any(bandit.counts().values()):
-        return f"{name}: not seeded (it has already learned from live calls)"
-    calls = 0
-    for prior in state.priors:
-        successes, failures = prior.capped(prior_cap)
-        bandit.add_arm(prior.target)
-        context = task_context(prior.task_type, prior.category)
-        for reward, times in ((1.0, successes), (0.0, failures)):
-            for _ in range(times):
-                bandit.update(prior.target, reward, context)
-        calls += successes + failures
-    return f"{name}: seeded with {len(state.priors)} priors ({calls} calls, at most {prior_cap} each)"
+    return [
+        line
+        for strategy in walk(router.strategy)
+        if isinstance(strategy, AdoptsPublished)
+        for line in strategy.adopt(state, prior_cap)
+    ]

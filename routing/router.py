@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 
 from routing.errors import NoEligibleTargetError, UnknownTargetError
 from routing.models import Decision, Outcome, Target, Task
-from routing.stats import StatsBook
-from routing.strategy import Strategy, WeightedScore
+from routing.stats.book import StatsBook
+from routing.strategies.base import Strategy
+from routing.strategies.weighted import WeightedScore
 
 Availability = Callable[[str], bool]
 

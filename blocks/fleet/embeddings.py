@@ -13,8 +13,7 @@ import re
 DIMENSIONS = 384
 
 _STOPWORDS = frozenset(
-    "a an and are as at be by do does for from how i in is it its me my of on or that the this to was "
-    "what when where which who why with you your".split()
+    ["a", "an", "and", "are", "as", "at", "be", "by", "do", "does", "for", "from", "how", "i", "in", "is", "it", "its", "me", "my", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which", "who", "why", "with", "you", "your"]
 )
 
 

@@ -24,12 +24,12 @@ _ARITHMETIC = re.compile(r"what\s+is\s+(-?\d+)\s*([-+*])\s*(-?\d+)\s*\?", re.IGN
 _OPERATIONS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 _CATEGORY_WORDS: dict[Category, frozenset[str]] = {
     Category.CODING: frozenset(
-        "code python function bug sql javascript algorithm compile api class regex git http".split()
+        ["code", "python", "function", "bug", "sql", "javascript", "algorithm", "compile", "api", "class", "regex", "git", "http"]
     ),
-    Category.MATH: frozenset("integral derivative equation solve sum prime probability calculate".split()),
-    Category.RESEARCH: frozenset("study evidence paper scientist theory history experiment cite".split()),
-    Category.LANGUAGE: frozenset("translate grammar synonym spelling word sentence french spanish".split()),
-    Category.EMPATHY: frozenset("feel sad lonely anxious stressed upset worried grief nervous".split()),
+    Category.MATH: frozenset(["integral", "derivative", "equation", "solve", "sum", "prime", "probability", "calculate"]),
+    Category.RESEARCH: frozenset(["study", "evidence", "paper", "scientist", "theory", "history", "experiment", "cite"]),
+    Category.LANGUAGE: frozenset(["translate", "grammar", "synonym", "spelling", "word", "sentence", "french", "spanish"]),
+    Category.EMPATHY: frozenset(["feel", "sad", "lonely", "anxious", "stressed", "upset", "worried", "grief", "nervous"]),
 }
 _UNSURE = "I am not certain about that one."
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from blocks.store.store import DuckDBStore, utc_naive
-from routing.budget import Budget, Scope, SpendRow, period_start
+from routing.spend.budgets import Budget, Scope, SpendRow, period_start
 
 _SCOPE_COLUMN = {Scope.TARGET: "target", Scope.TASK_TYPE: "task_type"}
 

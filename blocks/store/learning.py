@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import timezone
+from datetime import UTC
 from typing import Any
 
 from blocks.store.store import DuckDBStore, utc_naive
@@ -29,7 +29,7 @@ def save_q_table(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
 
 def load_q_table(store: DuckDBStore) -> list[dict[str, Any]]:
     rows = store.query("SELECT state, action, q_value, visits, updated_at FROM q_table")
-    return [{**r, "updated_at": r["updated_at"].replace(tzinfo=timezone.utc)} for r in rows]
+    return [{**r, "updated_at": r["updated_at"].replace(tzinfo=UTC)} for r in rows]
 
 
 def save_sessions(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
@@ -48,6 +48,6 @@ def save_sessions(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
 def load_sessions(store: DuckDBStore) -> list[dict[str, Any]]:
     rows = store.query("SELECT session_id, target, category, keywords, turns, updated_at FROM session_state")
     return [
-        {**r, "keywords": json.loads(r["keywords"] or "[]"), "updated_at": r["updated_at"].replace(tzinfo=timezone.utc)}
+        {**r, "keywords": json.loads(r["keywords"] or "[]"), "updated_at": r["updated_at"].replace(tzinfo=UTC)}
         for r in rows
     ]

@@ -18,16 +18,16 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from blocks.store.store import DuckDBStore, utc_naive
-from routing.capability import CapabilityTable
+from routing.evaluation.capability import CapabilityTable
 from routing.models import Category
 from routing.published import BanditPrior, PublishedState
-from routing.statistical import StatsEntry, StatsSnapshot
+from routing.stats.snapshot import StatsEntry, StatsSnapshot
 
 STATE_FILE = Path("published") / "state.json"
 
@@ -115,7 +115,7 @@ def publish(store: DuckDBStore, reason: str) -> Publication:
 
 def build_state(con) -> PublishedState:
     """The state the store's tables describe now."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     entries = tuple(
         StatsEntry(
             target=r[0],
@@ -128,7 +128,7 @@ def build_state(con) -> PublishedState:
             mean_latency_ms=r[7],
             latency_sd_ms=r[8],
             mean_cost=r[9],
-            updated_at=r[10].replace(tzinfo=timezone.utc),
+            updated_at=r[10].replace(tzinfo=UTC),
         )
         for r in con.execute(
             "SELECT target, task_type, n, successes, p50_latency_ms, p95_latency_ms, p99_latency_ms, "

@@ -7,7 +7,7 @@ Statistics cover every retained execution (retention bounds the history; the rou
 StatsBook covers what happened since the last publication).
 
 DuckDB does the heavy aggregation (counts, `quantile_cont` percentiles, which interpolate linearly as
-numpy's default does, mean and sample sd); scipy/statsmodels, through routing.statistics, do the Wilson
+numpy's default does, mean and sample sd); scipy/statsmodels, through routing.stats.significance, do the Wilson
 interval and the tests on the small result. Each target is compared with the leader of its task type
 (highest success rate, then lowest mean latency): a two-proportion z test on success and Welch's t test
 on latency. Everything is written in one transaction, so a reader sees the old or the new statistics.
@@ -25,7 +25,7 @@ import duckdb
 import pandas as pd
 
 from blocks.store.store import _transaction
-from routing.statistics import two_proportion_test, welch_t_test_from_stats, wilson_interval
+from routing.stats.significance import two_proportion_test, welch_t_test_from_stats, wilson_interval
 
 CONFIDENCE = 0.95
 _LIST = "(SELECT unnest(?::VARCHAR[]))"

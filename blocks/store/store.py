@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -251,8 +251,8 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
 
 def utc_naive(moment: datetime | None = None) -> datetime:
     """`moment` (default now) as the naive UTC the store's TIMESTAMP columns hold; naive input is UTC."""
-    moment = moment or datetime.now(timezone.utc)
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    moment = moment or datetime.now(UTC)
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _execution_row(record: ExecutionRecord) -> dict[str, Any]:
@@ -305,24 +305,23 @@ def _ingest_segment(
             bad.append((number, line, _rejection_reason(exc)))
             continue
         rows[envelope["kind"]][row[key]] = row
-    with tempfile.TemporaryDirectory() as staging:
-        with _transaction(con):
-            for kind, by_id in rows.items():
-                if not by_id:
-                    continue
-                _, table, _, _ = _KINDS[kind]
-                staged = Path(staging) / f"{kind}.jsonl"
-                staged.write_text("".join(json.dumps(r) + "\n" for r in by_id.values()), encoding="utf-8")
-                columns = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
-                before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                con.execute(
-                    f"INSERT OR IGNORE INTO {table} BY NAME "
-                    "SELECT * FROM read_json(?, format='newline_delimited', columns=?)",
-                    [str(staged), columns],
-                )
-                added = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
-                setattr(report, f"{kind}s", getattr(report, f"{kind}s") + added)
-                report.duplicates += len(by_id) - added
+    with tempfile.TemporaryDirectory() as staging, _transaction(con):
+        for kind, by_id in rows.items():
+            if not by_id:
+                continue
+            _, table, _, _ = _KINDS[kind]
+            staged = Path(staging) / f"{kind}.jsonl"
+            staged.write_text("".join(json.dumps(r) + "\n" for r in by_id.values()), encoding="utf-8")
+            columns = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
+            before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            con.execute(
+                f"INSERT OR IGNORE INTO {table} BY NAME "
+                "SELECT * FROM read_json(?, format='newline_delimited', columns=?)",
+                [str(staged), columns],
+            )
+            added = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+            setattr(report, f"{kind}s", getattr(report, f"{kind}s") + added)
+            report.duplicates += len(by_id) - added
     if bad:
         rejected_dir.mkdir(parents=True, exist_ok=True)
         with open(rejected_dir / (segment.stem + ".rejected.jsonl"), "a", encoding="utf-8") as out:

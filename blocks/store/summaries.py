@@ -18,7 +18,7 @@ with their own age.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
@@ -26,7 +26,7 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
 from blocks.store.store import _transaction
-from routing.budget import Period, next_period_start, period_start
+from routing.spend.budgets import Period, next_period_start, period_start
 
 
 class Summary(StrEnum):
@@ -125,7 +125,7 @@ def rebuild_from(bucket: Bucket | None, now: datetime, horizon_days: int) -> dat
     if bucket == "hour":
         start = horizon.replace(minute=0, second=0, microsecond=0)
         return start if start == horizon else start + timedelta(hours=1)
-    utc = horizon.replace(tzinfo=timezone.utc)
+    utc = horizon.replace(tzinfo=UTC)
     start = period_start(bucket, utc)
     return (start if start == utc else next_period_start(bucket, utc)).replace(tzinfo=None)
 

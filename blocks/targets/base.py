@@ -19,8 +19,8 @@ import httpx
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, SecretStr
 
-from routing.cost import estimate_cost
 from routing.models import AttemptResult, Capability, ErrorType, Price, Target, TargetKind, Task, utcnow
+from routing.spend.cost import estimate_cost
 
 
 class HealthReport(BaseModel):

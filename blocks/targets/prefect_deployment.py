@@ -26,8 +26,8 @@ from pydantic import Field, PrivateAttr
 
 from blocks.targets.base import ExecutionStatus, HealthReport, TargetBlock
 from blocks.targets.http import error_type_for_status
-from routing.cost import default_price
 from routing.models import AttemptResult, Capability, ErrorType, Price, TargetKind, Task
+from routing.spend.cost import default_price
 
 _KEPT_RUN_IDS = 1000
 

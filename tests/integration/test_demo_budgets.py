@@ -61,7 +61,7 @@ def test_queued_tasks_run_when_the_budget_period_rolls_over(unconstrained, tmp_p
     from flows.demo import fleet_targets, framework_targets
     from flows.maintenance import drain_queue
     from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
-    from routing.budget import Budget, Period
+    from routing.spend.budgets import Budget, Period
 
     _, free = unconstrained
     budget = free.spent_usd / 4

@@ -9,7 +9,7 @@ from flows.demo import fleet_targets
 from flows.route import route_batch
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing import Task
-from routing.strategies import build_strategy
+from routing.strategies.registry import build_strategy
 
 pytestmark = pytest.mark.integration
 

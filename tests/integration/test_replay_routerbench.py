@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from routing.replay import load_routerbench, replay
+from routing.evaluation.replay import load_routerbench, replay
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared/data/routerbench"
 

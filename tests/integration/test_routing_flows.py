@@ -12,8 +12,8 @@ from flows.demo import demo_tasks, fleet_targets
 from flows.route import route, route_batch, routed_call
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing import AllTargetsFailedError, Expectation, Task
-from routing.retry import RetryPolicy
-from routing.strategy import WeightedScore, WeightedScoreConfig
+from routing.calls.retry import RetryPolicy
+from routing.strategies.weighted import WeightedScore, WeightedScoreConfig
 
 pytestmark = pytest.mark.integration
 

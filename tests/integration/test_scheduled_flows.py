@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,13 @@ from flows.maintenance import apply_retention, drain_queue, ingest_outcomes
 from flows.recalculate import recalculate_stats
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from flows.summaries import refresh_summaries
-from routing.capability import BenchmarkResult, CapabilityTable
+from routing.evaluation.capability import BenchmarkResult, CapabilityTable
 from routing.models import Category, ErrorType, ExecutionRecord, Task
-from routing.strategy import WeightedScore, WeightedScoreConfig
+from routing.strategies.weighted import WeightedScore, WeightedScoreConfig
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2025, 6, 15, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2025, 6, 15, 12, 0, tzinfo=UTC)
 Z95 = stats.norm.ppf(0.975)
 
 

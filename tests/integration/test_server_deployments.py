@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -67,7 +67,7 @@ def deployed(tmp_path_factory) -> Iterator[tuple[Stack, StackConfig, DuckDBStore
 
 
 def executions(target: str, n: int, rate: float, start: int = 0) -> list[ExecutionRecord]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return [
         ExecutionRecord(
             task_id=f"{target}-{i}",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -23,7 +23,7 @@ from routing.models import ExecutionRecord
 
 pytestmark = pytest.mark.integration
 
-UTC = timezone.utc
+UTC = UTC
 ZONES = (UTC, timezone(timedelta(hours=-5)), timezone(timedelta(hours=9)))
 BOUNDARIES = (
     datetime(2025, 12, 29, tzinfo=UTC),  # Monday: ISO week 2026-W01 begins

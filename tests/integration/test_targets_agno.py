@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import openai
 import pytest
-from targets_support import run
 from pydantic import ValidationError
+from targets_support import run
 
 from blocks.fleet.config import FleetConfig, Latency, ModelSpec, Outage
 from blocks.fleet.launcher import FleetServer

@@ -1,7 +1,7 @@
 """Fault injection against the real HTTP target, and the breaker and retry policy reacting to the faults.
 
 Faults come from a closed port and from the fleet's outage modes (hang, 429 with Retry-After, 500/503,
-malformed JSON). The loop at the bottom drives routing.attempts.AttemptPlan as the routing flow does, minus
+malformed JSON). The loop at the bottom drives routing.calls.plan.AttemptPlan as the routing flow does, minus
 Prefect: choose, skip targets whose breaker is open, retry what the policy says, fall back along the ranking.
 """
 
@@ -16,12 +16,12 @@ import pytest
 from blocks.fleet.config import FleetConfig, Latency, ModelSpec, Outage
 from blocks.fleet.launcher import FleetServer
 from blocks.targets.http import OpenAICompatibleTarget
-from routing.attempts import AttemptPlan
-from routing.breaker import BreakerBoard, BreakerConfig, BreakerState
+from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
+from routing.calls.plan import AttemptPlan
+from routing.calls.retry import RetryPolicy
 from routing.models import AttemptResult, ErrorType, Outcome, Task
-from routing.retry import RetryPolicy
 from routing.router import Router
-from routing.strategy import WeightedScore, WeightedScoreConfig
+from routing.strategies.weighted import WeightedScore, WeightedScoreConfig
 
 pytestmark = pytest.mark.integration
 

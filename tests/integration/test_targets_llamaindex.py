@@ -12,8 +12,8 @@ from pathlib import Path
 
 import openai
 import pytest
-from targets_support import run
 from pydantic import ValidationError
+from targets_support import run
 
 from blocks.targets.llamaindex import FINGERPRINT_FILE, LlamaIndexTarget, packaged_documents
 from routing.models import Capability, ErrorType, Price, Task

@@ -3,11 +3,11 @@
 import pytest
 from pydantic import ValidationError
 
-from routing.adaptive import AdaptiveScorer, AdaptiveScorerConfig, AdaptiveStrategy
-from routing.capability import CapabilityTable
+from routing.evaluation.capability import CapabilityTable
 from routing.models import Category, Outcome, Target, Task
 from routing.router import Router
-from routing.stats import StatsBook
+from routing.stats.book import StatsBook
+from routing.strategies.adaptive import AdaptiveScorer, AdaptiveScorerConfig, AdaptiveStrategy
 
 REFERENCE = [(85, 0.99, 120, 88.95), (88, 0.60, 450, 38.025)]
 

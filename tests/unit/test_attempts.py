@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from routing import AttemptResult, Candidate, Decision, ErrorType
-from routing.attempts import AttemptPlan
-from routing.breaker import BreakerBoard, BreakerConfig
-from routing.retry import RetryPolicy
+from routing.calls.breaker import BreakerBoard, BreakerConfig
+from routing.calls.plan import AttemptPlan
+from routing.calls.retry import RetryPolicy
 
 
 def decision(*order: str) -> Decision:

@@ -11,14 +11,14 @@ from pydantic import ValidationError
 from scipy import integrate, stats
 
 from routing import Outcome, Router, Target, Task
-from routing.bandits import (
+from routing.strategies.bandits.adapter import BanditStrategy
+from routing.strategies.bandits.learners import (
     UCB1,
-    BanditStrategy,
-    BetaPosteriors,
     EpsilonGreedy,
     GaussianThompsonSampling,
     ThompsonSampling,
 )
+from routing.strategies.bandits.posteriors import BetaPosteriors
 
 LEARNERS = [EpsilonGreedy, UCB1, ThompsonSampling, GaussianThompsonSampling]
 ARMS = ["a", "b", "c"]

@@ -5,7 +5,7 @@ import threading
 import pytest
 from pydantic import ValidationError
 
-from routing.breaker import BreakerBoard, BreakerConfig, BreakerState, CircuitBreaker
+from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState, CircuitBreaker
 from routing.errors import NoEligibleTargetError
 from routing.models import AttemptResult, ErrorType, Target, Task
 from routing.router import Router

@@ -1,13 +1,15 @@
 import calendar
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from routing.budget import (
+from routing.errors import RoutingError
+from routing.models import Target, Task
+from routing.spend.budgets import (
     Budget,
     BudgetExceededError,
     BudgetLedger,
@@ -19,10 +21,8 @@ from routing.budget import (
     next_reset,
     period_start,
 )
-from routing.errors import RoutingError
-from routing.models import Target, Task
 
-UTC = timezone.utc
+UTC = UTC
 QA = Task(task_type="qa", payload="hello")
 CODE = Task(task_type="code", payload="hello")
 A, B = Target(name="a"), Target(name="b")

@@ -5,7 +5,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from routing.capability import DEFAULT_WEIGHTS, BenchmarkResult, CapabilityTable, CategoryWeights
+from routing.evaluation.capability import DEFAULT_WEIGHTS, BenchmarkResult, CapabilityTable, CategoryWeights
 from routing.models import Category
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from routing.category import category_scores, detect_category, is_upset
+from routing.context.category import category_scores, detect_category, is_upset
 from routing.models import Category
 
 CODING = [

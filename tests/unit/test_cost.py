@@ -1,6 +1,7 @@
 import pytest
 
-from routing.cost import (
+from routing.models import Price, Target, TargetKind, Task
+from routing.spend.cost import (
     CLOUD_PRICES,
     DEFAULT_OUTPUT_TOKENS,
     DEFAULT_SECONDS,
@@ -10,7 +11,6 @@ from routing.cost import (
     estimate_cost,
     usd,
 )
-from routing.models import Price, Target, TargetKind, Task
 
 TASK = Task(task_type="qa", payload="x" * 4000)  # 1000 estimated tokens
 

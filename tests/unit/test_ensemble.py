@@ -9,12 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from routing import Outcome, Router, Target, Task, WeightedScore
-from routing.bandits import BanditStrategy
-from routing.ensemble import EnsembleStrategy
-from routing.qlearning import QLearningStrategy
-from routing.stats import StatsBook
-from routing.strategies import STRATEGY_NAMES, build_strategy
-from routing.strategy import Choice
+from routing.stats.book import StatsBook
+from routing.strategies.bandits.adapter import BanditStrategy
+from routing.strategies.base import Choice
+from routing.strategies.ensemble import EnsembleStrategy
+from routing.strategies.qlearning import QLearningStrategy
+from routing.strategies.registry import STRATEGY_NAMES, build_strategy
 
 
 class Fixed:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from routing.offpolicy import Logged, doubly_robust, fit_reward_model, ips, snips
+from routing.evaluation.offpolicy import Logged, doubly_robust, fit_reward_model, ips, snips
 
 ACTIONS = ["a", "b", "c"]
 # Mean reward of each action per context, the logging policy and a target policy.

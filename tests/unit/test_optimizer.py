@@ -10,10 +10,11 @@ from scipy.stats import binomtest
 
 from routing.errors import NoEligibleTargetError, UnknownTargetError
 from routing.models import Constraints, Outcome, Target, Task
-from routing.optimizer import (
+from routing.router import Router
+from routing.stats.book import StatsBook
+from routing.strategies.cost_aware import CostAwareConfig, CostAwareStrategy
+from routing.strategies.optimizer import (
     PRESETS,
-    CostAwareConfig,
-    CostAwareStrategy,
     InfeasibleConstraintsError,
     Objective,
     Priority,
@@ -23,9 +24,7 @@ from routing.optimizer import (
     savings_hints,
     scores,
 )
-from routing.pareto import TargetPerformance, dominates
-from routing.router import Router
-from routing.stats import StatsBook
+from routing.strategies.pareto import TargetPerformance, dominates
 
 
 def perf(name: str, success: float, cost: float, p95: float) -> TargetPerformance:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from routing import AttemptResult, Decision, ErrorType, Expectation, Target, Task
-from routing.outcomes import build_record
-from routing.quality import grade
+from routing.calls.grading import grade
+from routing.calls.outcomes import build_record
 
 
 @pytest.mark.parametrize(

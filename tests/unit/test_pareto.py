@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from routing.pareto import TargetPerformance, dominates, pareto_frontier
+from routing.strategies.pareto import TargetPerformance, dominates, pareto_frontier
 
 
 def perf(name: str, success: float, cost: float, p95: float) -> TargetPerformance:

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from deployments import FLOW_NAMES, ON_DEMAND
 import yaml
+from deployments import FLOW_NAMES, ON_DEMAND
 from prefect.cli.deploy._models import (
     ConcurrencyLimitSpec,
     DeploymentConfig,

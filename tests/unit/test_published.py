@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
 
-from routing.adaptive import AdaptiveStrategy
-from routing.bandits import BanditStrategy, GaussianThompsonSampling, ThompsonSampling, task_context
-from routing.capability import CapabilityTable
-from routing.ensemble import EnsembleStrategy
+from routing.evaluation.capability import CapabilityTable
 from routing.models import Category, Outcome, Target, Task
 from routing.published import BanditPrior, PublishedState, apply_published
 from routing.router import Router
-from routing.statistical import StatisticalScore, StatsEntry, StatsSnapshot
+from routing.stats.snapshot import StatsEntry, StatsSnapshot
+from routing.strategies.adaptive import AdaptiveStrategy
+from routing.strategies.bandits.adapter import BanditStrategy, task_context
+from routing.strategies.bandits.learners import GaussianThompsonSampling, ThompsonSampling
+from routing.strategies.ensemble import EnsembleStrategy
+from routing.strategies.statistical import StatisticalScore
 
-WHEN = datetime(2025, 3, 2, 3, 0, tzinfo=timezone.utc)
+WHEN = datetime(2025, 3, 2, 3, 0, tzinfo=UTC)
 TARGETS = [Target(name="a"), Target(name="b")]
 
 

@@ -9,14 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from routing import Outcome, Router, Target, Task
-from routing.qlearning import (
-    QLearner,
-    QLearningConfig,
-    QLearningStrategy,
-    QTable,
-    bucket,
-    reward,
-)
+from routing.strategies.qlearning import QLearner, QLearningConfig, QLearningStrategy, QTable, bucket, reward
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,7 @@ from routerbench_synth import ACCURACY, MODELS, synth_rows, write_routerbench
 from typer.testing import CliRunner
 
 from flows.cli_replay import replay as replay_command
-from routing.models import Category
-from routing.replay import (
+from routing.evaluation.replay import (
     ReplayData,
     ReplayReport,
     RouterBenchFormatError,
@@ -26,6 +25,7 @@ from routing.replay import (
     replay,
     target_names,
 )
+from routing.models import Category
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import statistics
 import pytest
 from pydantic import ValidationError
 
+from routing.calls.retry import DEFAULT_RETRYABLE, RetryPolicy
 from routing.models import AttemptResult, ErrorType
-from routing.retry import DEFAULT_RETRYABLE, RetryPolicy
 
 
 def failure(error, **metadata):

@@ -1,18 +1,18 @@
 """Session continuity: stay on the target while the topic holds, re-route when it changes."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
+from routing.context.session import SessionConfig, SessionTracker, keywords
 from routing.models import Candidate, Category, Decision, Target, Task
 from routing.router import Router
-from routing.session import SessionConfig, SessionTracker, keywords
 
 
 class Clock:
     def __init__(self):
-        self.now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+        self.now = datetime(2025, 1, 1, tzinfo=UTC)
 
     def __call__(self):
         return self.now

@@ -2,7 +2,7 @@
 
 import statistics
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -10,11 +10,12 @@ from pydantic import ValidationError
 
 from routing.models import Outcome, Target, Task
 from routing.router import Router
-from routing.stats import StatsBook
-from routing.statistical import StatisticalScore, StatisticalScoreConfig, StatsEntry, StatsSnapshot
-from routing.statistics import wilson_interval
+from routing.stats.book import StatsBook
+from routing.stats.significance import wilson_interval
+from routing.stats.snapshot import StatsEntry, StatsSnapshot
+from routing.strategies.statistical import StatisticalScore, StatisticalScoreConfig
 
-T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
 TASK = Task(task_type="qa", payload="hello")
 
 

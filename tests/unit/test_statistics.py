@@ -6,7 +6,7 @@ import statistics
 import pytest
 from scipy.stats import norm
 
-from routing.statistics import (
+from routing.stats.significance import (
     TestResult,
     latency_percentiles,
     two_proportion_test,

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from routing.stats import StatsBook, TargetStats
 from routing.models import Outcome
+from routing.stats.book import StatsBook, TargetStats
 
 
 @pytest.mark.parametrize("window", [1, 7, 100])

@@ -10,7 +10,6 @@ import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
-
 from routing.models import Outcome
 
 DEFAULT_WINDOW = 1000

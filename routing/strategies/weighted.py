@@ -1,49 +1,15 @@
-"""The contract between the Router and the ways of ranking targets, plus the first of them.
-
-A strategy ranks the eligible targets for one task and names its pick with the probability it had of
-picking it (its propensity), so logged decisions can later evaluate another strategy off-policy.
-"""
+"""The first scorer: success rate and relative speed, trusted only after enough calls per target."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.models import Candidate, Outcome, Target, Task
-from routing.stats import StatsBook
-
-
-@dataclass(frozen=True)
-class Choice:
-    """A strategy's answer: the ranking (best first), the pick, its propensity and why."""
-
-    candidates: tuple[Candidate, ...]
-    pick: str
-    probability: float
-    reason: str
-
-
-class Strategy(Protocol):
-    name: str
-
-    def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
-        """Rank `targets` (all eligible, never empty) for `task` and pick one."""
-        ...
-
-    def observe(self, outcome: Outcome) -> None:
-        """Learn from one attempt's outcome (the shared StatsBook is updated by the Router)."""
-        ...
-
-
-def walk(strategy: Strategy) -> Iterator[Strategy]:
-    """`strategy` and, for a composite such as the ensemble, every member strategy, depth first."""
-    yield strategy
-    for member in getattr(strategy, "members", {}).values():
-        yield from walk(member)
+from routing.stats.book import StatsBook
+from routing.strategies.base import Choice
 
 
 class WeightedScoreConfig(BaseModel):

@@ -42,7 +42,7 @@ _EMPATHY = _words(
     r"wtf",
 )
 
-_CODE_LINE = re.compile(r"^\s*(?:def|class|import|from \S+ import|function|const|let|var|#include)\b", re.M)
+_CODE_LINE = re.compile(r"^\s*(?:def|class|import|from \S+ import|function|const|let|var|#include)\b", re.MULTILINE)
 
 # (category, weighted patterns); a code fence or an arithmetic expression is strong evidence alone.
 _CUES: tuple[tuple[Category, tuple[tuple[re.Pattern[str], int], ...]], ...] = (

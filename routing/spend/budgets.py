@@ -11,15 +11,15 @@ import math
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, field_validator, model_validator
 
-from routing.cost import check_amount, usd
 from routing.errors import RoutingError
 from routing.models import Target, Task
+from routing.spend.cost import check_amount, usd
 
 
 class Period(StrEnum):
@@ -41,7 +41,7 @@ Bucket = tuple[BudgetKey, datetime]
 def _utc(moment: datetime, name: str = "now") -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware (UTC), got naive {moment.isoformat()}")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def period_start(period: Period, now: datetime) -> datetime:
@@ -130,9 +130,9 @@ class SpendRow(BaseModel):
     @classmethod
     def _as_utc(cls, value: object) -> object:
         if isinstance(value, date) and not isinstance(value, datetime):
-            return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+            return datetime(value.year, value.month, value.day, tzinfo=UTC)
         if isinstance(value, datetime) and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            return value.replace(tzinfo=UTC)
         return value
 
     @model_validator(mode="after")

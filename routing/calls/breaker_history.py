@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from routing.breaker import BreakerBoard, BreakerConfig, BreakerSnapshot
+from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerSnapshot
 from routing.models import AttemptResult, ErrorType, ExecutionRecord
 
 

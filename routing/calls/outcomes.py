@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from routing.calls.grading import grade, passes
 from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, Target, Task
-from routing.quality import grade, passes
 
 
 def build_record(

@@ -16,11 +16,13 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from routing.bandits import BanditStrategy, ThompsonSampling, draw
 from routing.models import Candidate, Outcome, Target, Task
-from routing.qlearning import QLearningStrategy
-from routing.stats import StatsBook
-from routing.strategy import Choice, Strategy, WeightedScore
+from routing.stats.book import StatsBook
+from routing.strategies.bandits.adapter import BanditStrategy
+from routing.strategies.bandits.learners import ThompsonSampling
+from routing.strategies.base import Choice, Strategy, draw
+from routing.strategies.qlearning import QLearningStrategy
+from routing.strategies.weighted import WeightedScore
 
 DEFAULT_WEIGHTS = {"rl": 0.4, "bandit": 0.4, "baseline": 0.2}
 

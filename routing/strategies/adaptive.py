@@ -20,13 +20,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from statistics import fmean
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
-from routing.capability import CapabilityTable
+from routing.evaluation.capability import CapabilityTable
 from routing.models import Candidate, Outcome, Target, Task
-from routing.stats import StatsBook
-from routing.strategy import Choice
+from routing.stats.book import StatsBook
+from routing.strategies.base import Choice
+
+if TYPE_CHECKING:
+    from routing.published import PublishedState
 
 
 class AdaptiveScorerConfig(BaseModel):
@@ -137,6 +141,12 @@ class AdaptiveStrategy:
         self.capabilities = capabilities
         self.scorer = AdaptiveScorer(config)
         self.default_capability = default_capability
+
+    def adopt(self, state: PublishedState, prior_cap: int) -> list[str]:
+        if not state.capabilities:
+            return [f"{self.name}: no capability scores published yet"]
+        self.capabilities = state.capability_table()
+        return [f"{self.name}: capability scores of {len(self.capabilities)} (target, category) pairs"]
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         scored = []

@@ -20,10 +20,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from routing.bandits import draw
 from routing.models import Candidate, Outcome, Target, Task, utcnow
-from routing.stats import StatsBook
-from routing.strategy import Choice
+from routing.stats.book import StatsBook
+from routing.strategies.base import Choice, draw
 
 Feedback = Literal["excellent", "good", "fair", "poor"]
 State = tuple[str, str, str, str]

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, computed_field
 
-from routing.category import detect_category
+from routing.context.category import detect_category
 from routing.models import Category, Outcome, Target, Task
 from routing.router import Router
-from routing.strategies import build_strategy
+from routing.strategies.registry import build_strategy
 
 REQUIRED = ("sample_id", "prompt", "eval_name")
 COST_SUFFIX = "|total_cost"
@@ -430,7 +430,7 @@ def replay(
 ) -> ReplayReport:
     """Route every row of `data` with a fresh `strategy` per willingness to pay (see module docstring).
 
-    `options` go to the strategy (see `routing.strategies.build_strategy`); `seed` seeds it.
+    `options` go to the strategy (see `routing.strategies.registry.build_strategy`); `seed` seeds it.
     """
     if not len(data):
         raise ValueError("no rows to replay")

@@ -7,10 +7,10 @@ circuit breaker refuses calls, and remembers why each target failed for the call
 
 from __future__ import annotations
 
-from routing.breaker import BreakerBoard
+from routing.calls.breaker import BreakerBoard
+from routing.calls.retry import RetryPolicy
 from routing.errors import AllTargetsFailedError
 from routing.models import AttemptResult, Decision, ErrorType
-from routing.retry import RetryPolicy
 
 NO_RETRIES = RetryPolicy(max_retries=0)
 

@@ -20,7 +20,6 @@ enforced per target by leaving slow targets out of the mix.
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -32,12 +31,10 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import linprog
 
-from routing.cost import check_amount, usd
 from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetError
-from routing.models import Candidate, Constraints, Outcome, Target, Task
-from routing.pareto import TargetPerformance, dominates, pareto_frontier
-from routing.stats import StatsBook, TargetStats
-from routing.strategy import Choice
+from routing.models import Constraints
+from routing.spend.cost import check_amount, usd
+from routing.strategies.pareto import TargetPerformance, dominates, pareto_frontier
 
 
 class Priority(StrEnum):
@@ -112,7 +109,7 @@ class Split:
     score: float
 
     def __str__(self) -> str:
-        return " / ".join(f"{_pct(share)} {name}" for name, share in self.shares.items())
+        return " / ".join(f"{pct(share)} {name}" for name, share in self.shares.items())
 
 
 @dataclass(frozen=True)
@@ -160,7 +157,7 @@ class InfeasibleConstraintsError(NoEligibleTargetError):
         return tuple(dict.fromkeys(name for f in self.failures for name in f.constraints))
 
 
-def _pct(x: float) -> str:
+def pct(x: float) -> str:
     return f"{x * 100:.3g}%"
 
 
@@ -169,7 +166,7 @@ def _ms(x: float) -> str:
 
 
 def _describe(p: TargetPerformance) -> str:
-    return f"{_pct(p.success_rate)} success, {usd(p.cost)} per call, p95 {_ms(p.p95_latency_ms)}"
+    return f"{pct(p.success_rate)} success, {usd(p.cost)} per call, p95 {_ms(p.p95_latency_ms)}"
 
 
 def _check_perfs(perfs: Sequence[TargetPerformance]) -> None:
@@ -202,7 +199,7 @@ def _misses(p: TargetPerformance, c: Constraints) -> list[str]:
     """The constraints `p` fails on its own, in words."""
     out = []
     if c.min_success_rate is not None and p.success_rate < c.min_success_rate:
-        out.append(f"misses the {_pct(c.min_success_rate)} success floor")
+        out.append(f"misses the {pct(c.min_success_rate)} success floor")
     if c.max_cost is not None and p.cost > c.max_cost:
         out.append(f"exceeds the {usd(c.max_cost)} cost cap")
     if c.max_latency_ms is not None and p.p95_latency_ms > c.max_latency_ms:
@@ -246,7 +243,7 @@ def _diagnose(perfs: Sequence[TargetPerformance], c: Constraints) -> InfeasibleC
     if (floor := c.min_success_rate) is not None:
         best = max(p.success_rate for p in pool)
         if best < floor:
-            why = f"the best is {_pct(best)}, {(floor - best) * 100:.3g} points below the {_pct(floor)} floor"
+            why = f"the best is {pct(best)}, {(floor - best) * 100:.3g} points below the {pct(floor)} floor"
             failures.append(ConstraintFailure(("min_success_rate",), best, floor, f"min_success_rate: {why}"))
     if (cap := c.max_cost) is not None:
         cheapest = min(p.cost for p in pool)
@@ -257,7 +254,7 @@ def _diagnose(perfs: Sequence[TargetPerformance], c: Constraints) -> InfeasibleC
         costs = np.array([p.cost for p in pool])
         least = float(_solve(pool, costs, Constraints(min_success_rate=floor)).fun)
         why = (
-            f"max_cost with min_success_rate: reaching the {_pct(floor)} success floor costs at least "
+            f"max_cost with min_success_rate: reaching the {pct(floor)} success floor costs at least "
             f"{usd(least)} per call, {usd(least - cap)} over the {usd(cap)} cap"
         )
         failures.append(ConstraintFailure(("max_cost", "min_success_rate"), least, cap, why))
@@ -335,7 +332,7 @@ def get_optimal_target(
         why = "; ".join(f"{p.target} {' and '.join(_misses(p, constraints))}" for p in perfs)
         reasoning = (
             f"no single target meets every constraint ({why}); split {split}: expected "
-            f"{_pct(split.expected_success)} success, {usd(split.expected_cost)} per call, "
+            f"{pct(split.expected_success)} success, {usd(split.expected_cost)} per call, "
             f"p95 at most {_ms(split.p95_latency_ms)}"
         )
         return Selection(None, split, reasoning, score)
@@ -404,74 +401,3 @@ def savings_hints(
         and b.p95_latency_ms <= a.p95_latency_ms * (1 + max_latency_increase)
     ]
     return sorted(hints, key=lambda h: h.dollars_per_hour, reverse=True)
-
-
-class CostAwareConfig(BaseModel):
-    """Objectives per task type (others use `default`) and the evidence needed before trusting the stats."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    objectives: dict[str, Objective] = Field(default_factory=dict)
-    default: Objective = Objective()
-    min_samples: int = Field(default=100, ge=1, description="Below this, the default order is kept.")
-
-    def objective(self, task_type: str) -> Objective:
-        return self.objectives.get(task_type, self.default)
-
-
-def _candidate(name: str, score: float, stats: TargetStats | None) -> Candidate:
-    details = {}
-    if stats is not None and stats.n:
-        details = {"mean_cost": stats.mean_cost, "p95_latency_ms": stats.p95_latency_ms}
-    return Candidate(
-        target=name,
-        score=score,
-        samples=stats.n if stats else 0,
-        success_rate=stats.success_rate if stats else None,
-        p50_latency_ms=stats.p50_latency_ms if stats else None,
-        details=details,
-    )
-
-
-class CostAwareStrategy:
-    """Success, mean cost and p95 from the StatsBook, traded off per task type within the task's constraints.
-
-    Until every target has `min_samples` calls for the task type, the default order stands (scores from a
-    handful of calls would reorder targets on noise). After that the pick is `get_optimal_target`'s; when
-    only a split meets the constraints, a target is sampled with probability equal to its share, which is
-    the propensity logged. Constraints nothing can meet raise `InfeasibleConstraintsError`. Selections
-    are cached on their inputs: a split costs a linprog call (about a millisecond), repeated only when the
-    statistics, the constraints or the objective change.
-    """
-
-    name = "cost_aware"
-
-    def __init__(self, config: CostAwareConfig | None = None, seed: int | None = None) -> None:
-        self.config = config or CostAwareConfig()
-        self._rng = random.Random(seed)
-        self._select = functools.lru_cache(maxsize=1024)(get_optimal_target)
-
-    def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
-        cfg = self.config
-        stats = [book.get(t.name, task.task_type) for t in targets]
-        if not all(s is not None and s.n >= cfg.min_samples for s in stats):
-            candidates = tuple(_candidate(t.name, -i, s) for i, (t, s) in enumerate(zip(targets, stats)))
-            why = f"default order (fewer than {cfg.min_samples} calls per target for {task.task_type!r})"
-            return Choice(candidates, targets[0].name, 1.0, why)
-        perfs = tuple(
-            TargetPerformance(
-                target=t.name, success_rate=s.success_rate, cost=s.mean_cost, p95_latency_ms=s.p95_latency_ms
-            )
-            for t, s in zip(targets, stats)
-        )
-        selection = self._select(perfs, task.constraints, cfg.objective(task.task_type))
-        pick, probability = selection.sample(self._rng)
-        ranked = sorted(zip(targets, stats), key=lambda ts: selection.scores[ts[0].name], reverse=True)
-        candidates = tuple(_candidate(t.name, selection.scores[t.name], s) for t, s in ranked)
-        reason = selection.reasoning
-        if selection.split is not None:
-            reason += f"; sampled {pick} ({_pct(probability)} of traffic)"
-        return Choice(candidates, pick, probability, reason)
-
-    def observe(self, outcome: Outcome) -> None:
-        """Nothing of its own to learn: it reads the shared StatsBook."""

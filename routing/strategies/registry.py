@@ -8,16 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from routing.bandits import (
+from routing.strategies.bandits.adapter import BanditStrategy
+from routing.strategies.bandits.learners import (
     UCB1,
-    BanditStrategy,
     EpsilonGreedy,
     GaussianThompsonSampling,
     ThompsonSampling,
 )
-from routing.ensemble import EnsembleStrategy
-from routing.qlearning import QLearningStrategy
-from routing.strategy import Strategy, WeightedScore, WeightedScoreConfig
+from routing.strategies.base import Strategy
+from routing.strategies.ensemble import EnsembleStrategy
+from routing.strategies.qlearning import QLearningStrategy
+from routing.strategies.weighted import WeightedScore, WeightedScoreConfig
 
 Factory = Callable[..., Strategy]
 
@@ -43,22 +44,22 @@ def _ensemble(targets: Sequence[str], seed: int | None, **options) -> Strategy:
 
 # Strategies written alongside these ones are imported only when asked for.
 def _statistical(targets: Sequence[str], seed: int | None, **options) -> Strategy:
-    from routing.statistical import StatisticalScore, StatisticalScoreConfig
+    from routing.strategies.statistical import StatisticalScore, StatisticalScoreConfig
 
     return StatisticalScore(StatisticalScoreConfig(**options), seed)
 
 
 def _adaptive(targets: Sequence[str], seed: int | None, capabilities=None, **options) -> Strategy:
-    """`capabilities`: a routing.capability.CapabilityTable (default: empty, every score 50)."""
-    from routing.adaptive import AdaptiveScorerConfig, AdaptiveStrategy
-    from routing.capability import CapabilityTable
+    """`capabilities`: a routing.evaluation.capability.CapabilityTable (default: empty, every score 50)."""
+    from routing.evaluation.capability import CapabilityTable
+    from routing.strategies.adaptive import AdaptiveScorerConfig, AdaptiveStrategy
 
     return AdaptiveStrategy(capabilities or CapabilityTable(), AdaptiveScorerConfig(**options))
 
 
 def _cost_aware(targets: Sequence[str], seed: int | None, objectives=None, **options) -> Strategy:
-    """`objectives`: {task type: routing.optimizer.Objective}, e.g. as `adaptive-router set-strategy` saved them."""
-    from routing.optimizer import CostAwareConfig, CostAwareStrategy
+    """`objectives`: {task type: routing.strategies.optimizer.Objective}, e.g. as `adaptive-router set-strategy` saved them."""
+    from routing.strategies.cost_aware import CostAwareConfig, CostAwareStrategy
 
     return CostAwareStrategy(CostAwareConfig(objectives=objectives or {}, **options), seed)
 

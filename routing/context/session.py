@@ -25,20 +25,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
-from routing.category import detect_category
+from routing.context.category import detect_category
 from routing.models import Category, Decision, Task, utcnow
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_+#]{2,}")
 _STOPWORDS = frozenset(
-    """
-    about above after again also and any are because been before being below between both but can could
-    did does doing done down during each few for from further had has have having her here hers him his
-    how into its itself just more most myself nor not now off once only other our ours out over own same
-    she should some such than that the their theirs them then there these they this those through too
-    under until very was were what when where which while who whom why will with would you your yours
-    yourself please thanks thank hello could would want need help like make let get use using give tell
-    show know think really still one two way thing things something anything ok okay yes yeah sure
-    """.split()
+    ["about", "above", "after", "again", "also", "and", "any", "are", "because", "been", "before", "being", "below", "between", "both", "but", "can", "could", "did", "does", "doing", "done", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "her", "here", "hers", "him", "his", "how", "into", "its", "itself", "just", "more", "most", "myself", "nor", "not", "now", "off", "once", "only", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through", "too", "under", "until", "very", "was", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours", "yourself", "please", "thanks", "thank", "hello", "could", "would", "want", "need", "help", "like", "make", "let", "get", "use", "using", "give", "tell", "show", "know", "think", "really", "still", "one", "two", "way", "thing", "things", "something", "anything", "ok", "okay", "yes", "yeah", "sure"]
 )
 
 

@@ -1,0 +1,3 @@
+"""What happens around one call to a target: the attempt plan and chain (fallback order), retries,
+circuit breakers (live and replayed from history), grading answers and building outcome records.
+"""

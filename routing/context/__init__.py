@@ -1,0 +1,2 @@
+"""What a task carries beyond its text: its detected category and its session.
+"""

@@ -1,0 +1,2 @@
+"""Money: cost models (estimate before, actual after a call) and budgets with their ledger.
+"""

@@ -1,0 +1,143 @@
+"""A bandit as a routing Strategy: one arm per target, one context per (task type, category), rewards
+from outcomes, and the published priors a stationary bandit may be seeded with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from routing.models import Candidate, Outcome, Target, Task
+from routing.stats.book import StatsBook
+from routing.strategies.bandits.learners import Bandit, GaussianThompsonSampling
+from routing.strategies.base import Choice
+
+if TYPE_CHECKING:
+    from routing.published import PublishedState
+
+
+def success_reward(outcome: Outcome) -> float:
+    return 1.0 if outcome.success else 0.0
+
+
+def quality_reward(outcome: Outcome) -> float:
+    """Quality on a 0-1 scale when it was judged, else success."""
+    if outcome.quality_score is not None:
+        return outcome.quality_score / 100.0
+    return success_reward(outcome)
+
+
+def task_context(task_type: str, category: str) -> tuple[str, str]:
+    return (task_type, str(category))
+
+
+class BanditStrategy:
+    """A bandit as a routing Strategy: one arm per target, one context per (task type, category).
+
+    The pick is the bandit's own pick among the eligible targets (a real draw for Thompson sampling),
+    logged with the probability the bandit had of making it. With `willingness_to_pay` L (dollars per
+    unit of reward), each target's value is lowered by its mean cost per call on the task type (from the
+    shared StatsBook; 0 until it has one) divided by L: the router maximises `L * reward - cost`.
+    Candidates are ranked by that estimated value (an untried target scores 0); their details carry the
+    mean reward and the cost penalty. The reward defaults to success (0/1), or quality/100 for
+    `GaussianThompsonSampling`.
+    """
+
+    def __init__(
+        self,
+        bandit_cls: type[Bandit],
+        targets: Sequence[str],
+        seed: int | None = None,
+        *,
+        willingness_to_pay: float | None = None,
+        reward: Callable[[Outcome], float] | None = None,
+        name: str | None = None,
+        **options,
+    ) -> None:
+        if willingness_to_pay is not None and not willingness_to_pay > 0:
+            raise ValueError(f"willingness_to_pay must be > 0, got {willingness_to_pay}")
+        self.bandit = bandit_cls(list(targets), seed, **options)
+        self.name = name or bandit_cls.name
+        self.willingness_to_pay = willingness_to_pay
+        self.reward = reward or (quality_reward if bandit_cls is GaussianThompsonSampling else success_reward)
+
+    def distribution(self, task: Task, targets: Sequence[Target], book: StatsBook) -> dict[str, float]:
+        """The probability of each eligible target being picked for `task` now."""
+        names, context, penalty = self._frame(task, targets, book)
+        return self.bandit.probabilities(context, names, penalty)
+
+    def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
+        names, context, penalty = self._frame(task, targets, book)
+        pick, propensity = self.bandit.pick(context, names, penalty)
+        means = self.bandit.means(context, names)
+        counts = self.bandit.counts(context, names)
+        candidates = []
+        for j, name in enumerate(names):
+            stats = book.get(name, task.task_type)
+            mean = means[name]
+            cost = penalty[j] if penalty is not None else 0.0
+            details = {"cost_penalty": cost}
+            if mean is not None:
+                details["mean_reward"] = mean
+            candidates.append(
+                Candidate(
+                    target=name,
+                    score=0.0 if mean is None else mean - cost,
+                    samples=round(counts[name]),
+                    success_rate=stats.success_rate if stats else None,
+                    p50_latency_ms=stats.p50_latency_ms if stats else None,
+                    details=details,
+                )
+            )
+        candidates.sort(key=lambda c: c.score, reverse=True)
+        mean = means[pick]
+        estimate = "untried" if mean is None else f"mean reward {mean:.3f} over {counts[pick]:.0f} calls"
+        reason = (
+            f"{self.name}: drew {pick} with probability {propensity:.3f} "
+            f"for {task.task_type}/{task.category} ({estimate})"
+        )
+        return Choice(tuple(candidates), pick, propensity, reason)
+
+    def adopt(self, state: PublishedState, prior_cap: int) -> list[str]:
+        """Seed a stationary success-reward bandit that has learned nothing yet with the published priors.
+
+        Seeding goes through the bandit's public `update`, which under a discount or a window would decay
+        or evict one arm's seeds while adding another's; seeding a bandit that already learned would count
+        the published history twice.
+        """
+        bandit, name = self.bandit, self.name
+        if self.reward is not success_reward:
+            return [f"{name}: not seeded (its reward is not success, which is all the priors count)"]
+        if bandit.options.discount is not None or bandit.options.window is not None:
+            return [f"{name}: not seeded (it forgets by discount or window, and seeds would be forgotten unevenly)"]
+        if any(bandit.counts().values()):
+            return [f"{name}: not seeded (it has already learned from live calls)"]
+        calls = 0
+        for prior in state.priors:
+            successes, failures = prior.capped(prior_cap)
+            bandit.add_arm(prior.target)
+            context = task_context(prior.task_type, prior.category)
+            for reward, times in ((1.0, successes), (0.0, failures)):
+                for _ in range(times):
+                    bandit.update(prior.target, reward, context)
+            calls += successes + failures
+        return [f"{name}: seeded with {len(state.priors)} priors ({calls} calls, at most {prior_cap} each)"]
+
+    def observe(self, outcome: Outcome) -> None:
+        self.bandit.add_arm(outcome.target)
+        context = task_context(outcome.task_type, outcome.category)
+        self.bandit.update(outcome.target, self.reward(outcome), context)
+
+    def _frame(self, task: Task, targets: Sequence[Target], book: StatsBook):
+        """(eligible names, bandit context, cost penalty per name or None) for one decision."""
+        names = [t.name for t in targets]
+        for name in names:
+            self.bandit.add_arm(name)
+        context = task_context(task.task_type, task.category)
+        if self.willingness_to_pay is None:
+            return names, context, None
+        penalty = []
+        for name in names:
+            stats = book.get(name, task.task_type)
+            penalty.append((stats.mean_cost or 0.0) / self.willingness_to_pay if stats else 0.0)
+        return names, context, penalty
