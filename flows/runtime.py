@@ -25,7 +25,7 @@ from blocks.targets.base import TargetBlock
 from routing.calls.breaker import BreakerBoard, Transition
 from routing.calls.retry import RetryPolicy
 from routing.context.session import SessionTracker
-from routing.errors import UnknownTargetError
+from routing.errors import UnknownNameError, UnknownTargetError
 from routing.models import ExecutionRecord, Outcome, RoutedResult, Task, utcnow
 from routing.published import apply_published
 from routing.router import Router
@@ -177,10 +177,8 @@ def _from_settings(name: str) -> RoutingRuntime:
     try:
         settings = RouterSettings.load(name)
     except ValueError as exc:
-        raise LookupError(
-            f"no routing runtime {name!r}: register one in this process or save an "
-            f"adaptive-router-settings block named {name!r} ({exc})"
-        ) from exc
+        hint = f"register one in this process or save an adaptive-router-settings block named {name!r}: {exc}"
+        raise UnknownNameError("routing runtime", name, sorted(_runtimes), hint) from exc
     from prefect.blocks.core import Block
 
     targets = []

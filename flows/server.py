@@ -27,14 +27,12 @@ from pathlib import Path
 
 import httpx
 
+from routing.errors import ServerError
+
 DEFAULT_HOME = Path(".adaptive-router")
 DEFAULT_POOL = "adaptive-router"
 SERVER_INFO = "server.json"
 PREFECT = [sys.executable, "-m", "prefect"]
-
-
-class ServerError(RuntimeError):
-    """A step of `up` failed; the message names the step and quotes the end of its output."""
 
 
 @dataclass(frozen=True)

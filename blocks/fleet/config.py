@@ -23,16 +23,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from routing.errors import FleetConfigError
 from routing.models import Category
 
 DEFAULT_FLEET_PATH = Path(__file__).with_name("default.toml")
 STABLE_FLEET_PATH = Path(__file__).with_name("stable.toml")
 
 Probability = Annotated[float, Field(ge=0, le=1)]
-
-
-class FleetConfigError(ValueError):
-    """A fleet file that cannot be used; the message names the file and the field at fault."""
 
 
 class _Strict(BaseModel):

@@ -25,18 +25,11 @@ from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from blocks.store.migrations import HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
+from routing.errors import StoreError, StoreLockedError
 from routing.models import Decision, ExecutionRecord, QueuedTask
 
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
-
-
-class StoreError(Exception):
-    """The store cannot be used as configured; the message names the file and what is wrong."""
-
-
-class StoreLockedError(StoreError):
-    """Another process held the database file for longer than the lock timeout."""
 
 
 class RejectedLine(BaseModel):

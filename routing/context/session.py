@@ -26,6 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from routing.context.category import detect_category
+from routing.errors import UnknownNameError
 from routing.models import Category, Decision, Task, utcnow
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_+#]{2,}")
@@ -134,7 +135,7 @@ class SessionTracker:
         """Record that another target served the session's turn (after a fallback), so it sticks."""
         state = self.get(session_id)
         if state is None:
-            raise KeyError(f"no live session {session_id!r}")
+            raise UnknownNameError("live session", session_id, [])
         self._save(state.model_copy(update={"target": target}))
 
     def expire(self) -> int:

@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import BaseModel, computed_field
 
 from routing.context.category import detect_category
+from routing.errors import DataFormatError
 from routing.models import Category, Outcome, Target, Task
 from routing.router import Router
 from routing.strategies.registry import build_strategy
@@ -123,10 +124,6 @@ class ReplayData:
         return self.take(sorted(rows[:cut])), self.take(sorted(rows[cut:]))
 
 
-class RouterBenchFormatError(ValueError):
-    """A RouterBench CSV that does not have the expected columns or values."""
-
-
 def _number(raw: str) -> float | None:
     text = raw.strip()
     if not text or text.lower() == "nan":
@@ -140,17 +137,17 @@ def _read(path: Path) -> ReplayData:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
-            raise RouterBenchFormatError(f"{path}: empty file")
+            raise DataFormatError(f"{path}: empty file")
         position = {name: i for i, name in enumerate(header)}
         for name in REQUIRED:
             if name not in position:
-                raise RouterBenchFormatError(f"{path}: missing column {name!r}")
+                raise DataFormatError(f"{path}: missing column {name!r}")
         priced = [c[: -len(COST_SUFFIX)] for c in header if c.endswith(COST_SUFFIX)]
         if not priced:
-            raise RouterBenchFormatError(f"{path}: no '<model>{COST_SUFFIX}' column")
+            raise DataFormatError(f"{path}: no '<model>{COST_SUFFIX}' column")
         for model in priced:
             if model not in position:
-                raise RouterBenchFormatError(
+                raise DataFormatError(
                     f"{path}: missing column {model!r} (correctness of the model in {model + COST_SUFFIX!r})"
                 )
         models = tuple(c for c in header if c in priced)  # in the order of the correctness columns
@@ -159,7 +156,7 @@ def _read(path: Path) -> ReplayData:
             if not values:
                 continue
             if len(values) != len(header):
-                raise RouterBenchFormatError(
+                raise DataFormatError(
                     f"{path}: row {row_number} (line {reader.line_num}) has {len(values)} fields, "
                     f"expected {len(header)}"
                 )
@@ -175,7 +172,7 @@ def _read(path: Path) -> ReplayData:
                 if value is None:
                     missing.append(model)
                 elif value not in (0.0, 1.0):
-                    raise RouterBenchFormatError(f"{where}: column {model!r} must be 0 or 1, got {raw!r}")
+                    raise DataFormatError(f"{where}: column {model!r} must be 0 or 1, got {raw!r}")
                 correct.append(value)
                 raw = values[position[model + COST_SUFFIX]]
                 try:
@@ -183,7 +180,7 @@ def _read(path: Path) -> ReplayData:
                 except ValueError:
                     price = None
                 if price is None or not price >= 0:
-                    raise RouterBenchFormatError(
+                    raise DataFormatError(
                         f"{where}: column {model + COST_SUFFIX!r} must be a non-negative number, got {raw!r}"
                     )
                 cost.append(price)
@@ -217,10 +214,10 @@ def load_routerbench(paths: Path | str | Iterable[Path | str]) -> ReplayData:
     for path in paths[1:]:
         try:
             parts.append(_read(path).with_models(parts[0].models))
-        except RouterBenchFormatError:
+        except DataFormatError:
             raise
         except ValueError as error:
-            raise RouterBenchFormatError(f"{path}: {error} compared with {paths[0]}") from None
+            raise DataFormatError(f"{path}: {error} compared with {paths[0]}") from None
     return ReplayData(
         models=parts[0].models,
         sample_ids=sum((p.sample_ids for p in parts), ()),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from routing.errors import UnknownNameError
 from routing.strategies.bandits.adapter import BanditStrategy
 from routing.strategies.bandits.learners import (
     UCB1,
@@ -84,5 +85,5 @@ def build_strategy(name: str, targets: Sequence[str], seed: int | None = None, *
     try:
         factory = FACTORIES[name]
     except KeyError:
-        raise ValueError(f"unknown strategy {name!r}; valid names: {', '.join(STRATEGY_NAMES)}") from None
+        raise UnknownNameError("strategy", name, STRATEGY_NAMES) from None
     return factory(list(targets), seed, **options)

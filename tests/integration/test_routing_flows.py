@@ -96,7 +96,7 @@ def test_route_batch_logs_one_row_per_attempt(runtime: RoutingRuntime, store: Du
 
 
 def test_unknown_runtime_is_named(prefect_harness) -> None:
-    with pytest.raises(LookupError, match="no routing runtime 'nowhere'"):
+    with pytest.raises(LookupError, match="unknown routing runtime 'nowhere'"):
         route(Task(task_type="qa", payload="x"), runtime="nowhere")
 
 

@@ -144,7 +144,7 @@ def test_registry_passes_options_and_rejects_unknown_names() -> None:
     assert build_strategy("epsilon_greedy", ["a"], epsilon=0.25).bandit.epsilon == 0.25
     assert build_strategy("thompson", ["a"], discount=0.99).bandit.options.discount == 0.99
     assert build_strategy("ensemble", ["a"], weights={"bandit": 1.0}).weights["bandit"] == 1.0
-    with pytest.raises(ValueError, match=r"unknown strategy 'greedy'; valid names: weighted, .*ensemble"):
+    with pytest.raises(ValueError, match=r"unknown strategy 'greedy'; known strategies: weighted, .*ensemble"):
         build_strategy("greedy", ["a"])
     with pytest.raises(ValidationError, match="explore"):
         build_strategy("weighted", ["a"], explore=0.1)

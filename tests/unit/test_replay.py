@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from flows.cli_replay import replay as replay_command
 from routing.evaluation.replay import (
+    DataFormatError,
     ReplayData,
     ReplayReport,
-    RouterBenchFormatError,
     aiq,
     eval_category,
     load_routerbench,
@@ -88,7 +88,7 @@ def test_missing_columns_are_named(tmp_path: Path, edit, message) -> None:
     rows = synth_rows(3)
     for row in rows:
         edit(row)
-    with pytest.raises(RouterBenchFormatError, match=message):
+    with pytest.raises(DataFormatError, match=message):
         load_routerbench(write_rows(tmp_path / "b.csv", rows))
 
 
@@ -112,14 +112,14 @@ def test_missing_columns_are_named(tmp_path: Path, edit, message) -> None:
 def test_bad_values_are_named_with_their_row(tmp_path: Path, column, value, message) -> None:
     rows = synth_rows(4)
     rows[2][column] = value
-    with pytest.raises(RouterBenchFormatError, match=message):
+    with pytest.raises(DataFormatError, match=message):
         load_routerbench(write_rows(tmp_path / "b.csv", rows))
 
 
 def test_files_with_other_models_are_refused(tmp_path: Path) -> None:
     first = write_routerbench(tmp_path / "a.csv", rows=4)
     rows = [{k.replace("mid-model", "other"): v for k, v in row.items()} for row in synth_rows(4)]
-    with pytest.raises(RouterBenchFormatError, match="missing: mid-model; extra: other"):
+    with pytest.raises(DataFormatError, match="missing: mid-model; extra: other"):
         load_routerbench([first, write_rows(tmp_path / "b.csv", rows)])
 
 

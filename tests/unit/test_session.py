@@ -144,7 +144,7 @@ def test_set_target_after_a_fallback_sticks(tracker):
     tracker.route(turn(FIRST), strategy)
     tracker.set_target("s1", "c")
     assert tracker.route(turn("Now skip empty CSV rows too"), strategy).pick == "c"
-    with pytest.raises(KeyError, match="no live session 'nope'"):
+    with pytest.raises(KeyError, match="unknown live session 'nope'"):
         tracker.set_target("nope", "a")
 
 

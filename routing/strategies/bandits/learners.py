@@ -41,6 +41,7 @@ from typing import ClassVar
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from routing.errors import UnknownNameError
 from routing.strategies.bandits.posteriors import (
     CACHE_LIMIT,
     KEPT_LIMIT,
@@ -228,7 +229,7 @@ class Bandit:
         try:
             return self._index[arm]
         except KeyError:
-            raise ValueError(f"unknown arm {arm!r}; known arms: {', '.join(self._arms)}") from None
+            raise UnknownNameError("arm", arm, self._arms) from None
 
     def _view(self, context: Context, arms: Sequence[str] | None) -> _View:
         key = (context, None if arms is None else tuple(arms))
