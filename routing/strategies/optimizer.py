@@ -35,6 +35,7 @@ from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetErr
 from routing.models import Constraints
 from routing.spend.cost import check_amount, usd
 from routing.strategies.pareto import TargetPerformance, dominates, pareto_frontier
+from routing.validation import repeated
 
 
 class Priority(StrEnum):
@@ -172,9 +173,7 @@ def _describe(p: TargetPerformance) -> str:
 def _check_perfs(perfs: Sequence[TargetPerformance]) -> None:
     if not perfs:
         raise ValueError("perfs must name at least one target")
-    names = [p.target for p in perfs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
+    if duplicates := repeated(p.target for p in perfs):
         raise ValueError(f"perfs name a target more than once: {', '.join(duplicates)}")
 
 
