@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from routing.models import Candidate, Outcome, Target, Task
 from routing.stats.book import StatsBook, TargetStats
 from routing.strategies.base import Choice, candidate
-from routing.strategies.optimizer import Objective, get_optimal_target, pct
+from routing.strategies.objectives import Objective
+from routing.strategies.optimizer import get_optimal_target, pct
 from routing.strategies.pareto import TargetPerformance
 
 
