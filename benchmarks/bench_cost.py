@@ -47,8 +47,9 @@ from common import report
 
 from blocks.fleet.config import STABLE_FLEET_PATH, FleetConfig, load_fleet_config
 from blocks.fleet.launcher import FleetServer
+from blocks.fleet.targets import fleet_targets
 from blocks.targets.http import OpenAICompatibleTarget
-from flows.demo import demo_tasks, fleet_targets
+from flows.demo import demo_tasks
 from routing import Outcome, Router, Target, Task
 from routing.calls.outcomes import build_record
 from routing.evaluation.replay import ReplayData, load_routerbench, replay

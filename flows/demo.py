@@ -16,8 +16,9 @@ from pydantic import BaseModel
 from blocks.fleet.config import FleetConfig, load_fleet_config
 from blocks.fleet.knowledge import generate_tasks
 from blocks.fleet.launcher import FleetServer
+from blocks.fleet.targets import fleet_targets
 from blocks.store import DuckDBStore
-from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompatibleTarget, TargetBlock
+from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, TargetBlock
 from flows.route import route_batch
 from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
@@ -49,24 +50,6 @@ class DemoReport(BaseModel):
     queued: int = 0  # tasks kept for when a 'queue' budget resets
     targets: list[TargetRow]
     picks_by_phase: dict[str, dict[str, float]]
-
-
-def fleet_targets(config: FleetConfig, base_url: str, timeout_seconds: float = 10.0) -> list[OpenAICompatibleTarget]:
-    """One HTTP target per fleet model, priced as the fleet prices it."""
-    return [
-        OpenAICompatibleTarget(
-            target_name=model.name,
-            tier=model.tier,
-            base_url=base_url,
-            model=model.name,
-            timeout_seconds=timeout_seconds,
-            price=Price(
-                input_per_1k_tokens=model.price.input_per_1k_tokens,
-                output_per_1k_tokens=model.price.output_per_1k_tokens,
-            ),
-        )
-        for model in config.models
-    ]
 
 
 def framework_targets(config: FleetConfig, base_url: str, store: DuckDBStore) -> list[TargetBlock]:

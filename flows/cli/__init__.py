@@ -45,6 +45,7 @@ COMMANDS = {
     "recalculate": ops.recalculate,
     "up": ops.up,
     "stop": ops.stop,
+    "env": ops.env,
     "replay": replay.replay,
 }
 for command_name, command in COMMANDS.items():

@@ -102,6 +102,18 @@ def up(
         fail(str(exc))
     console.print(f"{len(stack.deployments)} deployments: {', '.join(stack.deployments)}")
     console.print(f"[bold]Prefect UI: {stack.ui_url}[/bold]   stop with `adaptive-router stop`")
+    console.print("For `prefect` commands in another shell (or run `adaptive-router env` later):")
+    console.print(f"  export PREFECT_API_URL={stack.api_url}", highlight=False)
+
+
+def env(home: HomeOption = Path(".adaptive-router")) -> None:
+    """Print the `export PREFECT_API_URL=...` line for the server `adaptive-router up` started."""
+    from flows.server import recorded_api_url
+
+    url = recorded_api_url(home)
+    if url is None:
+        fail(f"no server recorded in {home}: run `adaptive-router up` first")
+    console.print(f"export PREFECT_API_URL={url}", highlight=False)
 
 
 def stop(home: HomeOption = Path(".adaptive-router")) -> None:

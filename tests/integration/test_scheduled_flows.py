@@ -19,12 +19,12 @@ from scipy import stats
 
 from blocks.fleet.config import FleetConfig, Latency, ModelSpec
 from blocks.fleet.launcher import FleetServer
+from blocks.fleet.targets import fleet_targets
 from blocks.store import DuckDBStore
 from blocks.store.snapshots import PublishedReader, load_published, publish, published_path
 from blocks.targets.http import OpenAICompatibleTarget
 from flows import health
 from flows.benchmark_suite import run_benchmarks
-from flows.demo import fleet_targets
 from flows.health import check_health
 from flows.maintenance import apply_retention, drain_queue, ingest_outcomes
 from flows.recalculate import recalculate_stats
