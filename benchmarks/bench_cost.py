@@ -174,7 +174,7 @@ async def fleet_seed(
         outcomes = dict(zip(policies, await asyncio.gather(*routed)))
     finally:
         for client in clients.values():
-            await client.shutdown()
+            await client.aclose()
     run = {key: Tally(len(tasks), float(o[:, 0].sum()), float(o[:, 1].sum())) for key, o in outcomes.items()}
     singles = ReplayData(  # every model answered every task: the table a hindsight mixture chooses from
         models=tuple(names),
