@@ -13,18 +13,13 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from blocks.fleet.config import FleetConfig, load_fleet_config
 from blocks.fleet.knowledge import generate_tasks
-from blocks.fleet.launcher import FleetServer
-from blocks.fleet.targets import fleet_targets
 from blocks.store import DuckDBStore
-from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, TargetBlock
+from flows.local import local_runtime
 from flows.route import route_batch
-from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
-from routing.models import Capability, ErrorType, Price, RoutedResult, Task
+from routing.models import Capability, ErrorType, RoutedResult, Task
 from routing.spend.budgets import Budget, Period
-from routing.strategies.registry import build_strategy
 
 DEMO_RUNTIME = "demo"
 
@@ -50,36 +45,6 @@ class DemoReport(BaseModel):
     queued: int = 0  # tasks kept for when a 'queue' budget resets
     targets: list[TargetRow]
     picks_by_phase: dict[str, dict[str, float]]
-
-
-def framework_targets(config: FleetConfig, base_url: str, store: DuckDBStore) -> list[TargetBlock]:
-    """An Agno team and a LlamaIndex engine over the shipped documents, both served by the fleet."""
-    mid = config.model("mid") or config.models[0]
-    price = Price(input_per_1k_tokens=mid.price.input_per_1k_tokens, output_per_1k_tokens=mid.price.output_per_1k_tokens)
-    team = AgnoTarget(
-        target_name="agno-team",
-        tier="agents",
-        base_url=base_url,
-        model=mid.name,
-        mode="team",
-        members=[
-            AgnoMember(name="planner", role="Breaks the work into steps."),
-            AgnoMember(name="reviewer", role="Checks the plan for risks."),
-        ],
-        price=price,
-        timeout_seconds=30,
-    )
-    docs = LlamaIndexTarget(
-        target_name="docs-rag",
-        tier="rag",
-        base_url=base_url,
-        model=mid.name,
-        embedding_base_url=base_url,
-        persist_dir=str(store.path.parent / "indexes" / "docs-rag"),
-        price=price,
-        timeout_seconds=30,
-    )
-    return [team, docs]
 
 
 # Task types that only a framework target can serve.
@@ -119,23 +84,15 @@ def run_demo(
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
     budgets = [Budget(period=Period.DAILY, limit=daily_budget, policy=budget_policy)] if daily_budget is not None else []
-    config = load_fleet_config(fleet_config) if fleet_config else load_fleet_config()
     store = DuckDBStore(database=database)
-    with FleetServer(config) as fleet:
-        targets = fleet_targets(config, fleet.base_url) + framework_targets(config, fleet.base_url, store)
-        names = [t.target_name for t in targets]
-        options = {"willingness_to_pay": willingness_to_pay} if willingness_to_pay else {}
-        runtime = RoutingRuntime.build(
-            targets, store, build_strategy(strategy, names, seed=seed, **options), budgets=budgets,
-            breakers=BreakerBoard(BreakerConfig(open_timeout_seconds=5), on_transition=log_transition),
-        )
+    with local_runtime(
+        store, strategy=strategy, seed=seed, willingness_to_pay=willingness_to_pay, budgets=budgets,
+        fleet_config=fleet_config, frameworks=True, breaker=BreakerConfig(open_timeout_seconds=5),
+        name=DEMO_RUNTIME,
+    ) as runtime:
         if on_result:
             runtime.hooks.append(on_result)
-        register_runtime(DEMO_RUNTIME, runtime)
-        try:
-            results = route_batch(demo_tasks(tasks, seed), runtime=DEMO_RUNTIME, concurrency=concurrency)
-        finally:
-            unregister_runtime(DEMO_RUNTIME)
+        results = route_batch(demo_tasks(tasks, seed), runtime=DEMO_RUNTIME, concurrency=concurrency)
     task_ids = [r.task_id for r in results]
     return DemoReport(
         database=str(store.path),

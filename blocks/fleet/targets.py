@@ -1,9 +1,11 @@
-"""The local fleet as target blocks: one OpenAI-compatible target per model, at the fleet's prices."""
+"""The local fleet as target blocks: one OpenAI-compatible target per model at the fleet's prices, and
+an Agno team and a LlamaIndex engine over the shipped documents, both served by the fleet."""
 
 from __future__ import annotations
 
 from blocks.fleet.config import FleetConfig
-from blocks.targets import OpenAICompatibleTarget
+from blocks.store import DuckDBStore
+from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompatibleTarget, TargetBlock
 from routing.models import Price
 
 
@@ -23,3 +25,33 @@ def fleet_targets(config: FleetConfig, base_url: str, timeout_seconds: float = 1
         )
         for model in config.models
     ]
+
+
+def framework_targets(config: FleetConfig, base_url: str, store: DuckDBStore) -> list[TargetBlock]:
+    """An Agno team and a LlamaIndex engine over the shipped documents, both served by the fleet."""
+    mid = config.model("mid") or config.models[0]
+    price = Price(input_per_1k_tokens=mid.price.input_per_1k_tokens, output_per_1k_tokens=mid.price.output_per_1k_tokens)
+    team = AgnoTarget(
+        target_name="agno-team",
+        tier="agents",
+        base_url=base_url,
+        model=mid.name,
+        mode="team",
+        members=[
+            AgnoMember(name="planner", role="Breaks the work into steps."),
+            AgnoMember(name="reviewer", role="Checks the plan for risks."),
+        ],
+        price=price,
+        timeout_seconds=30,
+    )
+    docs = LlamaIndexTarget(
+        target_name="docs-rag",
+        tier="rag",
+        base_url=base_url,
+        model=mid.name,
+        embedding_base_url=base_url,
+        persist_dir=str(store.path.parent / "indexes" / "docs-rag"),
+        price=price,
+        timeout_seconds=30,
+    )
+    return [team, docs]

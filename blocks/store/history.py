@@ -5,6 +5,7 @@ These reads serve the CLI and the gateway; they never ingest or write.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
@@ -34,3 +35,26 @@ def performance(store: DuckDBStore) -> list[dict[str, Any]]:
                   epoch(max(timestamp) - min(timestamp)) AS seconds
            FROM executions GROUP BY ALL ORDER BY task_type, target"""
     )
+
+
+def decisions(store: DuckDBStore, task_id: str | None = None, last: int = 1) -> list[dict[str, Any]]:
+    """One task's decisions, or the `last` decisions, newest first, with every attempt they led to."""
+    where, params = ("WHERE task_id = ?", [task_id]) if task_id else ("", [])
+    rows = store.query(
+        f"""SELECT decision_id, task_id, task_type, timestamp, strategy, pick, probability, reason,
+                   candidates::VARCHAR AS candidates
+            FROM routing_decisions {where} ORDER BY timestamp DESC, decision_id LIMIT ?""",
+        [*params, last if task_id is None else 1_000],
+    )
+    if not rows:
+        return []
+    attempts = store.query(
+        """SELECT task_id, attempt, target, success, duration_ms, actual_cost, error_type, error_message,
+                  quality_score
+           FROM executions WHERE task_id IN (SELECT unnest(?::VARCHAR[])) ORDER BY task_id, attempt""",
+        [[r["task_id"] for r in rows]],
+    )
+    for row in rows:
+        row["candidates"] = json.loads(row["candidates"] or "[]")
+        row["attempts"] = [a for a in attempts if a["task_id"] == row["task_id"]]
+    return rows

@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from flows.cli import costs, demo, ops, replay, status
+from flows.cli import costs, decisions, demo, ops, replay, status
 from flows.cli.fleet import fleet_app
 from flows.cli.store import db_app
 
@@ -37,6 +37,8 @@ def strategies() -> None:
 
 COMMANDS = {
     "demo": demo.demo,
+    "route": decisions.route,
+    "explain": decisions.explain,
     "stats": status.stats,
     "health": status.health,
     "set-budget": costs.set_budget,

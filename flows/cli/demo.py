@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.cli.common import DatabaseOption, console, fail
+from flows.cli.common import DatabaseOption, console, describe_failure, fail, open_store, quiet_prefect
 
 
 def demo(
@@ -28,22 +26,31 @@ def demo(
     database: DatabaseOption = None,
 ) -> None:
     """Route tasks across the local fleet on ephemeral Prefect and show what the router learned."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")  # the progress bar is the demo's output
-    for name in ("agno", "agno-team"):  # failed agent runs are outcomes, shown in the table
-        logging.getLogger(name).disabled = True  # (agno resets its loggers' levels on every run)
-    from flows.demo import run_demo
-    from routing.errors import FleetConfigError, StoreError
+    from routing.errors import RoutingError
 
+    store = open_store(database)
+    try:
+        store.current_version()  # a file that is not a store fails here, before anything is routed
+    except RoutingError as exc:
+        fail(exc)
+    log = store.path.parent / "logs" / "demo.log"
+    quiet_prefect(log)
+    from flows.demo import run_demo
+
+    console.print(
+        f"starting the local fleet and Prefect's ephemeral API (up to a minute on a busy machine); log: {log}",
+        style="dim", highlight=False,
+    )
     with Progress(
-        TextColumn("routing"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[ok]} ok"),
         TimeElapsedColumn(), console=console,
     ) as progress:
-        bar = progress.add_task("routing", total=tasks, ok=0)
+        bar = progress.add_task("starting", total=tasks, ok=0)
         done = {"ok": 0}
 
         def advance(result) -> None:
             done["ok"] += result.success
-            progress.update(bar, advance=1, ok=done["ok"])
+            progress.update(bar, advance=1, ok=done["ok"], description="routing")
 
         try:
             report = run_demo(
@@ -51,8 +58,10 @@ def demo(
                 daily_budget=daily_budget, budget_policy=budget_policy,
                 willingness_to_pay=willingness_to_pay or None,
             )
-        except (FleetConfigError, StoreError, ValueError) as exc:
+        except (RoutingError, ValueError) as exc:
             fail(exc)
+        except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback to the log
+            fail(describe_failure(exc, log))
 
     table = Table(title=f"{report.tasks} tasks, {report.succeeded} succeeded, {report.attempts} attempts")
     for column in ("target", "calls", "success", "p50 ms", "cost $", "rescues", "breaker"):
@@ -78,4 +87,8 @@ def demo(
         )
     else:
         console.print(f"spent ${report.spent_usd:.4f}")
-    console.print(f"executions are in [bold]{report.database}[/bold]")
+    console.print(f"executions are in [bold]{report.database}[/bold]; Prefect's and the targets' logs in {log}")
+    console.print(
+        "next: `adaptive-router stats` (what each target achieved), `adaptive-router explain --last 3` "
+        "(why it was picked), `make serve` (the scheduled flows on a local Prefect server and its UI)"
+    )

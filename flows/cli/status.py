@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.common import DatabaseOption, console, fail, open_store
+from flows.cli.common import DatabaseOption, console, existing_store, fail
 
 
 def health(
@@ -20,7 +20,7 @@ def health(
     from blocks.store.history import recent_attempts
     from routing.calls.breaker_history import replay_breakers
 
-    store = open_store(database)
+    store = existing_store(database)
     try:
         store.ingest(seal=False)
         history = recent_attempts(store, window)
@@ -50,7 +50,7 @@ def stats(database: DatabaseOption = None) -> None:
     from routing.strategies.optimizer import savings_hints
     from routing.strategies.pareto import TargetPerformance, pareto_frontier
 
-    store = open_store(database)
+    store = existing_store(database)
     try:
         store.ingest(seal=False)
         rows = performance(store)
