@@ -8,8 +8,9 @@ small (0.001) to keep false alarms rare despite the repeated testing.
 
 Each check's state is kept in health_alerts (blocks/store/alerts.py) and an event is emitted only when
 it changes (raised or cleared), so automations react once per incident, not once a minute. A check
-without enough data keeps its previous state. The events name the target as resource `adaptive-router.target.<name>`;
-prefect.yaml's automation starts `recalculate-stats` on `adaptive-router.target.degraded`.
+without enough data keeps its previous state. The events name the target as resource
+`adaptive-router.target.<name>`; prefect.yaml's automation starts `recalculate-stats` on
+`adaptive-router.target.degraded`.
 """
 
 from __future__ import annotations
@@ -67,11 +68,8 @@ def check_health(
     flipped, active = record_findings(block, findings, now)
     transitions = [transition(finding) for finding in flipped]
     for t in transitions:
-        emit_event(
-            event=t.event,
-            resource={"prefect.resource.id": t.resource, "prefect.resource.name": t.resource.rsplit(".", 1)[-1]},
-            payload=t.detail,
-        )
+        resource = {"prefect.resource.id": t.resource, "prefect.resource.name": t.resource.rsplit(".", 1)[-1]}
+        emit_event(event=t.event, resource=resource, payload=t.detail)
         logger.warning("%s %s: %s", t.event, t.resource, t.detail)
     logger.info("active alerts: %s", ", ".join(active) or "none")
     return HealthCheckReport(active=active, transitions=transitions)
@@ -80,5 +78,6 @@ def check_health(
 def transition(finding: Finding) -> Transition:
     """The event of a finding that raised or cleared its alert, on its target's or routing's resource."""
     raised, cleared = EVENTS[finding.check]
-    resource = finding.subject if finding.check == "routing-shift" else f"adaptive-router.target.{finding.subject}"
+    target = finding.check != "routing-shift"
+    resource = f"adaptive-router.target.{finding.subject}" if target else finding.subject
     return Transition(event=raised if finding.alert else cleared, resource=resource, detail=finding.detail)

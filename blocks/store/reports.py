@@ -44,7 +44,9 @@ def calls_by_target(store: DuckDBStore, task_ids: list[str]) -> list[dict[str, A
     )
 
 
-def pick_shares_by_phase(store: DuckDBStore, task_ids: list[str], phases: int = 4) -> dict[str, dict[str, float]]:
+def pick_shares_by_phase(
+    store: DuckDBStore, task_ids: list[str], phases: int = 4
+) -> dict[str, dict[str, float]]:
     """Share of first picks per target in each of `phases` equal runs of the decisions for `task_ids`
     in time order ('Q1'..'Q4' by default): the learning made visible."""
     rows = store.query(

@@ -98,7 +98,9 @@ def shift_finding(picks: Iterable[tuple[str, int, int]], alpha: float, min_decis
     rows = [(pick, recent, base) for pick, recent, base in picks if recent + base > 0]
     recent_total, base_total = sum(r[1] for r in rows), sum(r[2] for r in rows)
     if len(rows) < 2 or recent_total < min_decisions or base_total < min_decisions:
-        return Finding("routing-shift", ROUTING_SUBJECT, None, {"recent": recent_total, "baseline": base_total})
+        return Finding(
+            "routing-shift", ROUTING_SUBJECT, None, {"recent": recent_total, "baseline": base_total}
+        )
     result = chi2_contingency([[r[1] for r in rows], [r[2] for r in rows]])
     detail = {
         "chi2": float(result.statistic),
@@ -110,9 +112,7 @@ def shift_finding(picks: Iterable[tuple[str, int, int]], alpha: float, min_decis
     return Finding("routing-shift", ROUTING_SUBJECT, bool(result.pvalue < alpha), detail)
 
 
-def changes(
-    findings: Iterable[Finding], active: set[tuple[str, str]]
-) -> tuple[list[Finding], list[Finding]]:
+def changes(findings: Iterable[Finding], active: set[tuple[str, str]]) -> tuple[list[Finding], list[Finding]]:
     """Split the decided findings into those that flip their kept state (raised or cleared, in order)
     and those that confirm it; undecided findings are in neither, so their state stays as it was."""
     flipped, confirmed = [], []

@@ -12,7 +12,9 @@ def test_degraded_uses_the_threshold_and_reports_the_wilson_interval() -> None:
     (degraded, _) = target_findings([("a", True, 10, 8, 0.0)], min_attempts=10, threshold=0.9, ratio=3.0)
     assert degraded.check == "degraded" and degraded.subject == "a" and degraded.alert is True
     assert degraded.detail["success_rate"] == 0.8 and degraded.detail["attempts"] == 10
-    assert (degraded.detail["wilson_low"], degraded.detail["wilson_high"]) == pytest.approx((0.4902, 0.9433), abs=1e-4)
+    assert (degraded.detail["wilson_low"], degraded.detail["wilson_high"]) == pytest.approx(
+        (0.4902, 0.9433), abs=1e-4
+    )
     (fine, _) = target_findings([("a", True, 10, 8, 0.0)], min_attempts=10, threshold=0.8, ratio=3.0)
     assert fine.alert is False  # exactly at the threshold is not under it
 
