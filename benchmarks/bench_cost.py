@@ -55,7 +55,7 @@ from routing.evaluation.replay import ReplayData, load_routerbench, replay
 from routing.models import Candidate
 from routing.stats.book import StatsBook
 from routing.strategies.base import Choice, Strategy
-from routing.strategies.optimizer import Objective, Priority
+from routing.strategies.objectives import Objective, Priority
 from routing.strategies.registry import build_strategy
 
 os.environ.setdefault("COLUMNS", "220")  # wide tables stay readable when piped

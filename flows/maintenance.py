@@ -21,6 +21,7 @@ from blocks.store.summaries import apply_retention as delete_expired
 from flows.route import DEFAULT_RUNTIME, fast_subflows, route_batch
 from flows.runtime import get_runtime
 from routing.models import Task
+from routing.validation import describe
 
 
 def store_block(name: str | None) -> DuckDBStore:
@@ -78,10 +79,7 @@ def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: i
         try:
             task = Task.model_validate_json(payload)
         except ValidationError as exc:
-            outcomes[task_id] = (
-                "failed",
-                f"invalid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-            )
+            outcomes[task_id] = ("failed", f"invalid task: {describe(exc, first_only=True)}")
             report.invalid += 1
             continue
         tasks.append(task)

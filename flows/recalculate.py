@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.client.orchestration import get_client
-from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from blocks.store import utc_naive
@@ -20,6 +18,7 @@ from blocks.store.reports import target_scores
 from blocks.store.snapshots import publish as publish_state
 from blocks.store.snapshots import published_path
 from blocks.store.stats import recalculate
+from flows.labels import label_current_run
 from flows.maintenance import store_block
 
 
@@ -72,7 +71,7 @@ def recalculate_stats(
         report.published = str(publication.path)
         logger.info("published %d statistics entries to %s", publication.stats_entries, publication.path)
     _score_table(block, result.task_types)
-    rename_current_run(report.title)
+    label_current_run(report.title)
     logger.info(report.title)
     return report
 
@@ -83,11 +82,3 @@ def _score_table(block, task_types) -> None:
         create_table_artifact(
             rows, key="target-scores", description="Recomputed statistics per target and task type"
         )
-
-
-def rename_current_run(name: str) -> None:
-    """Give the current flow run a name that says what it did (no-op outside a flow run)."""
-    run_id = flow_run.get_id()
-    if run_id is not None:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(run_id, name=name)

@@ -27,6 +27,7 @@ from blocks.store.migrations import HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
 from routing.errors import StoreError, StoreLockedError
 from routing.models import Decision, ExecutionRecord, QueuedTask
+from routing.validation import describe
 
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
@@ -327,9 +328,7 @@ def _ingest_segment(
 
 def _rejection_reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        return f"{where}: {first['msg']}"
+        return describe(exc, first_only=True)
     if isinstance(exc, KeyError):
         return f"missing or unknown key {exc}"
     if isinstance(exc, json.JSONDecodeError):

@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from blocks.targets.base import EndpointTarget, ExecutionStatus
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
+from routing.validation import repeated
 
 _MODEL_ERRORS: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
     "agno_model_errors", default=None
@@ -84,8 +85,7 @@ class AgnoTarget(EndpointTarget):
         if self.mode == "agent" and self.members:
             raise ValueError("members are only used when mode is 'team'; set mode='team' or drop members")
         names = [m.name for m in self.members]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
+        if duplicates := repeated(names):
             raise ValueError(f"members: duplicate names {', '.join(duplicates)}")
         return self
 

@@ -114,7 +114,7 @@ def test_recalculate_command_runs_the_deployment_and_publishes(deployed) -> None
     spool(store, executions("a", 60, 0.9) + executions("b", 40, 0.5))
     env = {**os.environ, "PREFECT_API_URL": stack.api_url, "PREFECT_HOME": config.env["PREFECT_HOME"]}
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli_ops", "recalculate", "--timeout", "150"],
+        [sys.executable, "-m", "flows.cli", "recalculate", "--timeout", "150"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=200, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

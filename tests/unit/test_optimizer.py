@@ -13,12 +13,9 @@ from routing.models import Constraints, Outcome, Target, Task
 from routing.router import Router
 from routing.stats.book import StatsBook
 from routing.strategies.cost_aware import CostAwareConfig, CostAwareStrategy
+from routing.strategies.objectives import PRESETS, Objective, Priority, StrategyWeights
 from routing.strategies.optimizer import (
-    PRESETS,
     InfeasibleConstraintsError,
-    Objective,
-    Priority,
-    StrategyWeights,
     get_optimal_target,
     optimal_split,
     savings_hints,
