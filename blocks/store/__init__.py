@@ -3,7 +3,7 @@
 All SQL lives here, one module per concern: store (block, ingestion), migrations, stats (target
 statistics), summaries (rebuilt tables, retention), snapshots (publication), budgets, objectives,
 learning (Q-table, sessions), queue (deferred tasks), alerts (health checks), capabilities
-(benchmark runs) and reports (read-only tables for people).
+(benchmark runs), and the read-only history (CLI, gateway) and reports (flows' tables for people).
 """
 
 from blocks.store.store import DuckDBStore, IngestReport, RejectedLine, utc_naive
