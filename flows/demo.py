@@ -1,7 +1,8 @@
 """The main job on the embedded default: the local fleet, a local DuckDB file, ephemeral Prefect.
 
 Routes a seeded mix of tasks across the fleet's models with `route-batch`, then reads what happened
-back from the store: a table per target, and how the router's picks shifted as it learned.
+back from the store (blocks/store/reports.py): a table per target, and how the router's picks shifted
+as it learned.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from blocks.fleet.knowledge import generate_tasks
 from blocks.store import DuckDBStore
+from blocks.store.reports import calls_by_target, pick_shares_by_phase
 from flows.local import local_runtime
 from flows.route import route_batch
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
@@ -104,7 +106,7 @@ def run_demo(
         rejected=sum(not r.success and r.queued_until is None and _over_budget(r) for r in results),
         queued=sum(r.queued_until is not None for r in results),
         targets=_target_rows(store, task_ids, results, runtime.breakers),
-        picks_by_phase=_picks_by_phase(store, task_ids),
+        picks_by_phase=pick_shares_by_phase(store, task_ids),
     )
 
 
@@ -125,35 +127,9 @@ def _target_rows(
 ) -> list[TargetRow]:
     rescues = Counter(r.target for r in results if r.success and r.target != r.decision.pick)
     states = _breaker_summary(breakers)
-    rows = store.query(
-        """
-        SELECT target, count(*) AS calls, avg(success::INT) AS success_rate,
-               median(duration_ms) AS p50_latency_ms, coalesce(sum(actual_cost), 0) AS cost_usd
-        FROM executions WHERE task_id IN (SELECT unnest(?::VARCHAR[]))
-        GROUP BY target ORDER BY calls DESC
-        """,
-        [task_ids],
-    )
+    rows = calls_by_target(store, task_ids)
     return [
         TargetRow(**row, rescues=rescues[row["target"]], breaker=states.get(row["target"], "closed"))
         for row in rows
     ]
 
-
-def _picks_by_phase(store: DuckDBStore, task_ids: list[str], phases: int = 4) -> dict[str, dict[str, float]]:
-    """Share of first picks per target in each quarter of the run: the learning made visible."""
-    rows = store.query(
-        """
-        WITH d AS (
-            SELECT pick, ntile(?) OVER (ORDER BY timestamp, decision_id) AS phase
-            FROM routing_decisions WHERE task_id IN (SELECT unnest(?::VARCHAR[]))
-        )
-        SELECT phase, pick, count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY phase) AS share
-        FROM d GROUP BY phase, pick ORDER BY phase, pick
-        """,
-        [phases, task_ids],
-    )
-    shift: dict[str, dict[str, float]] = {}
-    for row in rows:
-        shift.setdefault(f"Q{row['phase']}", {})[row["pick"]] = row["share"]
-    return shift

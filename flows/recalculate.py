@@ -14,6 +14,7 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
 from blocks.store import utc_naive
+from blocks.store.reports import target_scores
 from blocks.store.snapshots import publish as publish_state
 from blocks.store.snapshots import published_path
 from blocks.store.stats import recalculate
@@ -76,18 +77,7 @@ def recalculate_stats(
 
 
 def _score_table(block, task_types) -> None:
-    rows = block.query(
-        """
-        SELECT task_type, target, n, round(success_rate, 4) AS success_rate,
-               format('{:.3f}-{:.3f}', success_low, success_high) AS success_95ci,
-               round(p50_latency_ms, 1) AS p50_ms, round(p95_latency_ms, 1) AS p95_ms,
-               round(p99_latency_ms, 1) AS p99_ms, round(mean_cost, 6) AS mean_cost, best_target,
-               round(success_p, 4) AS success_p_vs_best, round(latency_p, 4) AS latency_p_vs_best
-        FROM target_stats WHERE task_type IN (SELECT unnest(?::VARCHAR[]))
-        ORDER BY task_type, success_rate DESC, mean_latency_ms
-        """,
-        [list(task_types)],
-    )
+    rows = target_scores(block, task_types)
     if rows:
         create_table_artifact(
             rows, key="target-scores", description="Recomputed statistics per target and task type"

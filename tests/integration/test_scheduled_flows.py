@@ -546,7 +546,7 @@ def test_drain_routes_due_tasks_oldest_first_and_marks_them(
         report = drain_queue(runtime="drain-test")
         assert (report.claimed, report.invalid, report.failed) == (1, 1, 1)
         reason = store.query("SELECT status, reason FROM queued_tasks WHERE task_id = 'bad'")[0]
-        assert reason["status"] == "failed" and reason["reason"].startswith("invalid task: ('task_type',)")
+        assert reason["status"] == "failed" and reason["reason"].startswith("invalid task: task_type: Field required")
     finally:
         unregister_runtime("drain-test")
 
