@@ -84,7 +84,7 @@ def score(case: BenchmarkCase, attempt: AttemptResult) -> CaseResult:
     )
 
 
-@flow(name="run-benchmarks", persist_result=False)
+@flow(name="run-benchmarks", persist_result=False, flow_run_name="run-benchmarks on {runtime}")
 def run_benchmarks(
     runtime: str = DEFAULT_RUNTIME,
     categories: list[Category] | None = None,

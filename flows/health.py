@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from blocks.store import utc_naive
 from blocks.store.alerts import record_findings, window_counts
+from flows.labels import label_current_run
 from flows.maintenance import store_block
 from routing.stats.health import Finding, shift_finding, target_findings
 
@@ -45,7 +46,7 @@ class HealthCheckReport(BaseModel):
     transitions: list[Transition]
 
 
-@flow(name="check-health", persist_result=False)
+@flow(name="check-health", persist_result=False, flow_run_name="check-health (last {window_minutes} min)")
 def check_health(
     window_minutes: int = 15,
     baseline_hours: int = 24,
@@ -72,6 +73,7 @@ def check_health(
         emit_event(event=t.event, resource=resource, payload=t.detail)
         logger.warning("%s %s: %s", t.event, t.resource, t.detail)
     logger.info("active alerts: %s", ", ".join(active) or "none")
+    label_current_run(f"check-health: {len(active)} active alerts, {len(transitions)} changed")
     return HealthCheckReport(active=active, transitions=transitions)
 
 

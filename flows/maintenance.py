@@ -18,6 +18,7 @@ from blocks.store import DuckDBStore, IngestReport, utc_naive
 from blocks.store.queue import claim_due, set_status, settle
 from blocks.store.summaries import RetentionPolicy
 from blocks.store.summaries import apply_retention as delete_expired
+from flows.labels import label_current_run
 from flows.route import DEFAULT_RUNTIME, fast_subflows, route_batch
 from flows.runtime import get_runtime
 from routing.models import Task
@@ -29,7 +30,7 @@ def store_block(name: str | None) -> DuckDBStore:
     return DuckDBStore.load(name) if name else DuckDBStore()
 
 
-@flow(name="ingest-outcomes", persist_result=False)
+@flow(name="ingest-outcomes", persist_result=False, flow_run_name="ingest-outcomes: sweep the spool")
 def ingest_outcomes(store: str | None = None) -> IngestReport:
     """Ingest every claimable spool segment (sealed, or left open by a writer that has died)."""
     logger = get_run_logger()
@@ -43,7 +44,10 @@ def ingest_outcomes(store: str | None = None) -> IngestReport:
     return report
 
 
-@flow(name="apply-retention", persist_result=False)
+@flow(
+    name="apply-retention", persist_result=False,
+    flow_run_name="apply-retention: raw {raw_days} days, aggregates {aggregate_days} days",
+)
 def apply_retention(
     raw_days: int = 90, aggregate_days: int = 365, store: str | None = None, as_of: datetime | None = None
 ) -> dict[str, int]:
@@ -65,7 +69,7 @@ class DrainReport(BaseModel):
     invalid: int = 0
 
 
-@flow(name="drain-queue", persist_result=False)
+@flow(name="drain-queue", persist_result=False, flow_run_name="drain-queue on {runtime}")
 def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: int = 8) -> DrainReport:
     """Route up to `limit` due queued tasks, oldest first, with `route-batch` on `runtime`."""
     if limit < 1:
@@ -101,4 +105,5 @@ def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: i
     report.done = sum(status == "done" for status, _ in outcomes.values())
     report.failed = len(outcomes) - report.done
     logger.info("drained %d queued tasks: %d done, %d failed", report.claimed, report.done, report.failed)
+    label_current_run(f"drain-queue on {runtime}: {report.claimed} due, {report.done} done, {report.failed} failed")
     return report

@@ -52,6 +52,8 @@ def existing_store(database: str | None) -> DuckDBStore:
     return store
 
 
+SUCCESS_MEANS = "success: the target answered and the answer passed its check (if the task has one)"
+
 EPHEMERAL_STARTUP_SECONDS = "180"  # Prefect's 20 s default is too short on a busy 2-core machine
 
 

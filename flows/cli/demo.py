@@ -9,7 +9,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from flows.cli.common import DatabaseOption, console, describe_failure, fail, open_store, quiet_prefect
+from flows.cli.common import (
+    SUCCESS_MEANS,
+    DatabaseOption,
+    console,
+    describe_failure,
+    fail,
+    open_store,
+    quiet_prefect,
+)
 
 
 def demo(
@@ -63,7 +71,10 @@ def demo(
         except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback to the log
             fail(describe_failure(exc, log))
 
-    table = Table(title=f"{report.tasks} tasks, {report.succeeded} succeeded, {report.attempts} attempts")
+    table = Table(
+        title=f"{report.tasks} tasks, {report.succeeded} succeeded, {report.attempts} attempts",
+        caption=f"per attempt; {SUCCESS_MEANS}; rescues: tasks it answered after another target failed",
+    )
     for column in ("target", "calls", "success", "p50 ms", "cost $", "rescues", "breaker"):
         table.add_column(column, justify="left" if column in ("target", "breaker") else "right")
     for row in report.targets:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from flows.cli.common import DatabaseOption, console, existing_store, fail
+from flows.cli.common import SUCCESS_MEANS, DatabaseOption, console, existing_store, fail
 
 
 def health(
@@ -19,6 +20,7 @@ def health(
     from blocks.store import StoreError
     from blocks.store.history import recent_attempts
     from routing.calls.breaker_history import replay_breakers
+    from routing.models import ErrorType
 
     store = existing_store(database)
     try:
@@ -27,14 +29,19 @@ def health(
     except StoreError as exc:
         fail(exc)
     snapshots = replay_breakers(history, datetime.now(UTC))
-    table = Table(title=f"Target health (last {window} attempts each)")
-    for column in ("target", "breaker", "consecutive failures", "failures", "successes", "last error"):
+    wrong = Counter(r.target for r in history if r.error_type == ErrorType.WRONG_ANSWER)
+    table = Table(
+        title=f"Target health (last {window} attempts each)",
+        caption=f"{SUCCESS_MEANS}; to a breaker a wrong answer is a healthy call",
+    )
+    for column in ("target", "breaker", "consecutive failures", "transport failures", "wrong answers", "successes", "last error"):
         table.add_column(column)
     colour = {"closed": "green", "half_open": "yellow", "open": "red"}
     for name, snap in sorted(snapshots.items()):
         table.add_row(
             name, f"[{colour[snap.state]}]{snap.state}[/]", str(snap.consecutive_failures),
-            str(snap.total_failures), str(snap.total_successes), (snap.last_error or "")[:80],
+            str(snap.total_failures), str(wrong[name]), str(snap.total_successes - wrong[name]),
+            (snap.last_error or "")[:80],
         )
     console.print(table if snapshots else "no executions recorded yet")
 
@@ -81,7 +88,8 @@ def stats(database: DatabaseOption = None) -> None:
             )
         console.print(table)
         hours = max(1.0, max(r["seconds"] for r in group) / 3600)
-        for hint in savings_hints(perfs, calls_per_hour=sum(r["calls"] for r in group) / hours)[:3]:
+        calls = {r["target"]: r["calls"] for r in group}
+        for hint in savings_hints(perfs, calls_per_hour=sum(calls.values()) / hours, calls=calls)[:3]:
             console.print(f"  [cyan]hint[/cyan] {hint}")
     if budgets:
         table = Table(title="Budgets this period")

@@ -295,12 +295,18 @@ class SavingsHint:
     dollars_per_hour: float
     minutes_per_hour: float  # extra p95 latency x calls per hour, in minutes (negative if faster)
     success_points: float  # success percentage points lost (negative if gained)
+    cheaper_share: float = 0.0  # 1 - alternative's cost per call / current's
+    p95_delta_ms: float = 0.0  # alternative's p95 - current's (negative if faster)
+    calls: int | None = None  # the smaller of the two targets' call counts: the evidence behind it
 
     def __str__(self) -> str:
+        slower = "slower" if self.p95_delta_ms >= 0 else "faster"
+        less = "less" if self.success_points >= 0 else "more"
+        evidence = f", from {self.calls} calls" if self.calls is not None else ""
         return (
-            f"{self.current} -> {self.alternative}: saves {usd(self.dollars_per_hour)}/h for "
-            f"{self.minutes_per_hour:+.3g} min/h of p95 latency "
-            f"and {self.success_points:.3g} success points lost"
+            f"{self.alternative} instead of {self.current}: {self.cheaper_share:.0%} cheaper "
+            f"(saves {usd(self.dollars_per_hour)} an hour), {abs(self.p95_delta_ms) / 1000:.1f} s {slower} at p95, "
+            f"{abs(self.success_points):.0f} points {less} success{evidence}"
         )
 
 
@@ -310,11 +316,13 @@ def savings_hints(
     current: str | None = None,
     max_success_drop: float = 0.02,
     max_latency_increase: float = 0.25,
+    calls: Mapping[str, int] | None = None,
 ) -> list[SavingsHint]:
     """Cheaper targets only slightly worse than `current` (or than any target if None), most saved first.
 
     An alternative qualifies if it is cheaper, loses at most `max_success_drop` of success rate
     (0.02 = 2 points) and adds at most `max_latency_increase` (a fraction of the current p95) to the p95.
+    `calls` (per target) says how much evidence each hint rests on.
     """
     _check_perfs(perfs)
     check_amount("calls_per_hour", calls_per_hour)
@@ -329,6 +337,9 @@ def savings_hints(
             dollars_per_hour=(a.cost - b.cost) * calls_per_hour,
             minutes_per_hour=(b.p95_latency_ms - a.p95_latency_ms) * calls_per_hour / 60_000,
             success_points=(a.success_rate - b.success_rate) * 100,
+            cheaper_share=1 - b.cost / a.cost,
+            p95_delta_ms=b.p95_latency_ms - a.p95_latency_ms,
+            calls=min(calls[a.target], calls[b.target]) if calls else None,
         )
         for a in perfs
         if current in (None, a.target)
