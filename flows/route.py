@@ -69,7 +69,7 @@ def _start(runtime: RoutingRuntime, task: Task) -> _Chain:
     """
     if "category" not in task.model_fields_set:
         task = task.model_copy(update={"category": detect_category(task.payload)})
-    decision = runtime.sessions.route(task, runtime.router.choose)
+    decision = runtime.sessions.route(task, runtime.choose)
     runtime.store.record_decision(decision)
     return _Chain(task, AttemptPlan(decision, runtime.retry, runtime.breakers))
 
