@@ -91,18 +91,20 @@ class OutcomeAggregate(BaseModel):
 
 
 def is_large(change: PolicyChange, config: EngineConfig) -> bool:
-    if change.old is None or change.new is None or change.old.strategy != change.new.strategy:
+    """A first policy for a scope or its removal, another strategy or order, or a numeric option moved
+    by more than `large_change` of its value; adding or dropping an option (within bounds) is not large."""
+    if change.old is None or change.new is None:
         return True
-    if change.old.order != change.new.order:
+    if change.old.strategy != change.new.strategy or change.old.order != change.new.order:
         return True
-    for key in set(change.old.options) | set(change.new.options):
-        before, after = change.old.options.get(key), change.new.options.get(key)
-        if not (isinstance(before, int | float) and isinstance(after, int | float)):
-            if before != after:
-                return True
+    for key in set(change.old.options) & set(change.new.options):
+        before, after = change.old.options[key], change.new.options[key]
+        if before == after:
             continue
-        if before == 0 or abs(after - before) / abs(before) > config.large_change:
-            return before != after
+        if not (isinstance(before, int | float) and isinstance(after, int | float)) or before == 0:
+            return True
+        if abs(after - before) / abs(before) > config.large_change:
+            return True
     return False
 
 
