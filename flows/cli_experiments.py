@@ -199,13 +199,11 @@ def policy_history(limit: Annotated[int, typer.Option(min=1)] = 20, database: Da
     """The audit trail: who changed what, from what, why, and the snapshot taken before."""
     from blocks.store.experiments import policy_history as history
 
-    table = Table(title="policy changes")
-    for column in ("when", "scope", "old", "new", "by", "reason", "confidence", "snapshot before"):
-        table.add_column(column)
     for c in history(DuckDBStore(database=database), limit):
-        table.add_row(f"{c.timestamp:%Y-%m-%d %H:%M:%S}", c.scope, c.old.spec if c.old else "-", c.new.spec if c.new else "-",
-                      c.applied_by, c.reason, "-" if c.confidence is None else f"{c.confidence:.2f}", c.snapshot_id or "-")  # fmt: skip
-    console.print(table)
+        confidence = "" if c.confidence is None else f" (confidence {c.confidence:.2f})"
+        console.print(f"{c.timestamp:%Y-%m-%d %H:%M:%S} {c.scope}: {c.old.spec if c.old else '(default)'} -> "
+                      f"{c.new.spec if c.new else '(default)'} by {c.applied_by}: {c.reason}{confidence}; "
+                      f"snapshot before: {c.snapshot_id or '-'}")  # fmt: skip
 
 
 @policy_app.command("apply")

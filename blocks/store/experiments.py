@@ -12,7 +12,7 @@ when it changes. Assignments are the decisions routers logged with an experiment
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,11 @@ from routing.models import utcnow
 
 _PREFIX = "routing:"
 LIVE_FILE = Path("published") / "live.json"
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """The store keeps naive UTC; models hold aware datetimes."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def live_path(store: DuckDBStore) -> Path:
@@ -113,7 +118,7 @@ def load_snapshot(store: DuckDBStore, snapshot_id: str) -> Snapshot:
         raise UnknownNameError("policy snapshot", snapshot_id, known)
     row = rows[0]
     return Snapshot(id=row["snapshot_id"], state=PolicyState.model_validate_json(row["config"]), note=row["note"] or "",
-                    created_at=row["created_at"])  # fmt: skip
+                    created_at=_utc(row["created_at"]))  # fmt: skip
 
 
 def list_snapshots(store: DuckDBStore, limit: int = 20) -> list[dict[str, Any]]:
@@ -131,7 +136,7 @@ def policy_history(store: DuckDBStore, limit: int = 50) -> list[PolicyChange]:
     )
     return [
         PolicyChange(
-            id=r["adjustment_id"], scope=r["policy_id"].removeprefix(_PREFIX), timestamp=r["timestamp"],
+            id=r["adjustment_id"], scope=r["policy_id"].removeprefix(_PREFIX), timestamp=_utc(r["timestamp"]),
             old=Policy.model_validate_json(r["old_value"]) if r["old_value"] else None,
             new=Policy.model_validate_json(r["new_value"]) if r["new_value"] else None,
             reason=r["reason"] or "", applied_by=r["applied_by"] or "", confidence=r["confidence"],
@@ -218,7 +223,7 @@ def _experiment(row: dict[str, Any]) -> Experiment:
     return Experiment(
         id=row["experiment_id"], name=row["name"], status=Status(row["status"]), variants=tuple(json.loads(row["arms"])),
         config=config["config"], decision=row["verdict"], snapshot_id=config.get("snapshot_id"),
-        created_at=row["created_at"], stopped_at=row["stopped_at"],
+        created_at=_utc(row["created_at"]), stopped_at=_utc(row["stopped_at"]),
     )  # fmt: skip
 
 
