@@ -236,15 +236,18 @@ def _rule(name: str, primary: Bound | None, guards: list[Bound], n: int, config:
 _PRECEDENCE = (Verdict.ROLLBACK, Verdict.SHIP_TREATMENT, Verdict.CONTINUE, Verdict.KEEP_CONTROL, Verdict.FUTILE)
 
 
-def analyze(variants: Sequence[VariantData], weights: Sequence[float], config: ExperimentConfig) -> Analysis:
-    """`variants[0]` is the control; `weights` the configured traffic split."""
+def analyze(
+    variants: Sequence[VariantData], weights: Sequence[float], config: ExperimentConfig, posterior: bool = True
+) -> Analysis:
+    """`variants[0]` is the control; `weights` the configured traffic split. `posterior=False` skips
+    P(best), which is for reading and costs most of the time (simulations analysing thousands of peeks)."""
     control, treatments = variants[0], variants[1:]
     srm_result = sample_ratio_mismatch([v.n for v in variants], weights)
     srm = srm_result.pvalue < config.srm_alpha
     alpha = config.alpha / len(treatments)
     comparisons = [compare(t, control, config, alpha, srm) for t in treatments]
     summaries = [summarise(v, config.willingness_to_pay) for v in variants]
-    if all(v.n > 0 for v in variants):
+    if posterior and all(v.n > 0 for v in variants):
         for summary, p in zip(summaries, beta_p_best([s.successes for s in summaries], [s.n for s in summaries])):
             summary.p_best = p
     # one regressed treatment sends all traffic back; a treatment is shipped only when none regressed

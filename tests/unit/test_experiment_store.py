@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
+from experiments_support import route_synthetic
 from typer.testing import CliRunner
 
 from blocks.store import DuckDBStore
@@ -24,37 +24,14 @@ from blocks.store.experiments import (
     variant_data,
 )
 from flows.cli_experiments import ab_test_app, policy_app
-from routing.calls.outcomes import build_record
 from routing.errors import ConfigError
 from routing.experiments.assignment import Status, new_experiment
-from routing.experiments.live import PolicyRouting
 from routing.experiments.policy import parse_policy
-from routing.models import AttemptResult, Outcome, Target, Task
-from routing.router import Router
 
-TARGETS = [Target(name=n) for n in ("small", "mid")]
-QUALITY = {"small": 0.5, "mid": 0.9}
 runner = CliRunner()
 
 
-def route_synthetic(store: DuckDBStore, experiments, n: int, seed: int = 0) -> None:
-    """Route `n` tasks through the running experiments, as the runtime does, with simulated outcomes."""
-    rng = random.Random(seed)
-    routing = PolicyRouting(Router(TARGETS, parse_policy("thompson").build(["small", "mid"], seed)), experiments)
-    for _ in range(n):
-        task = Task(task_type="qa", payload="p")
-        decision = routing.choose(task)
-        store.record_decision(decision)
-        ok = rng.random() < QUALITY[decision.pick]
-        result = AttemptResult(target=decision.pick, ok=True, output="a", duration_ms=rng.uniform(10, 30),
-                               cost=0.001 if decision.pick == "mid" else 0.0002)  # fmt: skip
-        record = build_record(task, decision, TARGETS[0] if decision.pick == "small" else TARGETS[1], result, 1, 0.001)
-        record = record.model_copy(update={"success": ok})
-        store.record_execution(record)
-        routing.observe(Outcome.from_record(record), record.decision_id)
-    store.ingest()
-
-
+@pytest.mark.slow
 def test_an_experiment_is_stored_published_assigned_analysed_and_rolled_back(store: DuckDBStore) -> None:
     apply_policy(store, parse_policy("fixed:mid"), "start from mid", approved=True)
     experiment = start_experiment(store, new_experiment("x", parse_policy("fixed:mid"), [parse_policy("fixed:small")]))
@@ -95,6 +72,7 @@ def cli(app, *args: str) -> tuple[int, str]:
     return result.exit_code, " ".join(result.output.split())
 
 
+@pytest.mark.slow
 def test_ab_test_and_policy_commands(tmp_path: Path) -> None:
     db = str(tmp_path / "cli.duckdb")
     code, out = cli(ab_test_app, "start", "x", "--control", "fixed:mid", "--treatment", "fixed:small", "--require-ope", "-d", db)
