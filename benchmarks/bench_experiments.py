@@ -8,9 +8,14 @@ cost ~ Gamma, latency ~ lognormal, errors ~ Bernoulli(1 %), as on the demo fleet
   A/A            control == treatment, peeked at every `peek` tasks per variant up to the horizon:
                  aa_false_positive_rate = share of experiments that ever said ship_treatment or rollback;
                  beside it, a fixed-horizon t test (Welch) re-run at every peek, p < 0.05 (the naive way)
-  power          success 0.80 against 0.85, 0.90 (better) and 0.70 (worse): share reaching the right verdict
-                 by the horizon and median tasks per variant at the decision; the fixed-horizon sample size
+  power          success 0.80 against 0.85, 0.90 (better: ship_treatment) and 0.70 (worse: rollback or
+                 keep_control): share reaching the right verdict by the horizon of 3,000 tasks per variant and
+                 median tasks per variant at the decision; the fixed-horizon sample size
                  a two-proportion test needs for 80 % power is shown for scale
+  qlearning      the seed's claim that Q-learning improves routing by > 5 %, measured as an experiment:
+                 Thompson sampling (control) against Q-learning (treatment), both cost-aware (L = $0.01),
+                 50/50 through the same PolicyRouting the runtime uses, on the stable fleet's per-category
+                 success rates and prices (simulated calls, the demo's task mix); reward L x success - cost
   rollback       a regressed treatment (0.85 -> 0.55, as `fixed:small` against Thompson on the demo fleet;
                  and a cost guardrail: 3x the cost, same success) at 50/50 traffic of 20 tasks a minute,
                  analysed every 15 minutes as the deployment does: minutes and tasks until `rollback`
@@ -30,9 +35,15 @@ import numpy as np
 from common import RESULTS, report
 from scipy.stats import ttest_ind
 
+from blocks.fleet.config import STABLE_FLEET_PATH, load_fleet_config
+from blocks.fleet.knowledge import generate_tasks
 from routing.experiments.analysis import VariantData, Verdict, analyze
-from routing.experiments.assignment import ExperimentConfig
+from routing.experiments.assignment import ExperimentConfig, new_experiment
+from routing.experiments.live import PolicyRouting
+from routing.experiments.policy import parse_policy
 from routing.experiments.stats import sample_size_two_proportions
+from routing.models import Outcome, Target, Task
+from routing.router import Router
 
 CONFIG = ExperimentConfig(min_samples=50)
 WEIGHTS = [0.5, 0.5]
@@ -63,6 +74,38 @@ def run(rng, n_max: int, peeks: list[int], p_control: float, p_treatment: float,
         if result.decision is not Verdict.CONTINUE:
             return result.decision, n, naive
     return None, n_max, naive
+
+
+def qlearning_against_bandit(n_tasks: int, seed: int) -> dict:
+    """One experiment, Thompson vs Q-learning, on simulated calls to the stable fleet."""
+    fleet = load_fleet_config(STABLE_FLEET_PATH)
+    targets = [Target(name=m.name) for m in fleet.models]
+    names = [t.name for t in targets]
+    config = ExperimentConfig(metric="reward", min_samples=100)
+    experiment = new_experiment("qlearning-vs-bandit", parse_policy("thompson:willingness_to_pay=0.01"),
+                                [parse_policy("qlearning:willingness_to_pay=0.01")], 0.5, config)  # fmt: skip
+    routing = PolicyRouting(Router(targets, parse_policy("thompson").build(names, seed)), [experiment], seed=seed)
+    rng = np.random.default_rng(seed)
+    rows: dict[str, list[dict]] = {v.name: [] for v in experiment.variants}
+    for entry in generate_tasks(n_tasks, seed):
+        task = Task(task_type=entry.task_type, category=entry.category, payload=entry.prompt)
+        decision = routing.choose(task)
+        model = fleet.model(decision.pick)
+        success = bool(rng.random() < model.quality_for(task.category))
+        output_tokens = 20 + model.verbosity
+        cost = (task.estimated_tokens * model.price.input_per_1k_tokens + output_tokens * model.price.output_per_1k_tokens) / 1000
+        latency = float(rng.lognormal(np.log(model.latency.median_ms), model.latency.sigma))
+        routing.observe(Outcome(target=model.name, task_type=task.task_type, category=task.category, success=success,
+                                duration_ms=latency, cost=cost), decision.id)  # fmt: skip
+        rows[decision.variant].append({"success": success, "cost": cost, "latency_ms": latency, "errored": 0})
+    result = analyze([VariantData.from_rows(v.name, rows[v.name]) for v in experiment.variants], experiment.weights, config)
+    control, treatment = result.variants
+    bound = result.comparisons[0].primary
+    return {
+        "seed": seed, "tasks": n_tasks, "thompson_reward": control.mean_reward, "qlearning_reward": treatment.mean_reward,
+        "improvement_pct": 100 * (treatment.mean_reward - control.mean_reward) / abs(control.mean_reward),
+        "difference_low": bound.low, "difference_high": bound.high, "decision": result.decision.value,
+    }  # fmt: skip
 
 
 def main(quick: bool, json_path: Path) -> dict:
@@ -96,12 +139,17 @@ def main(quick: bool, json_path: Path) -> dict:
     n_power = 60 if quick else 300
     power_horizon = 3000
     power_peeks = list(range(100, power_horizon + 1, 100))
-    for p_treatment, wanted in ((0.85, Verdict.SHIP_TREATMENT), (0.90, Verdict.SHIP_TREATMENT), (0.70, Verdict.ROLLBACK)):
+    for p_treatment in (0.85, 0.90, 0.70):
         outcomes = [run(rng, power_horizon, power_peeks, 0.8, p_treatment)[:2] for _ in range(n_power)]
-        right = [n for decision, n in outcomes if decision is wanted]
+        # a better treatment must be shipped; a worse one stopped (rollback, or keep_control when it can no
+        # longer be better by the minimum effect before it is proven worse)
+        wanted = {Verdict.SHIP_TREATMENT} if p_treatment > 0.8 else {Verdict.ROLLBACK, Verdict.KEEP_CONTROL}
+        right = [n for decision, n in outcomes if decision in wanted]
         power_rows.append({
             "effect": f"0.80 -> {p_treatment:.2f}", "experiments": n_power, "horizon_per_variant": power_horizon,
-            "power": len(right) / n_power, "median_tasks_to_decision": statistics.median(right) if right else None,
+            "power": len(right) / n_power,
+            "rollback_share": sum(d is Verdict.ROLLBACK for d, _ in outcomes) / n_power,
+            "median_tasks_to_decision": float(statistics.median(right)) if right else None,
             "fixed_horizon_n_for_80pct": sample_size_two_proportions(0.8, p_treatment),
         })  # fmt: skip
 
@@ -117,6 +165,7 @@ def main(quick: bool, json_path: Path) -> dict:
             "median_minutes_to_rollback": statistics.median(15 * n / per_peek for n in rolled) if rolled else None,
             "median_tasks_to_rollback": 2 * statistics.median(rolled) if rolled else None,
         })  # fmt: skip
+    q_rows = [qlearning_against_bandit(2000 if quick else 4000, seed) for seed in range(1 if quick else 3)]
     timing = time.perf_counter()
     control, treatment = tasks(rng, 1000, 0.8), tasks(rng, 1000, 0.8)
     for _ in range(20):
@@ -127,8 +176,11 @@ def main(quick: bool, json_path: Path) -> dict:
            "false positive: ship_treatment or rollback at any peek; the naive test re-runs Welch's t (p < 0.05) at each peek")  # fmt: skip
     report("experiments_power", "Power and tasks per variant to a decision (peek every 100)", power_rows,
            "fixed_horizon_n_for_80pct: tasks per variant a single-look two-proportion test needs")  # fmt: skip
+    report("experiments_qlearning", "Q-learning against Thompson sampling as an experiment (reward = L x success - cost)",
+           q_rows, "the seed claimed > 5 % improvement for Q-learning; improvement_pct is measured, difference_* is the "
+           "always-valid 95 % bound on its reward minus Thompson's")  # fmt: skip
     report("experiments_rollback", "Time to rollback at 20 tasks/min, 50/50, analysed every 15 min", rollback_rows)
-    payload = {**aa_result, "power": power_rows, "rollback": rollback_rows, "analysis_ms_1000_per_variant": analysis_ms,
+    payload = {**aa_result, "power": power_rows, "rollback": rollback_rows, "qlearning_vs_bandit": q_rows, "analysis_ms_1000_per_variant": analysis_ms,
                "aa_seconds": aa_seconds, "quick": quick}  # fmt: skip
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(payload, indent=2))

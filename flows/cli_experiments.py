@@ -111,7 +111,7 @@ def _print_report(result: dict) -> None:
     for column in ("variant", "policy", "n", "success", "mean cost", "p95 ms", "errors", "P(best)"):
         table.add_column(column)
     for name, v in result["variants"].items():
-        fmt = lambda x, d=3: "-" if x is None else f"{x:.{d}g}"  # noqa: E731
+        fmt = lambda x, d=3: "-" if x is None else f"{x:.{d}g}"
         table.add_row(name, v["policy"], str(v["n"]), fmt(v["success_rate"]), fmt(v["mean_cost"]), fmt(v["p95_ms"]),
                       fmt(v["error_rate"]), fmt(v["p_best"]))  # fmt: skip
     console.print(table)

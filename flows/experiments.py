@@ -49,7 +49,7 @@ def report(experiment: Experiment, analysis: Analysis) -> dict[str, Any]:
             v.name: {**v.model_dump(exclude={"name"}), "policy": experiment.variant(v.name).policy.spec,
                      "weight": experiment.variant(v.name).weight}
             for v in analysis.variants
-        },  # fmt: skip
+        },
         "comparisons": [c.model_dump(mode="json") for c in analysis.comparisons],
         "snapshot_id": experiment.snapshot_id,
     }

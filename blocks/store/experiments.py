@@ -141,7 +141,7 @@ def policy_history(store: DuckDBStore, limit: int = 50) -> list[PolicyChange]:
             new=Policy.model_validate_json(r["new_value"]) if r["new_value"] else None,
             reason=r["reason"] or "", applied_by=r["applied_by"] or "", confidence=r["confidence"],
             evidence_count=r["evidence_count"] or 0, snapshot_id=r["snapshot_id"],
-        )  # fmt: skip
+        )
         for r in rows
     ]
 

@@ -31,7 +31,14 @@ from pydantic import BaseModel
 
 from routing.experiments.assignment import ExperimentConfig
 from routing.experiments.sequential import msprt
-from routing.experiments.stats import beta_p_best, chi_square, cohens_d, fisher_exact, sample_ratio_mismatch, t_test
+from routing.experiments.stats import (
+    beta_p_best,
+    chi_square,
+    cohens_d,
+    fisher_exact,
+    sample_ratio_mismatch,
+    t_test,
+)
 from routing.stats.significance import wilson_interval
 
 
