@@ -228,6 +228,30 @@ def policy_apply(
                   f"snapshot before it: {change.snapshot_id}")  # fmt: skip
 
 
+@policy_app.command("propose")
+def policy_propose(
+    apply: Annotated[bool, typer.Option("--apply", help="Apply each proposal that passes validation.")] = False,
+    approve: Annotated[bool, typer.Option("--approve", help="Approve large changes among them.")] = False,
+    database: DatabaseOption = None,
+) -> None:
+    """What the evidence in the store (drift in success, user acceptance) suggests changing."""
+    from blocks.store.experiments import apply_policy, load_policy_state, outcome_aggregates
+    from routing.experiments.engine import EngineConfig, propose
+
+    store = DuckDBStore(database=database)
+    proposals = propose(load_policy_state(store), outcome_aggregates(store), EngineConfig())
+    if not proposals:
+        console.print("no adjustment proposed: no drift or rejection strong enough in the store's outcomes")
+    for change in proposals:
+        console.print(f"{change.scope}: {change.old.spec if change.old else '(default)'} -> {change.new.spec}: {change.reason}")
+        if apply:
+            try:
+                apply_policy(store, change.new, change.reason, change.scope, "engine", approve, change.confidence)
+                console.print("  applied")
+            except RoutingError as exc:
+                console.print(f"  not applied: {exc}")
+
+
 @policy_app.command("rollback")
 def policy_rollback(snapshot: Annotated[str, typer.Argument(help="Snapshot id (see `policy list` or `history`).")],
                     database: DatabaseOption = None) -> None:  # fmt: skip

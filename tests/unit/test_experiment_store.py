@@ -18,6 +18,7 @@ from blocks.store.experiments import (
     load_experiment,
     load_live,
     load_policy_state,
+    outcome_aggregates,
     policy_history,
     start_experiment,
     sync_assignments,
@@ -42,6 +43,9 @@ def test_an_experiment_is_stored_published_assigned_analysed_and_rolled_back(sto
         start_experiment(store, new_experiment("x", parse_policy("fixed:mid"), [parse_policy("ucb1")]))
     route_synthetic(store, [experiment], 300)
     assert sync_assignments(store) == 300 and sync_assignments(store) == 0
+    (aggregate,) = outcome_aggregates(store)
+    assert (aggregate.task_type, aggregate.recent_n, aggregate.earlier_n) == ("qa", 300, 0)
+    assert outcome_aggregates(store, recent_hours=0)[0].earlier_n == 300
     control, treatment = variant_data(store, experiment)
     assert control.n + treatment.n == 300 and abs(control.n - treatment.n) < 60
     assert treatment.success.mean() < control.success.mean()
@@ -107,6 +111,8 @@ def test_ab_test_and_policy_commands(tmp_path: Path) -> None:
     assert "applied by hand" in cli(policy_app, "history", "-d", db)[1]
     code, out = cli(policy_app, "apply", "weighted:min_sample=20", "--approve", "-d", db)
     assert code == 1 and "min_sample" in out
+    code, out = cli(policy_app, "propose", "-d", db)
+    assert code == 0 and "no adjustment proposed" in out  # weighted is no bandit: nothing to discount
     code, out = cli(policy_app, "rollback", snapshot, "-d", db)
     assert code == 0 and "restored" in out
     assert cli(policy_app, "show", "-d", db)[1].strip() == "null"
