@@ -8,34 +8,26 @@ routers at once (published/live.json), so `ab-test start` then `demo` runs the e
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from blocks.store import DuckDBStore
+from flows.cli.common import DatabaseOption, console, existing_store, fail, open_store
 from routing.errors import RoutingError
 
-console = Console()
+if TYPE_CHECKING:
+    from blocks.store import DuckDBStore
 ab_test_app = typer.Typer(help="A/B tests of routing policies, analysed with always-valid statistics.", no_args_is_help=True)
 policy_app = typer.Typer(help="The routing policy in force: list, show, history, apply, rollback.", no_args_is_help=True)
 
-DatabaseOption = Annotated[
-    str | None, typer.Option("--database", "-d", help="DuckDB file (default: $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb).")
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=1)
-
-
-def _ingested(database: str | None) -> DuckDBStore:
+def _ingested(store: DuckDBStore) -> DuckDBStore:
+    """The store with the spooled decisions and outcomes ingested and assignments copied."""
     from blocks.store.experiments import sync_assignments
 
-    store = DuckDBStore(database=database)
     store.ingest(seal=False)
     sync_assignments(store)
     return store
@@ -76,7 +68,7 @@ def start(
             raise RoutingError(f"--metric must be success or reward, got {metric!r}")
         config = ExperimentConfig(metric=metric, min_samples=min_samples, willingness_to_pay=willingness_to_pay)
         experiment = new_experiment(name, parse_policy(control), [parse_policy(t) for t in treatment], traffic, config)
-        store = _ingested(database)
+        store = _ingested(open_store(database))
         verdict = _ope(store, experiment.control.policy, [v.policy for v in experiment.variants[1:]], metric, willingness_to_pay)
         if verdict is None:
             message = "off-policy gate: no logged decisions to evaluate on"
@@ -92,7 +84,7 @@ def start(
                 raise RoutingError(f"--require-ope: {verdict.reason}")
         experiment = start_experiment(store, experiment)
     except (RoutingError, ValueError) as exc:
-        raise _fail(str(exc)) from exc
+        fail(exc)
     shares = ", ".join(f"{v.name} {v.policy.spec} {v.weight:.0%}" for v in experiment.variants)
     console.print(f"experiment {name} running: {shares}; policy snapshot {experiment.snapshot_id}")
 
@@ -101,7 +93,7 @@ def _analysis(name: str, database: str | None, act: bool) -> dict:
     from blocks.store.experiments import load_experiment
     from flows.experiments import analyze_one, report
 
-    store = _ingested(database)
+    store = _ingested(existing_store(database))
     experiment, analysis = analyze_one(store, load_experiment(store, name), act=act)
     return report(experiment, analysis)
 
@@ -123,7 +115,7 @@ def _show(name: str, database: str | None, as_json: bool, act: bool) -> None:
     try:
         result = _analysis(name, database, act)
     except RoutingError as exc:
-        raise _fail(str(exc)) from exc
+        fail(exc)
     if as_json:
         typer.echo(json.dumps(result, default=str))
     else:
@@ -149,9 +141,9 @@ def stop(name: str, database: DatabaseOption = None) -> None:
     from routing.experiments.assignment import Status
 
     try:
-        experiment = finish_experiment(DuckDBStore(database=database), name, Status.STOPPED, None)
+        experiment = finish_experiment(existing_store(database), name, Status.STOPPED, None)
     except RoutingError as exc:
-        raise _fail(str(exc)) from exc
+        fail(exc)
     console.print(f"experiment {experiment.name} stopped")
 
 
@@ -163,7 +155,7 @@ def list_(database: DatabaseOption = None) -> None:
     table = Table(title="experiments")
     for column in ("name", "status", "decision", "metric", "variants", "started"):
         table.add_column(column)
-    for e in list_experiments(DuckDBStore(database=database)):
+    for e in list_experiments(existing_store(database)):
         variants = ", ".join(f"{v.name}={v.policy.spec} ({v.weight:.0%})" for v in e.variants)
         table.add_row(e.name, e.status.value, e.decision or "-", e.config.metric, variants, f"{e.created_at:%Y-%m-%d %H:%M}")
     console.print(table)
@@ -174,7 +166,7 @@ def policy_list(database: DatabaseOption = None) -> None:
     """The policy in force per scope, and recent snapshots to roll back to."""
     from blocks.store.experiments import list_snapshots, load_policy_state
 
-    store = DuckDBStore(database=database)
+    store = existing_store(database)
     state = load_policy_state(store)
     if not state.policies:
         console.print("no policy applied: routers use their configured strategy")
@@ -190,7 +182,7 @@ def policy_show(scope: Annotated[str, typer.Argument(help="'*' (every task type)
     """One scope's policy as JSON."""
     from blocks.store.experiments import load_policy_state
 
-    policy = load_policy_state(DuckDBStore(database=database)).policy_for(scope)
+    policy = load_policy_state(existing_store(database)).policy_for(scope)
     typer.echo(json.dumps(policy.model_dump(mode="json") if policy else None, indent=1))
 
 
@@ -199,7 +191,7 @@ def policy_history(limit: Annotated[int, typer.Option(min=1)] = 20, database: Da
     """The audit trail: who changed what, from what, why, and the snapshot taken before."""
     from blocks.store.experiments import policy_history as history
 
-    for c in history(DuckDBStore(database=database), limit):
+    for c in history(existing_store(database), limit):
         confidence = "" if c.confidence is None else f" (confidence {c.confidence:.2f})"
         console.print(f"{c.timestamp:%Y-%m-%d %H:%M:%S} {c.scope}: {c.old.spec if c.old else '(default)'} -> "
                       f"{c.new.spec if c.new else '(default)'} by {c.applied_by}: {c.reason}{confidence}; "
@@ -221,9 +213,9 @@ def policy_apply(
     try:
         policy = parse_policy(spec, task_type)
         policy.build(["probe"] if not policy.order else list(policy.order))  # options fail here, naming themselves
-        change = apply_policy(DuckDBStore(database=database), policy, reason, scope=task_type or "*", approved=approve)
+        change = apply_policy(open_store(database), policy, reason, scope=task_type or "*", approved=approve)
     except RoutingError as exc:
-        raise _fail(str(exc)) from exc
+        fail(exc)
     console.print(f"{change.scope}: {change.old.spec if change.old else '(default)'} -> {policy.spec}; "
                   f"snapshot before it: {change.snapshot_id}")  # fmt: skip
 
@@ -238,7 +230,7 @@ def policy_propose(
     from blocks.store.experiments import apply_policy, load_policy_state, outcome_aggregates
     from routing.experiments.engine import EngineConfig, propose
 
-    store = DuckDBStore(database=database)
+    store = existing_store(database)
     proposals = propose(load_policy_state(store), outcome_aggregates(store), EngineConfig())
     if not proposals:
         console.print("no adjustment proposed: no drift or rejection strong enough in the store's outcomes")
@@ -259,7 +251,7 @@ def policy_rollback(snapshot: Annotated[str, typer.Argument(help="Snapshot id (s
     from blocks.store.experiments import rollback_policies
 
     try:
-        state = rollback_policies(DuckDBStore(database=database), snapshot, f"rolled back to {snapshot} by hand", "cli")
+        state = rollback_policies(existing_store(database), snapshot, f"rolled back to {snapshot} by hand", "cli")
     except RoutingError as exc:
-        raise _fail(str(exc)) from exc
+        fail(exc)
     console.print("restored: " + (", ".join(f"{s}: {p.spec}" for s, p in state.policies.items()) or "no policy (configured strategy)"))
