@@ -26,7 +26,8 @@ def judged_attempt(store: DuckDBStore, task_id: str) -> dict[str, Any]:
     )
     if not rows:
         recent = store.query("SELECT task_id FROM executions GROUP BY task_id ORDER BY max(timestamp) DESC LIMIT 5")
-        raise UnknownNameError("routed task", task_id, [r["task_id"] for r in recent], "the most recent shown")
+        raise UnknownNameError("routed task", task_id, [r["task_id"] for r in recent],
+                               "the newest shown; a task routed moments ago may still be in a running gateway's spool")
     return rows[0]
 
 

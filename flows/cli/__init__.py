@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from flows.cli import costs, decisions, demo, ops, replay, status
+from flows.cli import costs, decisions, demo, feedback, gateway, mcp, ops, replay, status
 from flows.cli.fleet import fleet_app
 from flows.cli.store import db_app
 
@@ -55,6 +55,9 @@ COMMANDS = {
     "stop": ops.stop,
     "env": ops.env,
     "replay": replay.replay,
+    "feedback": feedback.feedback,
+    "gateway": gateway.gateway,
+    "mcp": mcp.mcp,
 }
 for command_name, command in COMMANDS.items():
     app.command(command_name)(command)

@@ -14,7 +14,6 @@ from blocks.fleet.config import load_fleet_config
 from blocks.fleet.launcher import FleetServer
 from blocks.fleet.targets import fleet_targets
 from blocks.store import DuckDBStore
-from flows.gateway.metrics import SERVED
 from flows.gateway.serve import GatewayServer
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing.calls.retry import RetryPolicy
@@ -65,7 +64,7 @@ def client(server: GatewayServer) -> openai.OpenAI:
 
 
 def test_openai_client_gets_a_routed_answer_after_fallback(fixed) -> None:
-    server, runtime = fixed
+    server, _ = fixed
     raw = client(server).chat.completions.with_raw_response.create(
         model="router", messages=[{"role": "user", "content": "What is the capital of France?"}]
     )
@@ -125,7 +124,12 @@ def test_models_lists_the_router_and_every_target(fixed) -> None:
 
 def test_attempts_are_task_runs_of_the_gateway_flow_run(fixed) -> None:
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, TaskRunFilter, TaskRunFilterFlowRunId
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
 
     server, _ = fixed
     client(server).chat.completions.create(model="mid", messages=[{"role": "user", "content": "Hello"}])
@@ -134,3 +138,148 @@ def test_attempts_are_task_runs_of_the_gateway_flow_run(fixed) -> None:
         assert len(runs) == 1 and runs[0].state.is_running()
         tasks = prefect.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[runs[0].id])))
     assert any(t.name.startswith("call mid") for t in tasks)
+
+
+def test_feedback_changes_the_reward_the_learner_sees(learning) -> None:
+    from routing.strategies.qlearning import reward
+
+    server, runtime = learning
+    strategy = runtime.router.strategy
+    completion = client(server).chat.completions.create(
+        model="router/support", messages=[{"role": "user", "content": "My order has not arrived, what can I do?"}]
+    )
+    state = strategy._chosen[completion.id]
+    target = next(iter(t for t in runtime.targets if strategy.learner.table.visits(state, t)), None)
+    assert target is not None  # the attempt that answered was learned from
+    before = {t: strategy.learner.table.value(state, t) for t in runtime.targets}
+
+    response = httpx.post(server.root_url + "/api/v1/feedback", json={"task_id": completion.id, "rating": 1, "comment": "useless"})
+    assert response.status_code == 201, response.text
+    received = response.json()
+    answered = received["target"]
+    assert received["verdict"] == "poor" and received["reward"] == reward(True, received["quality_score"], "poor") == -1.0
+    assert received["learners_updated"] == 1
+    lr = strategy.learner.config.learning_rate
+    expected = before[answered] + lr * (reward(True, received["quality_score"], "poor") - reward(True, received["quality_score"]))
+    after = {t: strategy.learner.table.value(state, t) for t in runtime.targets}
+    assert after[answered] == pytest.approx(expected) and after[answered] < before[answered]
+    assert {t: v for t, v in after.items() if t != answered} == {t: v for t, v in before.items() if t != answered}
+
+    rows = runtime.store.query("SELECT task_id, rating, verdict, comment, execution_id FROM feedback")
+    assert [(r["task_id"], r["rating"], r["verdict"], r["comment"]) for r in rows] == [(completion.id, 1, "poor", "useless")]
+    attempt = runtime.store.query("SELECT target, success FROM executions WHERE execution_id = ?", [rows[0]["execution_id"]])
+    assert attempt == [{"target": answered, "success": True}]
+
+
+def test_feedback_on_an_unknown_task_or_without_a_verdict_is_refused(learning) -> None:
+    server, _ = learning
+    unknown = httpx.post(server.root_url + "/api/v1/feedback", json={"task_id": "no-such-task", "rating": 5})
+    assert unknown.status_code == 404 and "unknown routed task 'no-such-task'" in unknown.json()["error"]["message"]
+    empty = httpx.post(server.root_url + "/api/v1/feedback", json={"task_id": "x"})
+    assert empty.status_code == 400 and "rating (1-5) or accepted" in empty.json()["error"]["message"]
+    bad = httpx.post(server.root_url + "/api/v1/feedback", json={"task_id": "x", "rating": 9})
+    assert bad.status_code == 400 and "rating" in bad.json()["error"]["message"]
+
+
+def test_feedback_command_writes_the_feedback_table(learning) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    server, runtime = learning
+    completion = client(server).chat.completions.create(model="small", messages=[{"role": "user", "content": "Thanks!"}])
+    runtime.store.ingest()  # what the gateway does every few seconds: the command reads the store, not its spool
+    result = CliRunner().invoke(app, ["feedback", completion.id, "--rating", "5", "--comment", "great", "--database", str(runtime.store.path)])
+    assert result.exit_code == 0, result.output
+    assert f"feedback on {completion.id} (small): excellent, reward +1.0" in result.output
+    rows = runtime.store.query("SELECT rating, verdict, comment FROM feedback WHERE task_id = ?", [completion.id])
+    assert rows == [{"rating": 5, "verdict": "excellent", "comment": "great"}]
+    missing = CliRunner().invoke(app, ["feedback", "nope", "--accepted", "--database", str(runtime.store.path)])
+    assert missing.exit_code == 1 and "unknown routed task 'nope'" in missing.output
+
+
+def test_provider_health_shows_the_broken_target_failing(fixed) -> None:
+    server, _ = fixed
+    client(server).chat.completions.create(model="router", messages=[{"role": "user", "content": "Hello there"}])
+    health = httpx.get(server.root_url + "/api/v1/provider-health").json()
+    assert set(health) == {"broken", "small", "mid"}
+    assert health["broken"]["total_failures"] >= 2 and health["broken"]["last_error"]
+    assert health["small"]["total_successes"] >= 1 and health["small"]["state"] == "closed"
+
+
+def test_benchmarks_run_by_the_admin_route_are_listed(fixed) -> None:
+    server, _ = fixed
+    assert httpx.get(server.root_url + "/api/v1/benchmarks", params={"category": "math"}).json() == {"math": []}
+    ran = httpx.post(server.root_url + "/api/v1/admin/run-benchmarks", json={"categories": ["math"], "per_category": 1}, timeout=120)
+    assert ran.status_code == 200, ran.text
+    assert ran.json()["status"] == "completed" and ran.json()["results"]["cases"] == 1
+    listed = httpx.get(server.root_url + "/api/v1/benchmarks", params={"category": "math"}).json()
+    assert {r["target"] for r in listed["math"]} == {"broken", "small", "mid"}
+    assert all(r["cases"] == 1 and r["run_id"] == listed["math"][0]["run_id"] for r in listed["math"])
+    assert httpx.get(server.root_url + "/api/v1/benchmarks", params={"category": "poetry"}).status_code == 404
+
+
+def test_decisions_filter_by_task_type_and_target(fixed) -> None:
+    server, _ = fixed
+    for content in ("one", "two"):
+        client(server).chat.completions.create(model="router/filtering", messages=[{"role": "user", "content": content}])
+    rows = httpx.get(server.root_url + "/routing/decisions", params={"task_type": "filtering", "limit": 10}).json()
+    assert len(rows) == 2 and {r["task_type"] for r in rows} == {"filtering"}
+    assert rows[0]["timestamp"] >= rows[1]["timestamp"]
+    by_pick = httpx.get(server.root_url + "/routing/decisions", params={"target": "mid", "limit": 50}).json()
+    assert by_pick and {r["pick"] for r in by_pick} == {"mid"}
+    assert httpx.get(server.root_url + "/routing/decisions", params={"limit": 0}).status_code == 400
+
+
+def test_an_experiment_started_over_the_api_routes_exposures_and_stops(fixed) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server, _ = fixed
+    api = server.root_url + "/api/v1/experiments"
+    started = httpx.post(api, json={"name": "mid-vs-fixed", "control": "fixed:broken,small", "treatments": ["fixed:mid"], "traffic": 0.5})
+    assert started.status_code == 201, started.text
+    assert [e["name"] for e in httpx.get(api).json()] == ["mid-vs-fixed"]
+    picks = set()
+    for i in range(12):
+        raw = client(server).chat.completions.with_raw_response.create(model="router/ab", messages=[{"role": "user", "content": f"question {i}"}])
+        picks.add(raw.headers["x-adaptive-router-target"])
+    assert picks == {"small", "mid"}  # both variants served
+    status = httpx.get(f"{api}/mid-vs-fixed").json()
+    assert status["status"] == "running" and sum(v["n"] for v in status["variants"].values()) == 12
+    families = {f.name: f for f in text_string_to_metric_families(httpx.get(server.root_url + "/metrics").text)}
+    exposures = {s.labels["variant"]: s.value for s in families["adaptive_router_experiment_exposures"].samples if s.name.endswith("_total")}
+    assert set(exposures) == {"control", "treatment"} and sum(exposures.values()) == 12
+    analyzed = httpx.post(f"{api}/mid-vs-fixed/analyze")
+    assert analyzed.status_code == 200 and analyzed.json()["decision"]
+    stopped = httpx.post(f"{api}/mid-vs-fixed/stop")
+    assert stopped.status_code == 200 and stopped.json()["status"] in ("stopped",)
+    assert httpx.post(f"{api}/nope/stop").status_code == 404
+
+
+def test_metrics_parse_and_count_what_was_routed(fixed) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from flows.gateway.metrics import SERVED
+
+    server, _ = fixed
+    client(server).chat.completions.create(model="router", messages=[{"role": "user", "content": "Count me"}])
+    text = httpx.get(server.root_url + "/metrics").text
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append(sample)
+    served = {name for name in samples} | {name.removesuffix(s) for name in samples for s in ("_bucket", "_sum", "_count", "_created")}
+    assert set(SERVED) - {"adaptive_router_feedback_total"} <= served
+
+    def value(name: str, **labels: str) -> float:
+        return sum(s.value for s in samples[name] if all(s.labels.get(k) == v for k, v in labels.items()))
+
+    assert value("adaptive_router_adapter_success_rate", adapter="broken") == 0.0
+    assert 0 < value("adaptive_router_adapter_success_rate", adapter="small") <= 1
+    assert value("adaptive_router_fallbacks_total") >= 2
+    assert value("adaptive_router_attempts_total", adapter="broken", outcome="server_error") >= 2
+    assert value("adaptive_router_execution_cost_total") > 0
+    assert value("adaptive_router_routing_decision_seconds_count") >= 1
+    assert value("adaptive_router_requests_total", task_type=CAPPED, status="failed") >= 1
+    assert value("adaptive_router_budget_remaining_dollars") == 0.0 and value("adaptive_router_budget_limit_dollars") == 0.0
+    assert {s.labels["adapter"] for s in samples["adaptive_router_breaker_state"]} == {"broken", "small", "mid"}
