@@ -14,7 +14,6 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from routing.errors import ConfigError
 from routing.strategies.base import Strategy, walk
 from routing.strategies.qlearning import Feedback as Verdict
 
@@ -34,7 +33,7 @@ class Feedback(BaseModel):
     @model_validator(mode="after")
     def _says_something(self) -> Feedback:
         if self.rating is None and self.accepted is None:
-            raise ConfigError("feedback needs a rating (1-5) or accepted (true/false)")
+            raise ValueError("feedback needs a rating (1-5) or accepted (true/false)")
         return self
 
     @property

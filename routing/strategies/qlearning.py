@@ -268,8 +268,12 @@ class QLearningStrategy:
 
     def distribution(self, task: Task, targets: Sequence[Target], book: StatsBook) -> dict[str, float]:
         """The policy in `task`'s state, which becomes the last state seen for its task type (so an
-        ensemble that draws from this distribution has its outcomes credited to that state)."""
+        ensemble that draws from this distribution has its outcomes credited to that state) and the
+        state feedback on this task will correct."""
         state = self._last[task.task_type] = self.learner.state(task)
+        self._chosen[task.id] = state
+        if len(self._chosen) > FEEDBACK_MEMORY:
+            self._chosen.popitem(last=False)
         return self.learner.policy(state, [t.name for t in targets])
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
@@ -277,9 +281,6 @@ class QLearningStrategy:
         names, state = list(probabilities), self._last[task.task_type]
         pick = draw(self._rng, probabilities)
         self._pending[(task.task_type, pick)].append(state)
-        self._chosen[task.id] = state
-        if len(self._chosen) > FEEDBACK_MEMORY:
-            self._chosen.popitem(last=False)
         table = self.learner.table
         candidates = sorted(
             (
