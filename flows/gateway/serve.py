@@ -30,6 +30,17 @@ from routing.errors import UnknownNameError
 DEFAULT_PORT = 8800
 INGEST_SECONDS = 15.0  # how often the gateway moves its spooled records into the store
 
+class _Server(uvicorn.Server):
+    """Uvicorn that keeps a stop signal to itself: after a graceful shutdown on SIGTERM or Ctrl-C it does
+    not raise the signal again, so the gateway's flow run ends Completed instead of Crashed."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
+
+
 _servers: dict[int, uvicorn.Server] = {}
 logger = logging.getLogger("adaptive_router")
 
@@ -77,7 +88,7 @@ def gateway(
         service = Gateway(name, subflow_per_request)
         config = uvicorn.Config(create_app(service, token), host=host, port=port, log_level="warning",
                                 access_log=False, lifespan="off")  # fmt: skip
-        server = uvicorn.Server(config)
+        server = _Server(config)
         _servers[port] = server
         stop = threading.Event()
         ingester = threading.Thread(target=_ingest_periodically, args=(service, stop), daemon=True)
