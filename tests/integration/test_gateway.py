@@ -17,6 +17,7 @@ from blocks.store import DuckDBStore
 from flows.gateway.serve import GatewayServer
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing.calls.retry import RetryPolicy
+from routing.errors import ConfigError
 from routing.spend.budgets import Budget, Period, Scope
 from routing.strategies.registry import build_strategy
 
@@ -283,3 +284,29 @@ def test_metrics_parse_and_count_what_was_routed(fixed) -> None:
     assert value("adaptive_router_requests_total", task_type=CAPPED, status="failed") >= 1
     assert value("adaptive_router_budget_remaining_dollars") == 0.0 and value("adaptive_router_budget_limit_dollars") == 0.0
     assert {s.labels["adapter"] for s in samples["adaptive_router_breaker_state"]} == {"broken", "small", "mid"}
+
+
+def test_subflow_per_request_gives_each_request_a_routed_call_flow_run(prefect_harness, broken_fleet, tmp_path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId
+
+    for server, _ in _gateway("gw-subflow", broken_fleet, tmp_path / "router.duckdb", "fixed", order=["mid"]):
+        server.stop()  # the fixture's server runs task mode; serve the same runtime with a subflow per request
+        with GatewayServer("gw-subflow", subflow_per_request=True) as subflows:
+            raw = client(subflows).chat.completions.with_raw_response.create(model="router", messages=[{"role": "user", "content": "Hi"}])
+            assert raw.headers["x-adaptive-router-target"] == "mid"
+            with get_client(sync_client=True) as prefect:
+                runs = prefect.read_flow_runs(flow_run_filter=FlowRunFilter(parent_task_run_id=FlowRunFilterParentTaskRunId(is_null_=False)))
+            routed = [r for r in runs if r.name.startswith("chat -> mid")]
+            assert len(routed) == 1 and routed[0].state.is_completed()
+
+
+def test_the_admin_token_can_come_from_a_secret_block(prefect_harness) -> None:
+    from prefect.blocks.system import Secret
+
+    from flows.gateway.auth import admin_token
+
+    Secret(value="from-a-block").save("gateway-admin-token", overwrite=True)
+    assert admin_token("gateway-admin-token") == "from-a-block"
+    with pytest.raises(ConfigError, match="cannot load the admin token's Secret block 'missing-token'"):
+        admin_token("missing-token")
