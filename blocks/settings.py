@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect.blocks.core import Block
 from pydantic import Field
 
+from blocks.validation import StrictBlock
 
-class RouterSettings(Block):
+
+class RouterSettings(StrictBlock):
     """Everything a routing flow needs to assemble its router; edit it in the Prefect UI."""
 
     _block_type_name = "Adaptive Router Settings"

@@ -204,7 +204,7 @@ def health(
 
     store = _store(database)
     try:
-        store.ingest(seal=False)
+        store.ingest(seal=False, wait=False)  # a read never waits on another process's ingest
         rows = store.query(
             "SELECT target, timestamp, task_id, task_type, success, duration_ms, error_type, error_message "
             "FROM executions QUALIFY row_number() OVER (PARTITION BY target ORDER BY timestamp DESC) <= ?",

@@ -91,7 +91,7 @@ def stats(database: Database = None) -> None:
 
     store = DuckDBStore(database=database)
     try:
-        store.ingest(seal=False)
+        store.ingest(seal=False, wait=False)  # a read never waits on another process's ingest
         rows = store.query(
             """SELECT task_type, target, count(*) AS calls, sum(success::INT) AS successes,
                       quantile_cont(duration_ms, 0.5) AS p50, quantile_cont(duration_ms, 0.95) AS p95,

@@ -28,13 +28,14 @@ FLOAT32_MAX = 3.4028234663852886e38
 
 
 def _not_blank(value: str) -> str:
-    if not value.strip() or "\x00" in value:
-        raise ValueError("must not be blank or contain NUL")
+    if not value.strip() or "\x00" in value or clean_text(value) != value:
+        raise ValueError("must not be blank or contain NUL or a lone surrogate")
     return value
 
 
-NonBlank = Annotated[str, Field(min_length=1, max_length=512), AfterValidator(_not_blank)]
-"""An id or a name: not blank, no NUL, of a length an index can hold."""
+_ID_CHECK = AfterValidator(_not_blank)
+NonBlank = Annotated[str, Field(min_length=1, max_length=512), _ID_CHECK]
+"""An id or a name: refused (not cleaned) when blank or holding NUL or a lone surrogate."""
 Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 """A non-negative count stored in an INTEGER column."""
 TokenCount = Annotated[int, Field(ge=0, le=INT64_MAX)]
@@ -89,7 +90,12 @@ class _Clean(BaseModel):
             return data
         out: dict[Any, Any] = {}
         changed: list[str] = []
+        fields = cls.model_fields
         for key, value in data.items():
+            field = fields.get(key) if isinstance(key, str) else None
+            if field is not None and _ID_CHECK in field.metadata:  # ids are refused, not cleaned
+                out[key] = value
+                continue
             out[key], was_changed = _clean(value)
             if was_changed:
                 changed.append(str(key))

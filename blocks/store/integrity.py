@@ -63,13 +63,18 @@ def open_failure(path: Path, exc: BaseException) -> StoreError:
             f"store {path} is locked by another process; its outcomes stay in the spool: try again when it ends"
         )
     if any(sign in lowered for sign in _CORRUPT_SIGNS):
-        detail = message.replace(f'"{path}"', "it").removeprefix("IO Error: ")
+        detail = _without_path(message, path)
         return StoreCorruptError(f"{path} is not a DuckDB database, or is corrupt or truncated ({detail}); {_RESTORE}")
     if "no space left" in lowered:
         return StoreError(f"store {path}: disk full ({message}); free space, then run `adaptive-router db ingest`")
     if "permission denied" in lowered or "read-only" in lowered:
         return StoreError(f"store {path}: permission denied ({message}); check the file's owner and mode")
     return StoreError(f"cannot open the store {path}: {message}")
+
+
+def _without_path(message: str, path: Path) -> str:
+    """DuckDB's message without the path the one-line error names already."""
+    return message.replace(f' file "{path}"', "").replace(f'"{path}"', "the file").removeprefix("IO Error: ")
 
 
 def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -185,7 +190,7 @@ def check_store(path: str | Path) -> StoreCheck:
         with _open_any(path) as con:
             version = _schema_version(con)
             tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-            checks = [_scan(con, table) for table in tables]
+            checks = [_scan(con, table, path) for table in tables]
     except StoreError as exc:
         return StoreCheck(path=str(path), ok=False, error=str(exc))
     except duckdb.Error as exc:
@@ -207,12 +212,12 @@ def _open_any(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         con.close()
 
 
-def _scan(con: duckdb.DuckDBPyConnection, table: str) -> TableCheck:
+def _scan(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> TableCheck:
     """Reads every value of every column (hashing forces each block to be read and checksummed)."""
     try:
         columns = [c for (c,) in con.execute(f'SELECT column_name FROM (DESCRIBE "{table}")').fetchall()]
         probes = ", ".join(f'bit_xor(hash("{c}"))' for c in columns) or "1"
         rows = con.execute(f'SELECT count(*), {probes} FROM "{table}"').fetchone()[0]
     except duckdb.Error as exc:
-        return TableCheck(table=table, error=str(exc).strip().splitlines()[0])
+        return TableCheck(table=table, error=_without_path(str(exc).strip().splitlines()[0], path))
     return TableCheck(table=table, rows=rows)

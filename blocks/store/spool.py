@@ -60,6 +60,7 @@ class SpoolWriter:
         self._fd: int | None = None
         self._path: Path | None = None
         self._count = 0
+        self._size = 0
         self._pending: collections.deque[bytes] = collections.deque()
         self._dropped = 0
         self._in_trouble = False
@@ -113,9 +114,10 @@ class SpoolWriter:
                 if self.fsync:
                     os.fsync(self._fd)
             except OSError as exc:
+                self._cut_partial_line()
                 self._abandon(exc)
                 return
-            self._pending.popleft()
+            self._size += len(self._pending.popleft())
             self._count += 1
             if self._count >= self.max_records:
                 try:
@@ -134,18 +136,14 @@ class SpoolWriter:
         creating = self.directory / f".{name}{CREATING_SUFFIX}"  # matches no ingester's glob
         fd = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o644)
         try:
-            self._take_lock(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             path = self.directory / (name + OPEN_SUFFIX)
             os.rename(creating, path)  # visible to ingesters only now, already locked
         except BaseException:
             os.close(fd)
             creating.unlink(missing_ok=True)
             raise
-        self._fd, self._path, self._count = fd, path, 0
-
-    def _take_lock(self, fd: int) -> None:
-        """Exclusive lock on a fresh segment (a seam for tests that widen the creation window)."""
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd, self._path, self._count, self._size = fd, path, 0, 0
 
     def _seal(self) -> None:
         assert self._fd is not None and self._path is not None
@@ -154,9 +152,20 @@ class SpoolWriter:
         os.close(self._fd)  # releases the flock only after the rename: no ingester sees a half state
         self._fd, self._path = None, None
 
+    def _cut_partial_line(self) -> None:
+        """Drop the part of a line a full disk cut short (shrinking needs no space): the whole line is
+        retried in the next segment, so the abandoned one must not end in a torn copy of it."""
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self._size)
+            except OSError:
+                pass  # the ingester keeps a torn last line aside, never drops a record silently
+
     def _abandon(self, exc: OSError) -> None:
         """Give up the current segment (an ingester takes what it holds) and report the trouble once."""
         if self._fd is not None:
+            if self._size == 0 and self._path is not None:  # nothing in it: leave no empty segments behind
+                self._path.unlink(missing_ok=True)
             try:
                 os.close(self._fd)
             except OSError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from blocks.store.integrity import (
@@ -35,6 +35,7 @@ from blocks.store.integrity import (
 )
 from blocks.store.migrations import HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
+from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
 from routing.models import Decision, ExecutionRecord, QueuedTask
 
@@ -60,7 +61,7 @@ class IngestReport(BaseModel):
     locked: bool = Field(default=False, description="Another process held the store; nothing was ingested.")
 
 
-class DuckDBStore(Block):
+class DuckDBStore(StrictBlock):
     """Outcomes, decisions, statistics and policies of the adaptive router, in one DuckDB file."""
 
     _block_type_name = "Adaptive Router DuckDB Store"
@@ -169,9 +170,17 @@ class DuckDBStore(Block):
         return self._writer
 
     def _outcomes_at_risk(self, message: str) -> None:
-        """A Prefect event (for automations) when the spool cannot be written; the writer logs it."""
-        from prefect.events import emit_event
+        """A Prefect event (for automations) when the spool cannot be written; the writer logs it.
 
+        Only inside a Prefect run or with an API configured: elsewhere `emit_event` would start an
+        ephemeral server (tens of seconds) in the middle of a routed call.
+        """
+        from prefect.context import FlowRunContext, TaskRunContext
+        from prefect.events import emit_event
+        from prefect.settings import PREFECT_API_URL
+
+        if not (FlowRunContext.get() or TaskRunContext.get() or PREFECT_API_URL.value()):
+            return
         emit_event(
             event="adaptive-router.spool.at-risk" if "at risk" in message else "adaptive-router.spool.recovered",
             resource={"prefect.resource.id": f"adaptive-router.spool.{self.spool_path}"},
@@ -396,7 +405,8 @@ class _Loader:
         except duckdb.Error as exc:
             if len(rows) == 1:
                 _, _, key, _ = _KINDS[kind]
-                return [(rows[0][key], f"refused by the store: {str(exc).strip().splitlines()[0]}")]
+                why = re.sub(r' in file "[^"]*"', "", str(exc).strip().splitlines()[0])  # the staging copy's name
+                return [(rows[0][key], f"refused by the store: {why}")]
         middle = len(rows) // 2
         return self.load(kind, rows[:middle]) + self.load(kind, rows[middle:])
 

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import httpx
-from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, SecretStr
 
+from blocks.validation import StrictBlock
+from routing.calls.redaction import redact
 from routing.models import AttemptResult, Capability, ErrorType, Price, Target, TargetKind, Task, utcnow
 from routing.spend.cost import estimate_cost
 
@@ -40,7 +41,7 @@ class ExecutionStatus(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class TargetBlock(Block, abc.ABC):
+class TargetBlock(StrictBlock, abc.ABC):
     """Base of the target blocks: a router-facing name, a tier, a price and capability flags."""
 
     kind: ClassVar[TargetKind]
@@ -60,6 +61,15 @@ class TargetBlock(Block, abc.ABC):
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.base_capabilities | frozenset(self.extra_capabilities)
+
+    def secrets(self) -> list[str]:
+        """Values that must never leave this block in an error text."""
+        return []
+
+    def redact(self, text: str | None) -> str | None:
+        """`text` from or about the target without this block's secrets or anything key-shaped;
+        every error text passes here before it is logged, stored or emitted."""
+        return redact(text, self.secrets())
 
     @property
     def can_deploy_flows(self) -> bool:
@@ -127,7 +137,7 @@ class TargetBlock(Block, abc.ABC):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             error_type=error,
-            error_message=message,
+            error_message=self.redact(message),
             metadata=metadata,
         )
 
@@ -170,6 +180,10 @@ class EndpointTarget(TargetBlock, abc.ABC):
     api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
 
+    def secrets(self) -> list[str]:
+        key = self.api_key_value()
+        return [key] if key else []
+
     def api_key_value(self) -> str | None:
         """The key to send: the block's own, else the named environment variable's, else none."""
         if self.api_key is not None:
@@ -189,7 +203,7 @@ class EndpointTarget(TargetBlock, abc.ABC):
             healthy = response.status_code == 200
             detail = "" if healthy else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
-            healthy, detail = False, f"{type(exc).__name__}: {exc}"
+            healthy, detail = False, self.redact(f"{type(exc).__name__}: {exc}") or ""
         return HealthReport(
             target=self.target_name,
             healthy=healthy,
