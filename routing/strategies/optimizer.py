@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import linprog
 
 from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetError
-from routing.models import Constraints
+from routing.models import FINITE, Constraints
 from routing.spend.cost import check_amount, usd
 from routing.strategies.pareto import TargetPerformance, dominates, pareto_frontier
 
@@ -49,7 +49,7 @@ class Priority(StrEnum):
 class StrategyWeights(BaseModel):
     """Weights of the score's three terms (see the module docstring); they sum to 1."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     success: float = Field(default=0.6, ge=0, le=1)
     cost: float = Field(default=0.4, ge=0, le=1)
