@@ -4,7 +4,8 @@ Prefect's `Block` allows extra keys (`extra="allow"`) because it threads its own
 the constructor and saved documents (`block_type_slug`, `_block_document_id`, `_block_document_name`,
 `_is_anonymous`), so `extra="forbid"` would break `Block.load`. Instead a validator lets exactly those
 through and refuses any other unknown key, naming it and the nearest field: `timeout_second=5` is an
-error, not a silently ignored setting that leaves the call to time out at the default 60 s.
+error, not a silently ignored setting that leaves the call to time out at the default 60 s. Text with
+NUL or a lone surrogate is refused too (DuckDB and JSON readers downstream would choke on it).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import ConfigDict, model_validator
 
-from routing.models import FINITE
+from routing.models import FINITE, clean_text
 
 PREFECT_KEYS = frozenset({"block_type_slug", "_block_document_id", "_block_document_name", "_is_anonymous"})
 
@@ -43,4 +44,19 @@ class StrictBlock(Block):
             unknown = sorted(str(k) for k in data if k not in known and k not in PREFECT_KEYS)
             if unknown:
                 raise ValueError(unknown_keys_message(cls.__name__, unknown, sorted(cls.model_fields)))
+            for key, value in data.items():
+                if not _clean_text(value):
+                    raise ValueError(f"{key}: text must not hold NUL or a lone UTF-16 surrogate")
         return data
+
+
+def _clean_text(value: Any) -> bool:
+    """Whether every string in `value` is free of NUL and lone surrogates (configuration is refused,
+    not cleaned: a setting silently changed is worse than one refused)."""
+    if isinstance(value, str):
+        return "\x00" not in value and clean_text(value) == value
+    if isinstance(value, dict):
+        return all(_clean_text(k) and _clean_text(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_clean_text(v) for v in value)
+    return True

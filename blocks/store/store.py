@@ -360,7 +360,7 @@ def _ingest_segment(
         return
     except OSError as exc:
         raise StoreError(f"cannot read spool segment {segment}: {exc.strerror or exc}") from exc
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # JSON lines end in \n only, not \u2028
         if not line.strip():
             continue
         try:

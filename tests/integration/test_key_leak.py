@@ -29,7 +29,7 @@ SHAPED_KEY = "sk-proj-Zq81mVbq0c7D4e5F6g7H8i9J"
 class EchoingProvider(BaseHTTPRequestHandler):
     """Answers every call 401 and repeats the Authorization header it got, as careless providers do."""
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         sent = self.headers.get("authorization", "")
         body = json.dumps({"error": {"message": f"Incorrect API key provided: {sent}. Your key {sent.split()[-1]} is invalid."}})
