@@ -39,7 +39,7 @@ clean:
 
 # A local Prefect server and worker running every scheduled flow of prefect.yaml; UI on 127.0.0.1:4200.
 serve: $(STAMP)
-	$(BIN)/python -m flows.cli_ops up $(ARGS)
+	$(BIN)/adaptive-router up $(ARGS)
 
 stop:
-	$(BIN)/python -m flows.cli_ops stop
+	$(BIN)/adaptive-router stop

@@ -26,7 +26,7 @@ from routing.calls.breaker import BreakerBoard, Transition
 from routing.calls.retry import RetryPolicy
 from routing.context.session import SessionTracker
 from routing.errors import UnknownNameError, UnknownTargetError
-from routing.models import ExecutionRecord, Outcome, RoutedResult, Task, utcnow
+from routing.models import Decision, ExecutionRecord, Outcome, QueuedTask, RoutedResult, Task, utcnow
 from routing.published import apply_published
 from routing.router import Router
 from routing.spend.budgets import Budget, BudgetLedger, Reservation
@@ -54,6 +54,8 @@ def log_transition(transition: Transition) -> None:
 
 @dataclass
 class RoutingRuntime:
+    """The Router with the blocks it routes to and records into: a `ChainHost` for routed calls."""
+
     router: Router
     targets: dict[str, TargetBlock]
     store: DuckDBStore
@@ -126,6 +128,15 @@ class RoutingRuntime:
             return self.targets[name]
         except KeyError:
             raise UnknownTargetError(name, list(self.targets)) from None
+
+    def record_decision(self, decision: Decision) -> None:
+        self.store.record_decision(decision)
+
+    def estimate(self, target: str, task: Task) -> float:
+        return self.target(target).cost_estimate(task)
+
+    def queue(self, queued: QueuedTask) -> None:
+        self.store.record_queued(queued)
 
     def admit(self, task: Task, target_name: str, estimate: float) -> Reservation | None:
         """Reserve the call's cost estimate against every budget; raises BudgetExceededError."""

@@ -28,6 +28,7 @@ from routing.evaluation.capability import CapabilityTable
 from routing.models import Category
 from routing.published import BanditPrior, PublishedState
 from routing.stats.snapshot import StatsEntry, StatsSnapshot
+from routing.validation import describe
 
 STATE_FILE = Path("published") / "state.json"
 
@@ -56,9 +57,7 @@ def load_published(path: Path) -> PublishedState | None:
     try:
         return PublishedState.model_validate_json(text)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "document"
-        raise ValueError(f"published state {path} is invalid: {where}: {first['msg']}") from exc
+        raise ValueError(f"published state {path} is invalid: {describe(exc, True, 'document')}") from exc
 
 
 class PublishedReader:

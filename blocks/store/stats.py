@@ -111,14 +111,6 @@ def recalculate(con: duckdb.DuckDBPyConnection, now: datetime, full: bool = Fals
     return Recalculation(full, tuple(changed), tuple(removed), executions, tuple(task_types), now)
 
 
-def store_benchmark(con: duckdb.DuckDBPyConnection, results: pd.DataFrame, scores: pd.DataFrame) -> None:
-    """Append a benchmark run's results and make its capability scores the current ones, atomically."""
-    with _transaction(con):
-        _insert(con, "benchmark_results", results)
-        con.execute("DELETE FROM capability_scores")
-        _insert(con, "capability_scores", scores)
-
-
 def _fingerprints(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, tuple[int, datetime]]:
     return {target: (count, latest) for target, count, latest in con.execute(sql).fetchall()}
 

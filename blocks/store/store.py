@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import duckdb
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
+from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
 from blocks.store.integrity import (
     StoreCheck,
     check_path,
@@ -38,6 +39,7 @@ from blocks.store.spool import SpoolWriter, claimable_segments
 from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
 from routing.models import Decision, ExecutionRecord, QueuedTask
+from routing.validation import describe
 
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
@@ -62,11 +64,37 @@ class IngestReport(BaseModel):
 
 
 class DuckDBStore(StrictBlock):
-    """Outcomes, decisions, statistics and policies of the adaptive router, in one DuckDB file."""
+    """Outcomes, decisions, statistics and policies of the adaptive router, in one DuckDB file.
+
+    The block never holds a database connection (each operation opens and closes its own); what it
+    does hold is this process's spool writer, an open segment file under an exclusive lock. `close()`,
+    or leaving a `with` block, seals that segment so any ingester may take it; the store stays usable
+    and opens a new segment on the next record. A pickled store carries its settings only.
+
+    Attributes:
+        database: Path of the DuckDB file; default $ADAPTIVE_ROUTER_DB, else .adaptive-router/router.duckdb.
+        spool_directory: Where routed calls spool their outcomes; default 'spool' beside the file.
+        lock_timeout_seconds: How long to wait for another process's lock on the file.
+        fsync: fsync every spooled record, so it survives power loss too (slower).
+        auto_migrate: Bring the schema to the latest version on first use (else run `db upgrade`).
+
+    Example:
+        Load a saved store, record through its spool, move the spool into the tables and read:
+        ```python
+        from blocks.store import DuckDBStore
+
+        store = DuckDBStore.load("BLOCK_NAME")
+        with store:
+            store.record_execution(record)
+        report = store.ingest()
+        rows = store.query("SELECT target, count(*) AS n FROM executions GROUP BY target")
+        ```
+    """
 
     _block_type_name = "Adaptive Router DuckDB Store"
     _block_type_slug = "adaptive-router-duckdb-store"
-    _logo_url = "https://duckdb.org/images/logo-dl/DuckDB_Logo-stacked.png"
+    _logo_url = logo("duckdb")
+    _documentation_url = BLOCKS_DOCUMENTATION_URL
     _description = "DuckDB file holding the router's executions, decisions, statistics and policies."
 
     database: str | None = Field(
@@ -84,6 +112,27 @@ class DuckDBStore(StrictBlock):
 
     _writer: SpoolWriter | None = PrivateAttr(default=None)
     _schema_ready: bool = PrivateAttr(default=False)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Seal this process's open spool segment, if any, so that any ingester may take it."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Settings only: the spool writer (an open, locked file) stays with this process."""
+        return without_runtime_state(self, super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        restore_runtime_state(self)
 
     @property
     def path(self) -> Path:
@@ -447,9 +496,7 @@ def _set_aside(segment: Path, rejected_dir: Path, bad: list[tuple[int, str, str]
 
 def _rejection_reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        return f"{where}: {first['msg']}"
+        return describe(exc, first_only=True)
     if isinstance(exc, KeyError):
         return f"missing or unknown key {exc}"
     if isinstance(exc, json.JSONDecodeError):

@@ -84,6 +84,13 @@ PROVIDERS: tuple[Provider, ...] = (
 )
 
 
+def has_provider_keys(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether `environ` (default os.environ) names any provider key or a custom endpoint."""
+    env = os.environ if environ is None else environ
+    names = [name for provider in PROVIDERS for name in provider.key_envs] + [CUSTOM_BASE_URL_ENV]
+    return any(env.get(name, "").strip() for name in names)
+
+
 def discover_targets(
     environ: Mapping[str, str] | None = None, *, reference_keys: bool = False
 ) -> list[OpenAICompatibleTarget]:

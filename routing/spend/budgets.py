@@ -235,8 +235,7 @@ class BudgetLedger:
     def __init__(self, budgets: Iterable[Budget]) -> None:
         self.budgets = tuple(budgets)
         keys = [b.key for b in self.budgets]
-        duplicates = sorted({str(b) for b in self.budgets if keys.count(b.key) > 1})
-        if duplicates:
+        if duplicates := sorted({str(b) for b in self.budgets if keys.count(b.key) > 1}):
             raise ValueError(f"more than one budget for the same period and scope: {', '.join(duplicates)}")
         self._spent: dict[Bucket, float] = {}
         self._inflight: dict[int, Reservation] = {}

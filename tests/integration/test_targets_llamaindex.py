@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -107,14 +108,18 @@ def test_index_is_persisted_reused_and_rebuilt_on_change(fleet, docs, tmp_path, 
     assert rag(fleet, docs, tmp_path, chunk_size=256).fingerprint() != second.fingerprint()
 
 
-def test_batch_answers_in_order(fleet, docs, tmp_path) -> None:
-    target = rag(fleet, docs, tmp_path, batch_concurrency=3)
+def test_concurrent_queries_on_one_target_answer_in_order(fleet, docs, tmp_path) -> None:
+    target = rag(fleet, docs, tmp_path)
     questions = [
         BREAKER_QUESTION,
         "Which targets can be cancelled?",
         "Does choosing a target do any I/O?",
     ] * 2
-    results = run(target, target.execute_batch([Task(task_type="rag", payload=q) for q in questions]))
+
+    async def all_at_once():
+        return await asyncio.gather(*(target.execute(Task(task_type="rag", payload=q)) for q in questions))
+
+    results = run(target, all_at_once())
     assert all(r.ok for r in results)
     assert [r.metadata["sources"][0]["file"] for r in results] == [
         "resilience.md",
@@ -197,6 +202,7 @@ def test_builds_and_queries_with_no_vocabulary_download(fleet, tmp_path) -> None
         capture_output=True,
         text=True,
         timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "offline ok resilience.md" in done.stdout

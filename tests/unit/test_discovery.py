@@ -1,9 +1,8 @@
 """Target discovery from a fake environment: which providers, which models and prices, and no key leaks."""
 
-import asyncio
-
 import httpx
 import pytest
+from targets_support import run
 
 from blocks.targets.discovery import PROVIDERS, discover_targets
 from routing.models import Task
@@ -105,19 +104,8 @@ def test_discovered_key_is_sent_as_bearer():
         }
         return httpx.Response(200, json=body)
 
-    target = discover_targets({"GROQ_API_KEY": SECRET})[0]
-
-    async def call():
-        client = httpx.AsyncClient(
-            base_url=target.base_url + "/", headers=target.auth_headers(), transport=httpx.MockTransport(answer)
-        )
-        target._clients[asyncio.get_running_loop()] = client
-        try:
-            return await target.execute(Task(task_type="qa", payload="hello"))
-        finally:
-            await client.aclose()
-
-    result = asyncio.run(call())
+    target = discover_targets({"GROQ_API_KEY": SECRET})[0].use_transport(httpx.MockTransport(answer))
+    result = run(target, target.execute(Task(task_type="qa", payload="hello")))
     assert result.ok and seen["auth"] == f"Bearer {SECRET}"
     assert seen["url"] == "https://api.groq.com/openai/v1/chat/completions"
     assert result.cost == pytest.approx(0.00005 + 0.00008)

@@ -50,6 +50,7 @@ from routing.strategies.bandits.posteriors import (
     NormalPosteriors,
     Posteriors,
 )
+from routing.validation import require_unique
 
 Context = Hashable | None
 
@@ -141,9 +142,7 @@ class Bandit:
         self.options = BanditOptions(**options)
         if not arms:
             raise ValueError("a bandit needs at least one arm")
-        duplicates = sorted({a for a in arms if list(arms).count(a) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate arms: {', '.join(duplicates)}")
+        require_unique(arms, "arms")
         self._arms = list(arms)
         self._index = {a: i for i, a in enumerate(self._arms)}
         self._rng = random.Random(seed)

@@ -1,23 +1,21 @@
 """`adaptive-router replay`: replay RouterBench outcomes through a strategy and compare it.
 
-Registered by the CLI as `app.command("replay")(replay)`; it imports only routing/, typer and rich.
+It imports routing/ only when it runs, so `--help` stays fast.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from routing.evaluation.replay import ReplayReport, Result, load_routerbench
-from routing.evaluation.replay import replay as run_replay
-from routing.strategies.registry import STRATEGY_NAMES
+from flows.cli.common import console, fail
 
-console = Console()
+if TYPE_CHECKING:
+    from routing.evaluation.replay import ReplayReport, Result
 
 
 def _money(value: float | None) -> str:
@@ -64,7 +62,7 @@ def _write_decisions(report: ReplayReport, path: Path) -> None:
 
 def replay(
     paths: Annotated[list[Path], typer.Argument(help="RouterBench CSV files to replay, in order.")],
-    strategy: Annotated[str, typer.Option(help=f"One of: {', '.join(STRATEGY_NAMES)}.")] = "thompson",
+    strategy: Annotated[str, typer.Option(help="A strategy name (see `adaptive-router strategies`).")] = "thompson",
     warm_start: Annotated[
         list[Path] | None,
         typer.Option(help="RouterBench CSVs observed first as past executions of every model."),
@@ -80,6 +78,9 @@ def replay(
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
     """Route every RouterBench row with bandit feedback only; compare with each model and the oracle."""
+    from routing.evaluation.replay import load_routerbench
+    from routing.evaluation.replay import replay as run_replay
+
     try:
         data = load_routerbench(paths)
         warm = load_routerbench(warm_start) if warm_start else None
@@ -91,8 +92,7 @@ def replay(
             shuffle_seed=shuffle_seed,
         )
     except (OSError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
+        fail(error)
     console.print(report_table(report))
     if report.skipped_rows:
         console.print(f"{report.skipped_rows} row(s) skipped for blank correctness cells.")
