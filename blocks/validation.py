@@ -13,8 +13,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from prefect.blocks.core import Block
-from pydantic import ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from routing.models import FINITE, clean_text
 
@@ -29,8 +28,9 @@ def unknown_keys_message(owner: str, unknown: list[str], known: list[str]) -> st
     return f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(parts)} for {owner}; known: {', '.join(known)}"
 
 
-class StrictBlock(Block):
-    """Base of this package's blocks: refuses unknown keys (naming them) and non-finite numbers."""
+class StrictBlock(BaseModel):
+    """Mixed into this package's blocks (`class X(Block, StrictBlock)`): refuses unknown keys, naming
+    them, and non-finite numbers. A mixin, not a Block, so Prefect never sees it as a block type."""
 
     model_config = ConfigDict(**FINITE, hide_input_in_errors=True)  # inputs may hold keys
 

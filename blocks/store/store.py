@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 import duckdb
+from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
@@ -63,7 +64,7 @@ class IngestReport(BaseModel):
     locked: bool = Field(default=False, description="Another process held the store; nothing was ingested.")
 
 
-class DuckDBStore(StrictBlock):
+class DuckDBStore(Block, StrictBlock):
     """Outcomes, decisions, statistics and policies of the adaptive router, in one DuckDB file.
 
     The block never holds a database connection (each operation opens and closes its own); what it

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar, Self
 
 import httpx
+from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, restore_runtime_state, without_runtime_state
@@ -40,7 +41,7 @@ class ExecutionStatus(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class TargetBlock(StrictBlock, abc.ABC):
+class TargetBlock(Block, StrictBlock, abc.ABC):
     """Base of the target blocks: a router-facing name, a tier, a price and capability flags.
 
     A target holds only settings; the clients it opens on first use are private runtime state, closed
