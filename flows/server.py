@@ -133,6 +133,8 @@ def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
 def stop(home: Path = DEFAULT_HOME, timeout_seconds: float = 20.0) -> list[str]:
     """End the worker, then the server, that `up` started from `home`; returns what was done, in words."""
     home = home.resolve()
+    if home.exists() and not home.is_dir():  # nothing `up` started can live in a file
+        return [f"nothing to stop: {home} is a file, not the directory `adaptive-router up` keeps its state in"]
     done = []
     for name in ("worker", "fleet", "server"):
         pid_file = home / f"{name}.pid"
