@@ -537,7 +537,7 @@ def fault_key_echo(workdir: Path) -> tuple[bool, str]:
             try:
                 return await target.execute(Task(task_type="qa", payload="hi"))
             finally:
-                await target.shutdown()
+                await target.aclose()
 
         texts.append(asyncio.run(go()).error_message or "")
     server.shutdown()
