@@ -133,11 +133,12 @@ def kill_trials(trials: int, rng: random.Random, workdir: Path) -> dict[str, Any
 
 class Tally:
     def __init__(self) -> None:
-        self.tried = self.refused = self.accepted = self.crashes = self.nonsense = 0
+        self.tried = self.refused = self.accepted = self.crashes = self.nonsense = self.non_finite = 0
         self.examples: list[str] = []
 
     def note(self, kind: str, detail: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
+        self.non_finite += "non-finite" in detail
         if len(self.examples) < 5:
             self.examples.append(f"{kind}: {detail[:200]}")
 
@@ -604,7 +605,7 @@ def main() -> None:
             fuzz_fleet_toml(sizes["fleet"], rng, workdir, tallies["fleet"])
             fuzz_spool(sizes["spool"], rng, workdir, tallies["spool"], accepted)
             fuzz_cli(sizes["cli"], rng, workdir, tallies["cli"])
-        non_finite = sum(1 for t in tallies.values() for e in t.examples if "non-finite" in e)
+        non_finite = sum(t.non_finite for t in tallies.values())
         matrix = fault_matrix(workdir, non_finite)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

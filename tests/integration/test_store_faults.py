@@ -153,6 +153,7 @@ def filled(store: DuckDBStore, n: int = 2000) -> DuckDBStore:
     return store
 
 
+@pytest.mark.slow
 def test_a_truncated_store_fails_with_one_clear_line_in_check_and_stats(store: DuckDBStore) -> None:
     filled(store)
     os.truncate(store.path, 12288)
@@ -233,6 +234,7 @@ FULL_DISK_WRITER = """
 """
 
 
+@pytest.mark.slow
 def test_a_full_spool_holds_outcomes_in_memory_and_writes_them_later(store: DuckDBStore) -> None:
     child = run_child(FULL_DISK_WRITER, str(store.path), stderr=subprocess.PIPE)
     out, err = child.communicate()
