@@ -18,6 +18,7 @@ episode that outcomes are at risk.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import json
 import logging
@@ -156,20 +157,16 @@ class SpoolWriter:
         """Drop the part of a line a full disk cut short (shrinking needs no space): the whole line is
         retried in the next segment, so the abandoned one must not end in a torn copy of it."""
         if self._fd is not None:
-            try:
+            with contextlib.suppress(OSError):  # else the ingester keeps a torn last line aside
                 os.ftruncate(self._fd, self._size)
-            except OSError:
-                pass  # the ingester keeps a torn last line aside, never drops a record silently
 
     def _abandon(self, exc: OSError) -> None:
         """Give up the current segment (an ingester takes what it holds) and report the trouble once."""
         if self._fd is not None:
             if self._size == 0 and self._path is not None:  # nothing in it: leave no empty segments behind
                 self._path.unlink(missing_ok=True)
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
             self._fd, self._path = None, None
         if not self._in_trouble:
             self._in_trouble = True
