@@ -13,7 +13,8 @@ from collections.abc import Iterable
 REDACTED = "[redacted]"
 
 # Shapes of credentials: vendor-prefixed keys, bearer/basic tokens, key=value pairs naming a secret,
-# and long opaque runs of hex or base64 (a 32+ character token is never prose).
+# and long opaque runs of hex or base64url with letters and digits (a 40+ character token is never prose;
+# '/' is left out so that file paths and URLs, made of short parts, stay readable).
 _KEY_SHAPES = re.compile(
     r"""
       \b(?:sk|pk|rk|gsk|xai|ghp|gho|github_pat|hf|glpat|AKIA)[-_][A-Za-z0-9_\-]{8,}
@@ -21,7 +22,8 @@ _KEY_SHAPES = re.compile(
     | \b(?:Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=\-]{8,}
     | \b(?:api[_-]?key|apikey|access[_-]?token|secret|password|token|key)\b(["']?\s*[:=]\s*["']?)[^\s"'&,;}]{6,}
     | \b[0-9a-fA-F]{32,}\b
-    | (?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{40,}={0,2}(?![A-Za-z0-9+/=_\-])
+    | (?<![A-Za-z0-9+/=_\-])(?=[A-Za-z0-9+_\-]*\d)(?=[A-Za-z0-9+_\-]*[A-Za-z])[A-Za-z0-9+_\-]{40,}={0,2}
+      (?![A-Za-z0-9+/=_\-])
     """,
     re.VERBOSE | re.IGNORECASE,
 )

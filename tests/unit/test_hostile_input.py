@@ -150,3 +150,14 @@ def test_fleet_files_that_are_not_utf8_or_not_finite_fail_with_the_file_named(tm
     infinite.write_text('[[models]]\nname = "m"\nlatency = { median_ms = 10, sigma = inf }\n')
     with pytest.raises(FleetConfigError, match=r"inf.toml: models.m.latency.sigma: Input should be a finite number"):
         load_fleet_config(infinite)
+
+
+def test_paths_and_urls_survive_redaction_while_tokens_do_not() -> None:
+    from routing.calls.redaction import redact
+
+    path = "/tmp/pytest-of-root/pytest-53/test_missing_documents_folder0/nowhere is not a folder"
+    assert redact(path) == path
+    url = "http://127.0.0.1:8700/v1/chat/completions returned 503"
+    assert redact(url) == url
+    token = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A"
+    assert redact(f"invalid token {token} sent") == "invalid token [redacted] sent"
