@@ -160,4 +160,4 @@ def test_paths_and_urls_survive_redaction_while_tokens_do_not() -> None:
     url = "http://127.0.0.1:8700/v1/chat/completions returned 503"
     assert redact(url) == url
     token = "Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdoaWprbG1ub3A"
-    assert redact(f"invalid token {token} sent") == "invalid token [redacted] sent"
+    assert redact(f"rejected credential {token} here") == "rejected credential [redacted] here"
