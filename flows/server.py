@@ -17,6 +17,7 @@ started as (a pid may have been reused since).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -246,10 +247,8 @@ def _command_line(pid: int) -> str | None:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our own child that has exited (else it lingers as a zombie)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _terminate(pid: int, timeout: float) -> None:

@@ -15,7 +15,13 @@ from flows.cli import costs, decisions, demo, ops, replay, status
 from flows.cli.fleet import fleet_app
 from flows.cli.store import db_app
 
-QUIET_DEFAULTS = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "AGNO_TELEMETRY": "false"}
+ENVIRONMENT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # offline machines: no analytics, no telemetry
+    "AGNO_TELEMETRY": "false",
+    # Prefect gives its ephemeral API 20 s to start; a busy 2-core machine needed ~30 s. Read when Prefect
+    # is first imported, so it is set here, before any command imports it.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+}
 
 app = typer.Typer(help="Route work to the best target and learn from every outcome.", no_args_is_help=True)
 
@@ -23,7 +29,7 @@ app = typer.Typer(help="Route work to the best target and learn from every outco
 @app.callback()
 def _defaults() -> None:
     """Route work to the best target and learn from every outcome."""
-    for name, value in QUIET_DEFAULTS.items():  # offline machines: no analytics, no telemetry
+    for name, value in ENVIRONMENT_DEFAULTS.items():
         os.environ.setdefault(name, value)
 
 

@@ -54,22 +54,16 @@ def existing_store(database: str | None) -> DuckDBStore:
 
 SUCCESS_MEANS = "success: the target answered and the answer passed its check (if the task has one)"
 
-EPHEMERAL_STARTUP_SECONDS = "180"  # Prefect's 20 s default is too short on a busy 2-core machine
-
-
 def quiet_prefect(log: Path) -> None:
     """Prepare a command that starts Prefect's ephemeral API in this process.
 
-    The API gets a startup timeout that fits slow machines, and from now until the process exits
-    everything Prefect, its ephemeral server and Agno would print goes to `log`: stderr is redirected at
+    From now until the process exits everything Prefect, its ephemeral server and Agno would print goes to `log`: stderr is redirected at
     the file-descriptor level (threads, subprocesses and the tracebacks some libraries print while the
     interpreter shuts down included), and Agno's loggers, which print to stdout, write there too. The
     command's own output goes through `console` on stdout.
     """
     import logging
 
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", EPHEMERAL_STARTUP_SECONDS)
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     log.parent.mkdir(parents=True, exist_ok=True)
     sys.stderr.flush()
     descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -71,4 +71,13 @@ def test_bad_input_is_named(db: str, args: tuple[str, ...], message: str) -> Non
 
 
 def test_stats_on_an_empty_store(db: str) -> None:
+    assert run("db", "upgrade", "-d", db)[0] == 0
     assert run("stats", "-d", db) == (0, "no executions recorded yet")
+
+
+@pytest.mark.parametrize("command", ["stats", "health", "explain"])
+def test_read_commands_never_create_a_store(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "nowhere" / "x.duckdb"
+    code, out = run(command, "-d", str(missing))
+    assert code == 1 and "no store at" in out and "adaptive-router demo" in out
+    assert not missing.parent.exists()
