@@ -243,6 +243,8 @@ class Decision(_Strict):
     pick: str
     probability: float = Field(ge=0, le=1, description="Propensity of the pick under the policy in force.")
     reason: str
+    experiment_id: str | None = Field(default=None, description="The running experiment that assigned the task.")
+    variant: str | None = Field(default=None, description="Its variant, whose policy made this decision.")
 
     @property
     def fallback_order(self) -> list[str]:
