@@ -234,6 +234,23 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(
         6,
+        "token counts as BIGINT: a remote target reports them and may exceed 2^31",
+        up=tuple(
+            f"ALTER TABLE executions ALTER COLUMN {column} TYPE BIGINT"
+            for column in ("input_tokens", "output_tokens", "estimated_tokens")
+        ),
+        # going down clamps what no longer fits rather than failing the downgrade
+        down=tuple(
+            statement
+            for column in ("input_tokens", "output_tokens", "estimated_tokens")
+            for statement in (
+                f"UPDATE executions SET {column} = least({column}, 2147483647) WHERE {column} > 2147483647",
+                f"ALTER TABLE executions ALTER COLUMN {column} TYPE INTEGER",
+            )
+        ),
+    ),
+    Migration(
+        7,
         "experiment and variant on decisions; assignments keyed by decision; audited policy changes",
         up=(
             "ALTER TABLE routing_decisions ADD COLUMN experiment_id VARCHAR",

@@ -165,12 +165,12 @@ def propose(state: PolicyState, aggregates: Sequence[OutcomeAggregate], config: 
         scope = agg.task_type if agg.task_type in state.policies else ALL
         if min(agg.recent_n, agg.earlier_n) >= config.min_evidence and "discount" not in policy.options and "window" not in policy.options:
             test = two_proportion_test(agg.recent_successes, agg.recent_n, agg.earlier_successes, agg.earlier_n)
-            if test.statistic < 0 and test.p_value < 0.01:
+            if test.statistic < 0 and test.pvalue < 0.01:
                 new = policy.model_copy(update={"options": {**policy.options, "discount": 0.99}})
                 changes.append(PolicyChange(
-                    scope=scope, old=policy, new=new, confidence=1 - test.p_value, evidence_count=agg.recent_n + agg.earlier_n,
+                    scope=scope, old=policy, new=new, confidence=1 - test.pvalue, evidence_count=agg.recent_n + agg.earlier_n,
                     reason=f"{agg.task_type}: success fell from {agg.earlier_successes / agg.earlier_n:.2f} to "
-                    f"{agg.recent_successes / agg.recent_n:.2f} (p={test.p_value:.2g}); discount old evidence",
+                    f"{agg.recent_successes / agg.recent_n:.2f} (p={test.pvalue:.2g}); discount old evidence",
                 ))  # fmt: skip
                 continue
         wtp = policy.options.get("willingness_to_pay")

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from blocks.fleet.config import STABLE_FLEET_PATH
-from flows.cli_experiments import ab_test_app, policy_app
+from flows.cli.experiments import ab_test_app, policy_app
 from flows.demo import run_demo
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -24,7 +24,7 @@ from blocks.store.experiments import (
     sync_assignments,
     variant_data,
 )
-from flows.cli_experiments import ab_test_app, policy_app
+from flows.cli.experiments import ab_test_app, policy_app
 from routing.errors import ConfigError
 from routing.experiments.assignment import Status, new_experiment
 from routing.experiments.policy import parse_policy

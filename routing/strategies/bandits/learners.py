@@ -42,6 +42,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.errors import UnknownNameError
+from routing.models import FINITE
 from routing.strategies.bandits.posteriors import (
     CACHE_LIMIT,
     KEPT_LIMIT,
@@ -57,7 +58,7 @@ Context = Hashable | None
 class BanditOptions(BaseModel):
     """Options common to every bandit."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)
 
     discount: float | None = Field(default=None, gt=0, le=1, description="Weight kept per update (γ).")
     window: int | None = Field(default=None, ge=1, description="Observations kept per context.")

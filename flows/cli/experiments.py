@@ -1,6 +1,6 @@
 """`adaptive-router ab-test ...` and `adaptive-router policy ...`: experiments and the policy engine.
 
-Two typer sub-apps, mounted on the main CLI by flows/cli.py. Every command works on the local store
+Two typer sub-apps, mounted on the main CLI by flows/cli/__init__.py. Every command works on the local store
 (`--database`, else $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb); changes are published to
 routers at once (published/live.json), so `ab-test start` then `demo` runs the experiment.
 """
@@ -98,12 +98,16 @@ def _analysis(name: str, database: str | None, act: bool) -> dict:
     return report(experiment, analysis)
 
 
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
 def _print_report(result: dict) -> None:
     table = Table(title=f"{result['name']} ({result['status']}): {result['decision']}")
     for column in ("variant", "policy", "n", "success", "mean cost", "p95 ms", "errors", "P(best)"):
         table.add_column(column)
+    fmt = _figure
     for name, v in result["variants"].items():
-        fmt = lambda x, d=3: "-" if x is None else f"{x:.{d}g}"
         table.add_row(name, v["policy"], str(v["n"]), fmt(v["success_rate"]), fmt(v["mean_cost"]), fmt(v["p95_ms"]),
                       fmt(v["error_rate"]), fmt(v["p_best"]))  # fmt: skip
     console.print(table)

@@ -1,6 +1,6 @@
 """Fixed-horizon statistics for experiments: thin glue over scipy and statsmodels.
 
-Every test returns an `Inference` shaped like scipy's results (`statistic`, `pvalue`,
+Every test returns an `Inference` shaped like scipy's results (and routing.stats.significance's) (`statistic`, `pvalue`,
 `confidence_interval` with `low`/`high`, `confidence_level`), so callers read one shape whatever the
 test. Differences are always first sample minus second, as scipy orders them. These are valid at one
 planned look; an experiment checked at every peek uses `sequential` for its decision and shows these
@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 from scipy import integrate, stats
@@ -21,11 +20,7 @@ from statsmodels.stats.power import NormalIndPower, TTestIndPower
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize
 
 from routing.errors import ConfigError
-
-
-class ConfidenceInterval(NamedTuple):
-    low: float
-    high: float
+from routing.stats.significance import ConfidenceInterval
 
 
 @dataclass(frozen=True)
