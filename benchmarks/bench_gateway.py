@@ -89,10 +89,8 @@ def stop(process: subprocess.Popen) -> None:
     """SIGTERM the process (a gateway then ends its flow run Completed), then whatever it left in its group."""
     if process.poll() is None:
         process.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(30)
-        except subprocess.TimeoutExpired:
-            pass
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, 9)
     process.wait()
