@@ -18,10 +18,16 @@ router" AIQ (the same hull over the single models, RouterBench's baseline of ran
 
 Warm start: rows of other files are observed as past executions of every model (full information), as
 a benchmark run would give, before the replayed rows are routed.
+
+Content: with an embedder, every task carries its prompt's embedding (and so does every outcome), and
+the default strategy is the content-aware one (routing.strategies.contextual). RouterBench prompts are a
+Python list literal of few-shot examples followed by the item; only the item (`routerbench_question`)
+is embedded, since the shared examples would make every prompt of an eval look alike.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import math
 import random
@@ -34,6 +40,7 @@ import numpy as np
 from pydantic import BaseModel, computed_field
 
 from routing.context.category import detect_category
+from routing.context.embedding import EMBEDDING_KEY, Embedder
 from routing.errors import DataFormatError
 from routing.models import Category, Outcome, Target, Task
 from routing.router import Router
@@ -355,15 +362,39 @@ def oracle(data: ReplayData) -> Result:
     return _result(data.correct[rows, choice], data.cost[rows, choice])
 
 
-def _tasks(data: ReplayData) -> list[Task]:
+def routerbench_question(prompt: str) -> str:
+    """The item a RouterBench prompt asks about: the last blank-line-separated block of its text.
+
+    The prompts are `repr` of a list of strings (few-shot examples, then the item); a prompt that is no
+    such literal is taken as plain text.
+    """
+    text = prompt
+    if prompt.startswith("[") and prompt.endswith("]"):
+        try:
+            parts = ast.literal_eval(prompt)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parts = None
+        if isinstance(parts, list) and parts and all(isinstance(p, str) for p in parts):
+            text = "\n".join(parts)
+    blocks = [b.strip() for b in text.split("\n\n") if b.strip()]
+    return blocks[-1] if blocks else (prompt or "(empty prompt)")
+
+
+def embed_prompts(data: ReplayData, embedder: Embedder) -> np.ndarray:
+    """The embedding of each row's item (see `routerbench_question`), one row per data row."""
+    return np.asarray(embedder.embed([routerbench_question(p) for p in data.prompts]), dtype=np.float32)
+
+
+def _tasks(data: ReplayData, embeddings: np.ndarray | None = None) -> list[Task]:
     return [
         Task(
             id=sample_id,
             task_type=eval_name,
             category=eval_category(eval_name, prompt),
             payload=prompt or "(empty prompt)",
+            metadata={} if embeddings is None else {EMBEDDING_KEY: tuple(embeddings[i].tolist())},
         )
-        for sample_id, prompt, eval_name in zip(data.sample_ids, data.prompts, data.eval_names)
+        for i, (sample_id, prompt, eval_name) in enumerate(zip(data.sample_ids, data.prompts, data.eval_names))
     ]
 
 
@@ -375,6 +406,7 @@ def _outcome(target: str, task: Task, success: float, cost: float) -> Outcome:
         success=bool(success),
         duration_ms=0.0,
         cost=float(cost),
+        embedding=task.metadata.get(EMBEDDING_KEY),
     )
 
 
@@ -383,6 +415,7 @@ def _run(
     order: list[int],
     tasks: list[Task],
     warm_start: ReplayData | None,
+    warm_tasks: list[Task] | None,
     strategy: str,
     willingness_to_pay: float | None,
     seed: int | None,
@@ -395,7 +428,7 @@ def _run(
         [Target(name=n) for n in names], build_strategy(strategy, names, seed, **priced, **options)
     )
     if warm_start is not None:
-        for task, successes, costs in zip(_tasks(warm_start), warm_start.correct, warm_start.cost):
+        for task, successes, costs in zip(warm_tasks, warm_start.correct, warm_start.cost):
             for name, success, cost in zip(names, successes, costs):
                 router.observe(_outcome(name, task, success, cost))
     picks = np.empty(len(order), dtype=int)
@@ -418,17 +451,22 @@ def _run(
 
 def replay(
     data: ReplayData,
-    strategy: str = "thompson",
+    strategy: str | None = None,
     willingness_to_pay: float | Sequence[float | None] | None = None,
     warm_start: ReplayData | None = None,
     shuffle_seed: int | None = None,
     seed: int | None = 0,
+    embedder: Embedder | None = None,
     **options,
 ) -> ReplayReport:
     """Route every row of `data` with a fresh `strategy` per willingness to pay (see module docstring).
 
-    `options` go to the strategy (see `routing.strategies.registry.build_strategy`); `seed` seeds it.
+    `strategy` defaults to "contextual" with an embedder (every row has a prompt) and to "thompson"
+    without. `options` go to the strategy (see `routing.strategies.registry.build_strategy`); `seed`
+    seeds it.
     """
+    if strategy is None:
+        strategy = "contextual" if embedder is not None else "thompson"
     if not len(data):
         raise ValueError("no rows to replay")
     if warm_start is not None:
@@ -448,8 +486,13 @@ def replay(
     order = list(range(len(data)))
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(order)
-    tasks = _tasks(data)
-    runs = [_run(data, order, tasks, warm_start, strategy, level, seed, options) for level in levels]
+    tasks = _tasks(data, None if embedder is None else embed_prompts(data, embedder))
+    warm_tasks = None
+    if warm_start is not None:
+        warm_tasks = _tasks(warm_start, None if embedder is None else embed_prompts(warm_start, embedder))
+    runs = [
+        _run(data, order, tasks, warm_start, warm_tasks, strategy, level, seed, options) for level in levels
+    ]
     models = {m: _result(data.correct[:, j], data.cost[:, j]) for j, m in enumerate(data.models)}
     curve: dict = {}
     if len(runs) > 1:

@@ -65,6 +65,12 @@ def _cost_aware(targets: Sequence[str], seed: int | None, objectives=None, **opt
     return CostAwareStrategy(CostAwareConfig(objectives=objectives or {}, **options), seed)
 
 
+def _contextual(targets: Sequence[str], seed: int | None, **options) -> Strategy:
+    from routing.strategies.contextual import ContextualConfig, ContextualThompson
+
+    return ContextualThompson(targets, seed, ContextualConfig(**options))
+
+
 FACTORIES: dict[str, Factory] = {
     "weighted": _weighted,
     "statistical": _statistical,
@@ -76,6 +82,7 @@ FACTORIES: dict[str, Factory] = {
     "qlearning": _qlearning,
     "ensemble": _ensemble,
     "cost_aware": _cost_aware,
+    "contextual": _contextual,
 }
 STRATEGY_NAMES = tuple(FACTORIES)
 
