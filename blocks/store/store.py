@@ -10,6 +10,7 @@ nothing, and a segment is deleted only after its rows are committed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import time
@@ -23,7 +24,7 @@ import duckdb
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
-from blocks.store.migrations import HEAD, MIGRATIONS
+from blocks.store.migrations import EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
 from routing.errors import StoreError, StoreLockedError
 from routing.models import Decision, ExecutionRecord, QueuedTask
@@ -249,7 +250,13 @@ def utc_naive(moment: datetime | None = None) -> datetime:
 
 
 def _execution_row(record: ExecutionRecord) -> dict[str, Any]:
-    return {**record.model_dump(mode="json"), "timestamp": utc_naive(record.timestamp).isoformat()}
+    row = {**record.model_dump(mode="json"), "timestamp": utc_naive(record.timestamp).isoformat()}
+    embedding = row.get("embedding")
+    if embedding is not None and (
+        len(embedding) != EMBEDDING_DIMENSIONS or not all(isinstance(x, float) and math.isfinite(x) for x in embedding)
+    ):
+        row["embedding"] = None  # another embedder's size, or NaN/inf: not searchable, and must not block the load
+    return row
 
 
 def _decision_row(decision: Decision) -> dict[str, Any]:
