@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from blocks.embeddings import default_embedder
 from blocks.fleet.config import FleetConfig, load_fleet_config
 from blocks.fleet.knowledge import generate_tasks
 from blocks.fleet.launcher import FleetServer
@@ -23,6 +24,7 @@ from flows.runtime import RoutingRuntime, log_transition, register_runtime, unre
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
 from routing.models import Capability, ErrorType, Price, RoutedResult, Task
 from routing.spend.budgets import Budget, Period
+from routing.context.embedding import with_embeddings
 from routing.strategies.registry import build_strategy
 
 DEMO_RUNTIME = "demo"
@@ -121,7 +123,7 @@ def run_demo(
     seed: int = 7,
     database: str | None = None,
     fleet_config: Path | None = None,
-    strategy: str = "thompson",
+    strategy: str | None = None,
     concurrency: int = 8,
     on_result: Callable[[RoutedResult], None] | None = None,
     daily_budget: float | None = None,
@@ -131,8 +133,11 @@ def run_demo(
     """Route `tasks` tasks; with `willingness_to_pay` L the router maximises L * success - cost.
 
     Breakers reopen for trials after 5 s (not the production 60 s) so that a run of a minute shows a
-    target failing, being cut off, and coming back.
+    target failing, being cut off, and coming back. `strategy` defaults to the content-aware one when
+    the embedding model is installed (tasks then carry their prompt's embedding), else Thompson sampling.
     """
+    embedder = default_embedder() if strategy in (None, "contextual") else None
+    strategy = strategy or ("contextual" if embedder is not None else "thompson")
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
     budgets = [Budget(period=Period.DAILY, limit=daily_budget, policy=budget_policy)] if daily_budget is not None else []
@@ -150,7 +155,10 @@ def run_demo(
             runtime.hooks.append(on_result)
         register_runtime(DEMO_RUNTIME, runtime)
         try:
-            results = route_batch(demo_tasks(tasks, seed), runtime=DEMO_RUNTIME, concurrency=concurrency)
+            work = demo_tasks(tasks, seed)
+            if embedder is not None:
+                work = with_embeddings(work, embedder)
+            results = route_batch(work, runtime=DEMO_RUNTIME, concurrency=concurrency)
         finally:
             unregister_runtime(DEMO_RUNTIME)
     task_ids = [r.task_id for r in results]

@@ -12,6 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from routing.models import Task
+
 EMBEDDING_KEY = "embedding"
 """Key of `Task.metadata` that carries the task's embedding (a sequence of floats), when it has one."""
 
@@ -50,3 +52,12 @@ def task_embedding(metadata: dict, dimensions: int | None = None) -> np.ndarray 
         return None
     norm = np.linalg.norm(vector)
     return vector / norm if norm > 0 else None
+
+
+def with_embeddings(tasks: Sequence[Task], embedder: Embedder) -> list[Task]:
+    """`tasks` with each payload's embedding in its metadata (one batched call to the embedder)."""
+    vectors = embedder.embed([t.payload for t in tasks])
+    return [
+        t.model_copy(update={"metadata": {**t.metadata, EMBEDDING_KEY: tuple(v.tolist())}})
+        for t, v in zip(tasks, vectors)
+    ]

@@ -304,6 +304,43 @@ class ReplayReport(BaseModel):
     def decisions(self) -> list[ReplayDecision]:
         return self.runs[0].decisions
 
+    @computed_field
+    @property
+    def near_best(self) -> NearBest | None:
+        """The cheapest run with at least 95% of the best model's accuracy (None if no run gets there)."""
+        best = self.models[self.best_model]
+        if not best.accuracy or not best.total_cost:
+            return None
+        good = [r for r in self.runs if r.accuracy >= NEAR_BEST_ACCURACY * best.accuracy]
+        if not good:
+            return None
+        run = min(good, key=lambda r: r.total_cost)
+        return NearBest(
+            willingness_to_pay=run.willingness_to_pay,
+            accuracy_vs_best=run.accuracy / best.accuracy,
+            cost_vs_best=run.total_cost / best.total_cost,
+        )
+
+    @computed_field
+    @property
+    def accuracy_at_cost_aim(self) -> float | None:
+        """The best accuracy (relative to the best model's) of a run costing <= 30% of the best model."""
+        best = self.models[self.best_model]
+        if not best.accuracy:
+            return None
+        cheap = [r.accuracy for r in self.runs if r.total_cost <= COST_AIM * best.total_cost]
+        return max(cheap) / best.accuracy if cheap else None
+
+
+NEAR_BEST_ACCURACY, COST_AIM = 0.95, 0.30
+"""The aim RouterBench-style routers are judged by: 95% of the best model's accuracy at <= 30% of its cost."""
+
+
+class NearBest(BaseModel):
+    willingness_to_pay: float | None
+    accuracy_vs_best: float
+    cost_vs_best: float
+
 
 def nondecreasing_hull(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     """Vertices, by cost, of the non-decreasing concave hull of (cost, quality) points."""

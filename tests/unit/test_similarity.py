@@ -74,7 +74,7 @@ def test_similarity_search_returns_the_planted_neighbour(store, minilm: MiniLMEm
     assert report.executions == 7 and not report.rejected
     query = minilm.embed(["reversing a linked list in python"])[0]
     hits = similar_executions(store, query, k=3)
-    assert [h.target for h in hits][0] == "model-0"
+    assert hits[0].target == "model-0"
     assert hits[0].success and hits[0].cost == pytest.approx(0.001) and hits[0].description == PLANTED
     assert hits[0].similarity > hits[1].similarity >= hits[2].similarity
     assert similar_executions(store, query, k=3, task_type="other") == []
