@@ -22,9 +22,9 @@ from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompa
 from flows.route import route_batch
 from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
+from routing.context.embedding import with_embeddings
 from routing.models import Capability, ErrorType, Price, RoutedResult, Task
 from routing.spend.budgets import Budget, Period
-from routing.context.embedding import with_embeddings
 from routing.strategies.registry import build_strategy
 
 DEMO_RUNTIME = "demo"
