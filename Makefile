@@ -24,10 +24,11 @@ demo: $(STAMP)
 	$(BIN)/adaptive-router demo $(ARGS)
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: $(STAMP)
-	$(BIN)/python -m pytest tests/unit -q
+	$(BIN)/python -m pytest tests/unit -q -m "not slow"
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b --quick || exit 1; done
@@ -39,7 +40,7 @@ clean:
 
 # A local Prefect server and worker running every scheduled flow of prefect.yaml; UI on 127.0.0.1:4200.
 serve: $(STAMP)
-	$(BIN)/python -m flows.cli_ops up $(ARGS)
+	$(BIN)/adaptive-router up $(ARGS)
 
 stop:
-	$(BIN)/python -m flows.cli_ops stop
+	$(BIN)/adaptive-router stop

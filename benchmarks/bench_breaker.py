@@ -131,7 +131,7 @@ async def route_all(
             latencies.append((time.perf_counter() - started) * 1000)
     finally:
         for target in clients:
-            await target.shutdown()
+            await target.aclose()
     return {
         "tasks": n_tasks,
         "success_share": succeeded / n_tasks,

@@ -31,10 +31,10 @@ def main(quick: bool) -> None:
     rows = []
     for n_targets in (3, 20):
         names = [f"t{i}" for i in range(n_targets)]
-        baseline = time_us(lambda: random.choice(names), repeat)
+        baseline = time_us(lambda names=names: random.choice(names), repeat)
         for trusted in (False, True):
             router = router_with(n_targets, trusted)
-            samples = time_us(lambda: router.choose(task), repeat)
+            samples = time_us(lambda router=router: router.choose(task), repeat)
             rows.append({
                 "targets": n_targets,
                 "phase": "scored" if trusted else "default order",

@@ -47,15 +47,16 @@ from common import report
 
 from blocks.fleet.config import STABLE_FLEET_PATH, FleetConfig, load_fleet_config
 from blocks.fleet.launcher import FleetServer
+from blocks.fleet.targets import fleet_targets
 from blocks.targets.http import OpenAICompatibleTarget
-from flows.demo import demo_tasks, fleet_targets
+from flows.demo import demo_tasks
 from routing import Outcome, Router, Target, Task
 from routing.calls.outcomes import build_record
 from routing.evaluation.replay import ReplayData, load_routerbench, replay
 from routing.models import Candidate
 from routing.stats.book import StatsBook
 from routing.strategies.base import Choice, Strategy
-from routing.strategies.optimizer import Objective, Priority
+from routing.strategies.objectives import Objective, Priority
 from routing.strategies.registry import build_strategy
 
 os.environ.setdefault("COLUMNS", "220")  # wide tables stay readable when piped
@@ -173,7 +174,7 @@ async def fleet_seed(
         outcomes = dict(zip(policies, await asyncio.gather(*routed)))
     finally:
         for client in clients.values():
-            await client.shutdown()
+            await client.aclose()
     run = {key: Tally(len(tasks), float(o[:, 0].sum()), float(o[:, 1].sum())) for key, o in outcomes.items()}
     singles = ReplayData(  # every model answered every task: the table a hindsight mixture chooses from
         models=tuple(names),

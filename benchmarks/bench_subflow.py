@@ -31,8 +31,8 @@ def child(calls: int) -> None:
 
     from blocks.fleet.config import STABLE_FLEET_PATH, load_fleet_config
     from blocks.fleet.launcher import FleetServer
+    from blocks.fleet.targets import fleet_targets
     from blocks.store import DuckDBStore
-    from flows.demo import fleet_targets
     from flows.route import fast_subflows, routed_call
     from flows.runtime import RoutingRuntime, register_runtime
     from routing import Task

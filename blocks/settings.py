@@ -7,12 +7,40 @@ from typing import Any
 from prefect.blocks.core import Block
 from pydantic import Field
 
+from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo
+from blocks.validation import StrictBlock
 
-class RouterSettings(Block):
-    """Everything a routing flow needs to assemble its router; edit it in the Prefect UI."""
+
+class RouterSettings(Block, StrictBlock):
+    """Everything a routing flow needs to assemble its router; edit it in the Prefect UI.
+
+    Holds names only (of target and store blocks), never connections: `flows.runtime` loads the
+    blocks it names when a flow asks for the runtime of the same name.
+
+    Attributes:
+        targets: Target blocks as 'block-type-slug/block-name', in default order (best first).
+        store: Name of an adaptive-router-duckdb-store block; default: the local file.
+        strategy: Ranking strategy, e.g. weighted, statistical, thompson.
+        strategy_options: Options of the strategy, e.g. {'min_samples': 100} for weighted.
+        seed: Seed for reproducible exploration.
+
+    Example:
+        Load saved settings and route a task with the runtime of the same name:
+        ```python
+        from blocks.settings import RouterSettings
+        from flows.route import route
+        from routing import Task
+
+        settings = RouterSettings.load("BLOCK_NAME")
+        print(settings.targets, settings.strategy)
+        result = route(Task(task_type="qa", payload="Hello"), runtime="BLOCK_NAME")
+        ```
+    """
 
     _block_type_name = "Adaptive Router Settings"
     _block_type_slug = "adaptive-router-settings"
+    _logo_url = logo("PrefectHQ")
+    _documentation_url = BLOCKS_DOCUMENTATION_URL
     _description = "Targets, store and strategy of an adaptive router."
 
     targets: list[str] = Field(

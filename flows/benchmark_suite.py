@@ -2,20 +2,19 @@
 
 Every target of the runtime is probed first; the healthy ones answer every case of the suite
 (blocks/benchmarks/suite.toml) through the same `call-target` task routed calls use. Each answer is
-graded 0-100 (routing.calls.grading.grade); speed and cost are measured; routing.evaluation.capability weighs the three
-per category into one score per (target, category). Results go to benchmark_results, scores to
-capability_scores (replaced by this run's), and the published state is rebuilt so routers pick the
-new scores up. A target that fails its probe is skipped and reported, and failed calls score 0, so
-one failing target never fails the run; only a run with no healthy target at all fails.
+graded 0-100 (routing.calls.grading.grade); speed and cost are measured; routing.evaluation.capability
+weighs the three per category into one score per (target, category). Results go to benchmark_results,
+scores to capability_scores (replaced by this run's; blocks/store/capabilities.py), and the published
+state is rebuilt so routers pick the new scores up. A target that fails its probe is skipped and
+reported, and failed calls score 0, so one failing target never fails the run; only a run with no
+healthy target at all fails.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from pathlib import Path
 
-import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.cache_policies import NO_CACHE
@@ -25,9 +24,9 @@ from prefect.utilities.asyncutils import run_coro_as_sync
 from pydantic import BaseModel
 
 from blocks.benchmarks import DEFAULT_SUITE, BenchmarkCase, load_suite
-from blocks.store import DuckDBStore, utc_naive
+from blocks.store import utc_naive
+from blocks.store.capabilities import save_benchmark_run
 from blocks.store.snapshots import publish as publish_state
-from blocks.store.stats import store_benchmark
 from blocks.targets.base import HealthReport, TargetBlock
 from flows.route import DEFAULT_RUNTIME
 from flows.runtime import get_runtime
@@ -62,7 +61,7 @@ def probe_target(target: TargetBlock) -> HealthReport:
     """The target's own health check; a probe that raises counts as unhealthy."""
     try:
         return run_coro_as_sync(target.health())
-    except Exception as exc:  # a broken adapter is an unhealthy target, not a failed run
+    except Exception as exc:  # noqa: BLE001 - a broken adapter is an unhealthy target, not a failed run
         return HealthReport(target=target.target_name, healthy=False, detail=f"{type(exc).__name__}: {exc}")
 
 
@@ -85,7 +84,7 @@ def score(case: BenchmarkCase, attempt: AttemptResult) -> CaseResult:
     )
 
 
-@flow(name="run-benchmarks", persist_result=False)
+@flow(name="run-benchmarks", persist_result=False, flow_run_name="run-benchmarks on {runtime}")
 def run_benchmarks(
     runtime: str = DEFAULT_RUNTIME,
     categories: list[Category] | None = None,
@@ -111,7 +110,9 @@ def run_benchmarks(
     run_id = str(flow_run.get_id() or uuid.uuid4())
     results = _run_cases(routing.targets, healthy, cases)
     table = CapabilityTable.from_results(r.result for r in results)
-    _store(routing.store, run_id, results, table)
+    save_benchmark_run(
+        routing.store, run_id, [(r.result, r.success, r.error_type) for r in results], table, utc_naive()
+    )
     if publish:
         publish_state(routing.store, reason=f"run-benchmarks: {len(healthy)} targets, {len(cases)} cases")
     report = BenchmarkReport(
@@ -149,49 +150,6 @@ def _run_cases(
         if done % max(1, len(submitted) // 20) == 0 or done == len(submitted):
             update_progress_artifact(progress, 100.0 * done / len(submitted))
     return results
-
-
-def _store(store: DuckDBStore, run_id: str, results: list[CaseResult], table: CapabilityTable) -> None:
-    now = utc_naive()
-    raw = pd.DataFrame(
-        [
-            {
-                "result_id": uuid.uuid4().hex,
-                "run_id": run_id,
-                "target": r.result.target,
-                "category": r.result.category.value,
-                "case_id": r.result.case_id,
-                "quality": r.result.quality,
-                "duration_ms": r.result.duration_ms,
-                "cost": r.result.cost,
-                "success": r.success,
-                "error_type": r.error_type,
-                "timestamp": now,
-            }
-            for r in results
-        ]
-    )
-    groups: dict[tuple[str, Category], list[BenchmarkResult]] = defaultdict(list)
-    for r in results:
-        groups[(r.result.target, r.result.category)].append(r.result)
-    scores = pd.DataFrame(
-        [
-            {
-                "target": target,
-                "category": category.value,
-                "score": table.get(target, category),
-                "mean_quality": sum(r.quality for r in rs) / len(rs),
-                "mean_duration_ms": sum(r.duration_ms for r in rs) / len(rs),
-                "mean_cost": sum(r.cost for r in rs) / len(rs),
-                "cases": len(rs),
-                "run_id": run_id,
-                "computed_at": now,
-            }
-            for (target, category), rs in groups.items()
-        ]
-    )
-    with store.connect() as con:
-        store_benchmark(con, raw, scores)
 
 
 def _markdown(report: BenchmarkReport, results: list[CaseResult]) -> str:

@@ -1,7 +1,8 @@
 """The main job on the embedded default: the local fleet, a local DuckDB file, ephemeral Prefect.
 
 Routes a seeded mix of tasks across the fleet's models with `route-batch`, then reads what happened
-back from the store: a table per target, and how the router's picks shifted as it learned.
+back from the store (blocks/store/reports.py): a table per target, and how the router's picks shifted
+as it learned.
 """
 
 from __future__ import annotations
@@ -14,18 +15,15 @@ from typing import Literal
 from pydantic import BaseModel
 
 from blocks.embeddings import default_embedder
-from blocks.fleet.config import FleetConfig, load_fleet_config
 from blocks.fleet.knowledge import generate_tasks
-from blocks.fleet.launcher import FleetServer
 from blocks.store import DuckDBStore
-from blocks.targets import AgnoMember, AgnoTarget, LlamaIndexTarget, OpenAICompatibleTarget, TargetBlock
+from blocks.store.reports import calls_by_target, pick_shares_by_phase
+from flows.local import local_runtime
 from flows.route import route_batch
-from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
 from routing.context.embedding import with_embeddings
-from routing.models import Capability, ErrorType, Price, RoutedResult, Task
+from routing.models import Capability, ErrorType, RoutedResult, Task
 from routing.spend.budgets import Budget, Period
-from routing.strategies.registry import build_strategy
 
 DEMO_RUNTIME = "demo"
 
@@ -51,54 +49,6 @@ class DemoReport(BaseModel):
     queued: int = 0  # tasks kept for when a 'queue' budget resets
     targets: list[TargetRow]
     picks_by_phase: dict[str, dict[str, float]]
-
-
-def fleet_targets(config: FleetConfig, base_url: str, timeout_seconds: float = 10.0) -> list[OpenAICompatibleTarget]:
-    """One HTTP target per fleet model, priced as the fleet prices it."""
-    return [
-        OpenAICompatibleTarget(
-            target_name=model.name,
-            tier=model.tier,
-            base_url=base_url,
-            model=model.name,
-            timeout_seconds=timeout_seconds,
-            price=Price(
-                input_per_1k_tokens=model.price.input_per_1k_tokens,
-                output_per_1k_tokens=model.price.output_per_1k_tokens,
-            ),
-        )
-        for model in config.models
-    ]
-
-
-def framework_targets(config: FleetConfig, base_url: str, store: DuckDBStore) -> list[TargetBlock]:
-    """An Agno team and a LlamaIndex engine over the shipped documents, both served by the fleet."""
-    mid = config.model("mid") or config.models[0]
-    price = Price(input_per_1k_tokens=mid.price.input_per_1k_tokens, output_per_1k_tokens=mid.price.output_per_1k_tokens)
-    team = AgnoTarget(
-        target_name="agno-team",
-        tier="agents",
-        base_url=base_url,
-        model=mid.name,
-        mode="team",
-        members=[
-            AgnoMember(name="planner", role="Breaks the work into steps."),
-            AgnoMember(name="reviewer", role="Checks the plan for risks."),
-        ],
-        price=price,
-        timeout_seconds=30,
-    )
-    docs = LlamaIndexTarget(
-        target_name="docs-rag",
-        tier="rag",
-        base_url=base_url,
-        model=mid.name,
-        embedding_base_url=base_url,
-        persist_dir=str(store.path.parent / "indexes" / "docs-rag"),
-        price=price,
-        timeout_seconds=30,
-    )
-    return [team, docs]
 
 
 # Task types that only a framework target can serve.
@@ -141,26 +91,18 @@ def run_demo(
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
     budgets = [Budget(period=Period.DAILY, limit=daily_budget, policy=budget_policy)] if daily_budget is not None else []
-    config = load_fleet_config(fleet_config) if fleet_config else load_fleet_config()
     store = DuckDBStore(database=database)
-    with FleetServer(config) as fleet:
-        targets = fleet_targets(config, fleet.base_url) + framework_targets(config, fleet.base_url, store)
-        names = [t.target_name for t in targets]
-        options = {"willingness_to_pay": willingness_to_pay} if willingness_to_pay else {}
-        runtime = RoutingRuntime.build(
-            targets, store, build_strategy(strategy, names, seed=seed, **options), budgets=budgets,
-            breakers=BreakerBoard(BreakerConfig(open_timeout_seconds=5), on_transition=log_transition),
-        )
+    with local_runtime(
+        store, strategy=strategy, seed=seed, willingness_to_pay=willingness_to_pay, budgets=budgets,
+        fleet_config=fleet_config, frameworks=True, breaker=BreakerConfig(open_timeout_seconds=5),
+        name=DEMO_RUNTIME,
+    ) as runtime:
         if on_result:
             runtime.hooks.append(on_result)
-        register_runtime(DEMO_RUNTIME, runtime)
-        try:
-            work = demo_tasks(tasks, seed)
-            if embedder is not None:
-                work = with_embeddings(work, embedder)
-            results = route_batch(work, runtime=DEMO_RUNTIME, concurrency=concurrency)
-        finally:
-            unregister_runtime(DEMO_RUNTIME)
+        work = demo_tasks(tasks, seed)
+        if embedder is not None:
+            work = with_embeddings(work, embedder)
+        results = route_batch(work, runtime=DEMO_RUNTIME, concurrency=concurrency)
     task_ids = [r.task_id for r in results]
     return DemoReport(
         database=str(store.path),
@@ -172,7 +114,7 @@ def run_demo(
         rejected=sum(not r.success and r.queued_until is None and _over_budget(r) for r in results),
         queued=sum(r.queued_until is not None for r in results),
         targets=_target_rows(store, task_ids, results, runtime.breakers),
-        picks_by_phase=_picks_by_phase(store, task_ids),
+        picks_by_phase=pick_shares_by_phase(store, task_ids),
     )
 
 
@@ -193,35 +135,9 @@ def _target_rows(
 ) -> list[TargetRow]:
     rescues = Counter(r.target for r in results if r.success and r.target != r.decision.pick)
     states = _breaker_summary(breakers)
-    rows = store.query(
-        """
-        SELECT target, count(*) AS calls, avg(success::INT) AS success_rate,
-               median(duration_ms) AS p50_latency_ms, coalesce(sum(actual_cost), 0) AS cost_usd
-        FROM executions WHERE task_id IN (SELECT unnest(?::VARCHAR[]))
-        GROUP BY target ORDER BY calls DESC
-        """,
-        [task_ids],
-    )
+    rows = calls_by_target(store, task_ids)
     return [
         TargetRow(**row, rescues=rescues[row["target"]], breaker=states.get(row["target"], "closed"))
         for row in rows
     ]
 
-
-def _picks_by_phase(store: DuckDBStore, task_ids: list[str], phases: int = 4) -> dict[str, dict[str, float]]:
-    """Share of first picks per target in each quarter of the run: the learning made visible."""
-    rows = store.query(
-        """
-        WITH d AS (
-            SELECT pick, ntile(?) OVER (ORDER BY timestamp, decision_id) AS phase
-            FROM routing_decisions WHERE task_id IN (SELECT unnest(?::VARCHAR[]))
-        )
-        SELECT phase, pick, count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY phase) AS share
-        FROM d GROUP BY phase, pick ORDER BY phase, pick
-        """,
-        [phases, task_ids],
-    )
-    shift: dict[str, dict[str, float]] = {}
-    for row in rows:
-        shift.setdefault(f"Q{row['phase']}", {})[row["pick"]] = row["share"]
-    return shift

@@ -2,9 +2,9 @@
 
 `ingest-outcomes` moves spool segments that a crashed or interrupted run left behind into the tables
 (`route-batch` ingests its own at the end). `apply-retention` deletes raw records and aggregates past
-their age. `drain-queue` routes queued tasks (the `queued_tasks` table, oldest first, `not_before`
-respected) through `route-batch`: a task moves from `queued` to `routing` while it is routed, then to
-`done` or `failed`. A task left `routing` by a crashed drain stays there for an operator to requeue.
+their age. `drain-queue` routes queued tasks (blocks/store/queue.py, oldest first, `not_before` respected)
+through `route-batch`: a task moves from `queued` to `routing` while it is routed, then to `done` or
+`failed`, or back to `queued` while its budget is still spent.
 """
 
 from __future__ import annotations
@@ -15,11 +15,14 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ValidationError
 
 from blocks.store import DuckDBStore, IngestReport, utc_naive
+from blocks.store.queue import claim_due, set_status, settle
 from blocks.store.summaries import RetentionPolicy
 from blocks.store.summaries import apply_retention as delete_expired
+from flows.labels import label_current_run
 from flows.route import DEFAULT_RUNTIME, fast_subflows, route_batch
 from flows.runtime import get_runtime
 from routing.models import Task
+from routing.validation import describe
 
 
 def store_block(name: str | None) -> DuckDBStore:
@@ -27,7 +30,7 @@ def store_block(name: str | None) -> DuckDBStore:
     return DuckDBStore.load(name) if name else DuckDBStore()
 
 
-@flow(name="ingest-outcomes", persist_result=False)
+@flow(name="ingest-outcomes", persist_result=False, flow_run_name="ingest-outcomes: sweep the spool")
 def ingest_outcomes(store: str | None = None) -> IngestReport:
     """Ingest every claimable spool segment (sealed, or left open by a writer that has died)."""
     logger = get_run_logger()
@@ -41,7 +44,10 @@ def ingest_outcomes(store: str | None = None) -> IngestReport:
     return report
 
 
-@flow(name="apply-retention", persist_result=False)
+@flow(
+    name="apply-retention", persist_result=False,
+    flow_run_name="apply-retention: raw {raw_days} days, aggregates {aggregate_days} days",
+)
 def apply_retention(
     raw_days: int = 90, aggregate_days: int = 365, store: str | None = None, as_of: datetime | None = None
 ) -> dict[str, int]:
@@ -63,37 +69,21 @@ class DrainReport(BaseModel):
     invalid: int = 0
 
 
-@flow(name="drain-queue", persist_result=False)
+@flow(name="drain-queue", persist_result=False, flow_run_name="drain-queue on {runtime}")
 def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: int = 8) -> DrainReport:
     """Route up to `limit` due queued tasks, oldest first, with `route-batch` on `runtime`."""
     if limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
     logger = get_run_logger()
     store = get_runtime(runtime).store
-    now = utc_naive()
-    with store.connect() as con:
-        claimed = con.execute(
-            """
-            UPDATE queued_tasks SET status = 'routing'
-            WHERE task_id IN (
-                SELECT task_id FROM queued_tasks
-                WHERE status = 'queued' AND (not_before IS NULL OR not_before <= ?)
-                ORDER BY queued_at, task_id LIMIT ?)
-            RETURNING task_id, task, queued_at
-            """,
-            [now, limit],
-        ).fetchall()
-    claimed.sort(key=lambda row: (row[2], row[0]))
+    claimed = claim_due(store, utc_naive(), limit)
     report = DrainReport(claimed=len(claimed))
     tasks, rows, outcomes = [], {}, {}
     for task_id, payload, _ in claimed:
         try:
             task = Task.model_validate_json(payload)
         except ValidationError as exc:
-            outcomes[task_id] = (
-                "failed",
-                f"invalid task: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-            )
+            outcomes[task_id] = ("failed", f"invalid task: {describe(exc, first_only=True)}")
             report.invalid += 1
             continue
         tasks.append(task)
@@ -102,35 +92,18 @@ def drain_queue(runtime: str = DEFAULT_RUNTIME, limit: int = 100, concurrency: i
         with fast_subflows():
             results = route_batch(tasks, runtime=runtime, concurrency=concurrency) if tasks else []
     except BaseException:
-        _set_status(store, {row: ("queued", "requeued: the drain failed") for row in rows.values()})
+        set_status(store, {row: ("queued", "requeued: the drain failed") for row in rows.values()})
         raise
     requeued = {}
     for result in results:
-        failure = "; ".join(f"{t}: {why}" for t, why in result.failures.items())
-        if result.queued_until is not None:  # still over budget: back in the queue until its next reset
-            outcomes[rows[result.task_id]] = ("queued", failure)
-            requeued[rows[result.task_id]] = result.queued_until
-        else:
-            outcomes[rows[result.task_id]] = ("done", None) if result.success else ("failed", failure)
-    _set_status(store, outcomes, requeued)
+        row = rows[result.task_id]
+        status, reason, until = settle(result)
+        outcomes[row] = (status, reason)
+        if until is not None:
+            requeued[row] = until
+    set_status(store, outcomes, requeued)
     report.done = sum(status == "done" for status, _ in outcomes.values())
     report.failed = len(outcomes) - report.done
     logger.info("drained %d queued tasks: %d done, %d failed", report.claimed, report.done, report.failed)
+    label_current_run(f"drain-queue on {runtime}: {report.claimed} due, {report.done} done, {report.failed} failed")
     return report
-
-
-def _set_status(
-    store: DuckDBStore, outcomes: dict[str, tuple[str, str | None]], not_before: dict[str, datetime] | None = None
-) -> None:
-    if not outcomes:
-        return
-    not_before = not_before or {}
-    with store.connect() as con:
-        con.executemany(
-            "UPDATE queued_tasks SET status = ?, reason = coalesce(?, reason), "
-            "not_before = coalesce(?, not_before) WHERE task_id = ?",
-            [
-                (status, reason, utc_naive(not_before[task_id]) if task_id in not_before else None, task_id)
-                for task_id, (status, reason) in outcomes.items()
-            ],
-        )

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
-from prefect.client.orchestration import get_client
-from prefect.runtime import flow_run
 from pydantic import BaseModel
 
 from blocks.store import utc_naive
+from blocks.store.reports import target_scores
 from blocks.store.snapshots import publish as publish_state
 from blocks.store.snapshots import published_path
 from blocks.store.stats import recalculate
+from flows.labels import label_current_run
 from flows.maintenance import store_block
 
 
@@ -71,33 +71,14 @@ def recalculate_stats(
         report.published = str(publication.path)
         logger.info("published %d statistics entries to %s", publication.stats_entries, publication.path)
     _score_table(block, result.task_types)
-    rename_current_run(report.title)
+    label_current_run(report.title)
     logger.info(report.title)
     return report
 
 
 def _score_table(block, task_types) -> None:
-    rows = block.query(
-        """
-        SELECT task_type, target, n, round(success_rate, 4) AS success_rate,
-               format('{:.3f}-{:.3f}', success_low, success_high) AS success_95ci,
-               round(p50_latency_ms, 1) AS p50_ms, round(p95_latency_ms, 1) AS p95_ms,
-               round(p99_latency_ms, 1) AS p99_ms, round(mean_cost, 6) AS mean_cost, best_target,
-               round(success_p, 4) AS success_p_vs_best, round(latency_p, 4) AS latency_p_vs_best
-        FROM target_stats WHERE task_type IN (SELECT unnest(?::VARCHAR[]))
-        ORDER BY task_type, success_rate DESC, mean_latency_ms
-        """,
-        [list(task_types)],
-    )
+    rows = target_scores(block, task_types)
     if rows:
         create_table_artifact(
             rows, key="target-scores", description="Recomputed statistics per target and task type"
         )
-
-
-def rename_current_run(name: str) -> None:
-    """Give the current flow run a name that says what it did (no-op outside a flow run)."""
-    run_id = flow_run.get_id()
-    if run_id is not None:
-        with get_client(sync_client=True) as client:
-            client.update_flow_run(run_id, name=name)

@@ -2,10 +2,12 @@
 
 `up` starts `prefect server start` on loopback in the background (its own session, so `stop` can end
 it and everything it spawned as one process group), waits until the API answers, creates the process
-work pool, registers the blocks, deploys every flow of prefect.yaml (which also creates the
-automations its triggers define), starts a worker and says where the UI is. Logs go to
-`<home>/server.log` and `<home>/worker.log`, process ids to `<home>/*.pid`, the API address to
-`<home>/server.json` for later commands. The server's database and profiles live under
+work pool, registers the blocks, saves a working `default` runtime (store, targets and settings blocks:
+the discovered providers, or the local fleet, which it then also starts, when no provider key is set),
+deploys every flow of prefect.yaml (which also creates the automations its triggers define), starts a
+worker and says where the UI is. Logs go to `<home>/server.log`, `<home>/worker.log` and
+`<home>/fleet.log`, process ids to `<home>/*.pid`, the API address to `<home>/server.json` for later
+commands. The server's database and profiles live under
 `<home>/prefect` unless PREFECT_HOME is set, so `up` never touches another profile's server. Running
 `up` again reuses a live server and worker and redeploys.
 
@@ -15,6 +17,7 @@ started as (a pid may have been reused since).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -45,6 +48,7 @@ class StackConfig:
     schedules: bool = True
     worker: bool = True
     timeout_seconds: float = 120.0
+    fleet_port: int = 8700
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -55,6 +59,10 @@ class StackConfig:
     def ui_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
+    @property
+    def fleet_url(self) -> str:
+        return f"http://127.0.0.1:{self.fleet_port}/v1"
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -63,6 +71,8 @@ class Stack:
     server_pid: int
     worker_pid: int | None
     deployments: list[str]
+    targets: list[str] = field(default_factory=list)
+    fleet_pid: int | None = None
 
 
 def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
@@ -88,6 +98,24 @@ def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
         config.project,
     )
     _run("register the blocks", [*PREFECT, "block", "register", "-m", "blocks"], env, config.project)
+    from blocks.targets.discovery import has_provider_keys  # imports Prefect: only `up` pays for it
+
+    fleet_pid = None
+    if not has_provider_keys(env):
+        fleet_pid = _running(home / "fleet.pid", "fleet")
+        if fleet_pid is None:
+            args = [sys.executable, "-m", "flows.cli", "fleet", "serve", "--port", str(config.fleet_port)]
+            fleet_pid = _spawn(args, home / "fleet", env, config.project)
+            echo(f"no provider keys set: starting the local fleet (pid {fleet_pid}) at {config.fleet_url}")
+    database = Path(env.get("ADAPTIVE_ROUTER_DB") or config.project / ".adaptive-router" / "router.duckdb")
+    provisioned = _run(
+        "save the default runtime",
+        [sys.executable, "-m", "flows.provision", str(database), config.fleet_url],
+        env,
+        config.project,
+    )
+    targets = json.loads(provisioned.strip().splitlines()[-1])["targets"]
+    echo(f"saved the 'default' runtime: store {database}, {len(targets)} targets")
     echo("deploying every flow of prefect.yaml")
     _run("deploy the flows", [*PREFECT, "--no-prompt", "deploy", "--all"], env, config.project, timeout=600)
     deployments = _deployments(config.api_url)
@@ -100,15 +128,16 @@ def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
             echo(
                 f"starting a process worker on pool {config.pool!r} (pid {worker_pid}); log: {home / 'worker.log'}"
             )
-    echo(f"Prefect UI: {config.ui_url}")
-    return Stack(config.api_url, config.ui_url, server_pid, worker_pid, deployments)
+    return Stack(config.api_url, config.ui_url, server_pid, worker_pid, deployments, targets, fleet_pid)
 
 
 def stop(home: Path = DEFAULT_HOME, timeout_seconds: float = 20.0) -> list[str]:
     """End the worker, then the server, that `up` started from `home`; returns what was done, in words."""
     home = home.resolve()
+    if home.exists() and not home.is_dir():  # nothing `up` started can live in a file
+        return [f"nothing to stop: {home} is a file, not the directory `adaptive-router up` keeps its state in"]
     done = []
-    for name in ("worker", "server"):
+    for name in ("worker", "fleet", "server"):
         pid_file = home / f"{name}.pid"
         pid = _running(pid_file, name)
         if pid is None:
@@ -149,7 +178,8 @@ def _spawn(args: list[str], stem: Path, env: dict[str, str], cwd: Path) -> int:
     return process.pid
 
 
-def _run(step: str, args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180.0) -> None:
+def _run(step: str, args: list[str], env: dict[str, str], cwd: Path, timeout: float = 180.0) -> str:
+    """Run one step of `up` to completion; its standard output, or ServerError quoting its last lines."""
     try:
         result = subprocess.run(
             args, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
@@ -161,6 +191,7 @@ def _run(step: str, args: list[str], env: dict[str, str], cwd: Path, timeout: fl
         raise ServerError(
             f"could not {step}: `{' '.join(args[2:])}` exited with {result.returncode}:\n{tail}"
         )
+    return result.stdout
 
 
 def _deployments(api_url: str) -> list[str]:
@@ -192,13 +223,14 @@ def _wait_healthy(api_url: str, pid: int, log: Path, timeout: float) -> None:
 
 
 def _running(pid_file: Path, role: str) -> int | None:
-    """The pid in `pid_file` if that process is alive and is a Prefect `role` (server or worker)."""
+    """The pid in `pid_file` if that process is alive and is the `role` `up` started (server, worker, fleet)."""
     try:
         pid = int(pid_file.read_text().strip())
     except (FileNotFoundError, ValueError):
         return None
     command = _command_line(pid)
-    if command is None or "prefect" not in command or role not in command:
+    owner = "flows.cli" if role == "fleet" else "prefect"
+    if command is None or owner not in command or role not in command:
         return None
     return pid
 
@@ -217,10 +249,8 @@ def _command_line(pid: int) -> str | None:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our own child that has exited (else it lingers as a zombie)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _terminate(pid: int, timeout: float) -> None:

@@ -13,6 +13,7 @@ from routing.models import Decision, Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.base import Strategy
 from routing.strategies.weighted import WeightedScore
+from routing.validation import require_unique
 
 Availability = Callable[[str], bool]
 
@@ -29,10 +30,7 @@ class Router:
     ) -> None:
         if not targets:
             raise ValueError("a Router needs at least one target")
-        names = [t.name for t in targets]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate target names: {', '.join(duplicates)}")
+        require_unique((t.name for t in targets), "target names")
         self.targets = {t.name: t for t in targets}
         self.strategy = strategy or WeightedScore()
         self.book = book or StatsBook()

@@ -12,6 +12,6 @@ def run(target, coroutine):
         try:
             return await coroutine
         finally:
-            await target.shutdown()
+            await target.aclose()
 
     return asyncio.run(go())

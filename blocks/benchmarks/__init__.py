@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from routing.models import Category, Expectation, Task
+from routing.validation import describe, repeated
 
 DEFAULT_SUITE = Path(__file__).with_name("suite.toml")
 
@@ -61,8 +62,7 @@ class BenchmarkSuite(BaseModel):
     @model_validator(mode="after")
     def _complete(self) -> BenchmarkSuite:
         ids = [c.id for c in self.cases]
-        duplicates = sorted({i for i in ids if ids.count(i) > 1})
-        if duplicates:
+        if duplicates := repeated(ids):
             raise ValueError(f"cases: duplicate case ids {', '.join(duplicates)}")
         missing = sorted(set(Category) - {c.category for c in self.cases})
         if missing:
@@ -93,6 +93,4 @@ def load_suite(path: str | Path = DEFAULT_SUITE) -> BenchmarkSuite:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: not valid TOML: {exc}") from exc
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ValueError(f"{path}: {where}: {first['msg']}") from exc
+        raise ValueError(f"{path}: {describe(exc, first_only=True)}") from exc

@@ -84,7 +84,7 @@ def lookup(prompt: str) -> BankEntry | None:
     """The task a prompt asks, if known: an exact bank prompt, a bank prompt quoted inside it
     (agents wrap delegated tasks in context), or an arithmetic question."""
     text = normalize(prompt)
-    by_prompt, entries = _default_bank()
+    by_prompt, _ = _default_bank()
     if text in by_prompt:
         return by_prompt[text]
     quoted = [key for key in by_prompt if key in text]

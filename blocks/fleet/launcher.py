@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import httpx
 import uvicorn
@@ -71,7 +72,7 @@ class FleetServer:
         """The OpenAI-style base URL, e.g. http://127.0.0.1:54321/v1."""
         return f"http://{self.host}:{self.port}/v1"
 
-    def start(self) -> FleetServer:
+    def start(self) -> Self:
         if self._thread is not None:
             raise RuntimeError("FleetServer is already running")
         self._socket = _bind(self.host, self._requested_port)
@@ -113,7 +114,7 @@ class FleetServer:
             self._socket.close()
         self._server = self._thread = self._socket = None
 
-    def __enter__(self) -> FleetServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(

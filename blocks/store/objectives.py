@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from blocks.store.store import DuckDBStore, utc_naive
-from routing.strategies.optimizer import Objective
+from routing.strategies.objectives import Objective
 
 _PREFIX = "objective:"
 

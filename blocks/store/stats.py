@@ -111,14 +111,6 @@ def recalculate(con: duckdb.DuckDBPyConnection, now: datetime, full: bool = Fals
     return Recalculation(full, tuple(changed), tuple(removed), executions, tuple(task_types), now)
 
 
-def store_benchmark(con: duckdb.DuckDBPyConnection, results: pd.DataFrame, scores: pd.DataFrame) -> None:
-    """Append a benchmark run's results and make its capability scores the current ones, atomically."""
-    with _transaction(con):
-        _insert(con, "benchmark_results", results)
-        con.execute("DELETE FROM capability_scores")
-        _insert(con, "capability_scores", scores)
-
-
 def _fingerprints(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, tuple[int, datetime]]:
     return {target: (count, latest) for target, count, latest in con.execute(sql).fetchall()}
 
@@ -165,13 +157,13 @@ def compare_with_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             if row is not leader:
                 success = two_proportion_test(row["successes"], row["n"], leader["successes"], leader["n"])
-                tests["success_z"], tests["success_p"] = success.statistic, success.p_value
+                tests["success_z"], tests["success_p"] = success.statistic, success.pvalue
                 if min(row["n"], leader["n"]) >= 2:
                     latency = welch_t_test_from_stats(
                         row["mean_latency_ms"], row["latency_sd_ms"], row["n"],
                         leader["mean_latency_ms"], leader["latency_sd_ms"], leader["n"],
                     )  # fmt: skip
-                    if not math.isnan(latency.p_value):
-                        tests["latency_t"], tests["latency_p"] = latency.statistic, latency.p_value
+                    if not math.isnan(latency.pvalue):
+                        tests["latency_t"], tests["latency_p"] = latency.statistic, latency.pvalue
             out.append({**row, "best_target": leader["target"], **tests})
     return out

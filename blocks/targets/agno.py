@@ -23,8 +23,10 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from blocks.meta import logo
 from blocks.targets.base import EndpointTarget, ExecutionStatus
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
+from routing.validation import repeated
 
 _MODEL_ERRORS: contextvars.ContextVar[list[BaseException] | None] = contextvars.ContextVar(
     "agno_model_errors", default=None
@@ -37,10 +39,10 @@ class AgnoMember(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="The member's name, unique within the team.")
     role: str | None = Field(default=None, description="What the leader delegates to this member for.")
-    instructions: str | None = None
-    model: str | None = None
+    instructions: str | None = Field(default=None, description="Instructions of this member.")
+    model: str | None = Field(default=None, description="Model of this member; default: the block's.")
 
 
 @dataclass
@@ -55,10 +57,46 @@ class _Run:
 
 
 class AgnoTarget(EndpointTarget):
-    """An Agno agent, or a team of agents led by a coordinator, behind an OpenAI-compatible endpoint."""
+    """An Agno agent, or a team of agents led by a coordinator, behind an OpenAI-compatible endpoint.
+
+    The agent or team is built on first use in each event loop; `aclose()` cancels runs in flight and
+    closes the model clients. Runs can be watched with `status()` and stopped with `cancel()` by task
+    id. The settings every target shares (tier, price, timeout, capabilities) are described on
+    TargetBlock.
+
+    Attributes:
+        target_name: Name the router knows this target by; also the agent's or team's name.
+        base_url: API root of the OpenAI-compatible endpoint the models are called through.
+        model: Model of the agent, or of the team leader (and of members that name none).
+        api_key: Bearer key (a secret), or `api_key_env` naming the variable that holds it.
+        instructions: Instructions of the agent or team leader.
+        mode: 'agent' for one agent, 'team' for a leader with `members`.
+        members: The team's member agents (team mode only).
+        max_tokens: Longest answer of each model call, in tokens.
+        team_mode: How the leader uses its members: coordinate, route, broadcast or tasks.
+
+    Example:
+        Load a saved team and run one task through it:
+        ```python
+        import asyncio
+
+        from blocks.targets import AgnoTarget
+        from routing import Task
+
+        team = AgnoTarget.load("BLOCK_NAME")
+
+        async def main():
+            async with team:
+                result = await team.execute(Task(task_type="plan", payload="Plan a release."))
+            print(result.ok, result.metadata.get("members"), result.output)
+
+        asyncio.run(main())
+        ```
+    """
 
     _block_type_name = "Adaptive Router Agno Target"
     _block_type_slug = "adaptive-router-agno-target"
+    _logo_url = logo("agno-agi")
     _description = "An Agno agent or multi-agent team reached through an OpenAI-compatible model endpoint."
 
     kind: ClassVar[TargetKind] = TargetKind.AGNO
@@ -84,8 +122,7 @@ class AgnoTarget(EndpointTarget):
         if self.mode == "agent" and self.members:
             raise ValueError("members are only used when mode is 'team'; set mode='team' or drop members")
         names = [m.name for m in self.members]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
+        if duplicates := repeated(names):
             raise ValueError(f"members: duplicate names {', '.join(duplicates)}")
         return self
 
@@ -212,13 +249,13 @@ class AgnoTarget(EndpointTarget):
         if getattr(output, "member_responses", None):
             metadata["members"] = [_run_name(m) for m in output.member_responses]
         duration_ms = (time.perf_counter() - started) * 1000
-        common = dict(
-            target=self.target_name,
-            duration_ms=duration_ms,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cost=self.price.cost(input_tokens, output_tokens, duration_ms / 1000),
-        )
+        common = {
+            "target": self.target_name,
+            "duration_ms": duration_ms,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost": self.price.cost(input_tokens, output_tokens, duration_ms / 1000),
+        }
         if status == "COMPLETED":
             content = output.content
             text = content if isinstance(content, str) else output.get_content_as_string()
@@ -230,7 +267,7 @@ class AgnoTarget(EndpointTarget):
         else:
             error, message, extra = ErrorType.TARGET_ERROR, f"agno run ended {status}: {output.content}", {}
         return AttemptResult(
-            ok=False, error_type=error, error_message=message, metadata=metadata | extra, **common
+            ok=False, error_type=error, error_message=self.redact(message), metadata=metadata | extra, **common
         )
 
     def _failed(
@@ -280,10 +317,9 @@ class AgnoTarget(EndpointTarget):
         inner.cancel()
         await asyncio.wait({inner})
 
-    # -- health and shutdown --------------------------------------------------------------------
+    # -- closing --------------------------------------------------------------------------------
 
-
-    async def shutdown(self) -> None:
+    async def aclose(self) -> None:
         """Cancel runs in flight and close this loop's model clients (other loops' are dropped)."""
         for run_id, run in list(self._runs.items()):
             if run.future is not None:

@@ -8,17 +8,18 @@ its error type deciding whether a retry or the next target is worth trying.
 from __future__ import annotations
 
 import abc
-import asyncio
 import os
 import time
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import httpx
 from prefect.blocks.core import Block
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
+from blocks.meta import BLOCKS_DOCUMENTATION_URL, restore_runtime_state, without_runtime_state
+from blocks.validation import StrictBlock
+from routing.calls.redaction import redact
 from routing.models import AttemptResult, Capability, ErrorType, Price, Target, TargetKind, Task, utcnow
 from routing.spend.cost import estimate_cost
 
@@ -40,8 +41,41 @@ class ExecutionStatus(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class TargetBlock(Block, abc.ABC):
-    """Base of the target blocks: a router-facing name, a tier, a price and capability flags."""
+class TargetBlock(Block, StrictBlock, abc.ABC):
+    """Base of the target blocks: a router-facing name, a tier, a price and capability flags.
+
+    A target holds only settings; the clients it opens on first use are private runtime state, closed
+    by `aclose()` (or by leaving `async with`) and never pickled, so a block can be handed to another
+    process or thread and reopens what it needs there.
+
+    Attributes:
+        target_name: Name the router knows this target by, unique among the router's targets.
+        tier: A free label such as 'small' or 'premium'.
+        price: What a call costs (per token and per second); free by default.
+        timeout_seconds: Give up on one attempt after this many seconds.
+        extra_capabilities: Capabilities beyond the ones this kind always has.
+
+    Example:
+        Load a saved target of any kind by its block type slug, and close its clients when done:
+        ```python
+        import asyncio
+
+        from prefect.blocks.core import Block
+        from blocks.targets import TargetBlock
+        from routing import Task
+
+        target: TargetBlock = Block.load("adaptive-router-openai-compatible-target/BLOCK_NAME")
+
+        async def main():
+            async with target:
+                result = await target.execute(Task(task_type="qa", payload="Hello"))
+            print(result.ok, result.output)
+
+        asyncio.run(main())
+        ```
+    """
+
+    _documentation_url = BLOCKS_DOCUMENTATION_URL
 
     kind: ClassVar[TargetKind]
     base_capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
@@ -55,35 +89,19 @@ class TargetBlock(Block, abc.ABC):
     extra_capabilities: list[Capability] = Field(
         default_factory=list, description="Capabilities beyond the ones this kind always has."
     )
-    batch_concurrency: int = Field(default=10, ge=1, description="Calls in flight at once in execute_batch.")
 
     @property
     def capabilities(self) -> frozenset[Capability]:
         return self.base_capabilities | frozenset(self.extra_capabilities)
 
-    @property
-    def can_deploy_flows(self) -> bool:
-        return Capability.DEPLOY_FLOWS in self.capabilities
+    def secrets(self) -> list[str]:
+        """Values that must never leave this block in an error text."""
+        return []
 
-    @property
-    def can_monitor_execution(self) -> bool:
-        return Capability.MONITOR_EXECUTION in self.capabilities
-
-    @property
-    def can_cancel(self) -> bool:
-        return Capability.CANCEL in self.capabilities
-
-    @property
-    def supports_batch_execution(self) -> bool:
-        return Capability.BATCH_EXECUTION in self.capabilities
-
-    @property
-    def supports_multi_agent(self) -> bool:
-        return Capability.MULTI_AGENT in self.capabilities
-
-    @property
-    def has_cloud_ui(self) -> bool:
-        return Capability.CLOUD_UI in self.capabilities
+    def redact(self, text: str | None) -> str | None:
+        """`text` from or about the target without this block's secrets or anything key-shaped;
+        every error text passes here before it is logged, stored or emitted."""
+        return redact(text, self.secrets())
 
     def descriptor(self) -> Target:
         """The router's view of this target: no connection details, no secrets."""
@@ -127,7 +145,7 @@ class TargetBlock(Block, abc.ABC):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             error_type=error,
-            error_message=message,
+            error_message=self.redact(message),
             metadata=metadata,
         )
 
@@ -137,16 +155,6 @@ class TargetBlock(Block, abc.ABC):
     @abc.abstractmethod
     async def execute(self, task: Task) -> AttemptResult:
         """Run `task` once; never raises for a failure of the target, returns it."""
-
-    async def execute_batch(self, tasks: Sequence[Task], concurrency: int | None = None) -> list[AttemptResult]:
-        """Run `tasks`, at most `concurrency` (default `batch_concurrency`) at once; results in order."""
-        limit = asyncio.Semaphore(concurrency or self.batch_concurrency)
-
-        async def one(task: Task) -> AttemptResult:
-            async with limit:
-                return await self.execute(task)
-
-        return list(await asyncio.gather(*(one(t) for t in tasks)))
 
     async def status(self, execution_id: str) -> ExecutionStatus:
         raise NotImplementedError(f"{type(self).__name__} cannot monitor executions")
@@ -158,17 +166,65 @@ class TargetBlock(Block, abc.ABC):
     async def health(self) -> HealthReport:
         """A cheap probe of whether the target answers at all."""
 
-    async def shutdown(self) -> None:
-        """Release clients and connections."""
+    async def aclose(self) -> None:
+        """Release clients and connections; the block stays usable and reopens them on the next call."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Settings only: clients, runners, locks and run bookkeeping stay behind (see blocks.meta)."""
+        return without_runtime_state(self, super().__getstate__())
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        restore_runtime_state(self)
 
 
 class EndpointTarget(TargetBlock, abc.ABC):
-    """A target whose model sits behind an OpenAI-compatible endpoint: HTTP, Agno, LlamaIndex."""
+    """A target whose model sits behind an OpenAI-compatible endpoint: HTTP, Agno, LlamaIndex.
 
-    base_url: str = Field(description="API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1")
+    Attributes:
+        base_url: API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1.
+        model: Model name sent in each request.
+        api_key: Bearer key, kept as a secret: never logged or stored in the store.
+        api_key_env: Name of an environment variable holding the key, as an alternative to `api_key`.
+
+    Example:
+        Probe a saved endpoint without spending tokens:
+        ```python
+        import asyncio
+
+        from prefect.blocks.core import Block
+        from blocks.targets.base import EndpointTarget
+
+        target: EndpointTarget = Block.load("adaptive-router-agno-target/BLOCK_NAME")
+        print(asyncio.run(target.health()))
+        ```
+    """
+
+    base_url: str = Field(description="API root, e.g. https://api.openai.com/v1 or http://127.0.0.1:8000/v1.")
     model: str = Field(description="Model name sent in each request.")
     api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
+
+    def secrets(self) -> list[str]:
+        key = self.api_key_value()
+        return [key] if key else []
+
+    _transport: httpx.AsyncBaseTransport | None = PrivateAttr(default=None)
+
+    def use_transport(self, transport: httpx.AsyncBaseTransport | None) -> Self:
+        """Send the requests this block makes through httpx itself (the HTTP target's calls, every
+        endpoint's health probe) over `transport`, e.g. an `httpx.MockTransport`; None restores the
+        network. Set it before the first call: clients already open keep their transport. Agno and
+        LlamaIndex call their model through SDKs with their own connections. A transport is
+        process-local: it is not pickled. Returns the block, for chaining."""
+        self._transport = transport
+        return self
 
     def api_key_value(self) -> str | None:
         """The key to send: the block's own, else the named environment variable's, else none."""
@@ -184,12 +240,14 @@ class EndpointTarget(TargetBlock, abc.ABC):
         """Lists the endpoint's models: proves it answers and accepts the key, spending no tokens."""
         started = time.perf_counter()
         try:
-            async with httpx.AsyncClient(headers=self.auth_headers(), timeout=min(self.timeout_seconds, 10.0)) as client:
+            async with httpx.AsyncClient(
+                headers=self.auth_headers(), timeout=min(self.timeout_seconds, 10.0), transport=self._transport
+            ) as client:
                 response = await client.get(self.base_url.rstrip("/") + "/models")
             healthy = response.status_code == 200
             detail = "" if healthy else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
-            healthy, detail = False, f"{type(exc).__name__}: {exc}"
+            healthy, detail = False, self.redact(f"{type(exc).__name__}: {exc}") or ""
         return HealthReport(
             target=self.target_name,
             healthy=healthy,

@@ -11,23 +11,57 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field, PrivateAttr
 
+from blocks.meta import logo
 from blocks.targets.base import EndpointTarget
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 
 class OpenAICompatibleTarget(EndpointTarget):
-    """A model behind an OpenAI-compatible `/chat/completions` endpoint."""
+    """A model behind an OpenAI-compatible `/chat/completions` endpoint.
+
+    One pooled httpx client per event loop is opened on the first call and closed by `aclose()`;
+    `use_transport()` routes the calls over another transport (tests use `httpx.MockTransport`).
+    The settings every target shares (tier, price, timeout, capabilities) are described on TargetBlock.
+
+    Attributes:
+        target_name: Name the router knows this target by.
+        base_url: API root, e.g. https://api.groq.com/openai/v1 or the local fleet's.
+        model: Model name sent in each request.
+        api_key: Bearer key (a secret), or `api_key_env` naming the variable that holds it.
+        max_tokens: Longest answer, in tokens; also bounds the cost estimate budgets reserve.
+        temperature: Sampling temperature sent with each request.
+        system_prompt: Optional system message sent before the task's payload.
+
+    Example:
+        Load a saved target and send it one task:
+        ```python
+        import asyncio
+
+        from blocks.targets import OpenAICompatibleTarget
+        from routing import Task
+
+        target = OpenAICompatibleTarget.load("BLOCK_NAME")
+
+        async def main():
+            async with target:
+                result = await target.execute(Task(task_type="qa", payload="What is 2 + 2?"))
+            print(result.ok, result.output, result.cost)
+
+        asyncio.run(main())
+        ```
+    """
 
     _block_type_name = "Adaptive Router OpenAI-compatible Target"
     _block_type_slug = "adaptive-router-openai-compatible-target"
+    _logo_url = logo("openai")
     _description = "A chat model reached over an OpenAI-compatible HTTP API (OpenAI, Groq, vLLM, the local fleet)."
 
     kind: ClassVar[TargetKind] = TargetKind.HTTP
     base_capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.CHAT})
 
-    max_tokens: int = Field(default=256, gt=0)
-    temperature: float = Field(default=0.0, ge=0, le=2)
-    system_prompt: str | None = None
+    max_tokens: int = Field(default=256, gt=0, description="Longest answer, in tokens.")
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature, 0 to 2.")
+    system_prompt: str | None = Field(default=None, description="System message sent before each task.")
 
     _clients: weakref.WeakKeyDictionary = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
 
@@ -37,7 +71,10 @@ class OpenAICompatibleTarget(EndpointTarget):
         client = self._clients.get(loop)
         if client is None:
             client = httpx.AsyncClient(
-                base_url=self.base_url.rstrip("/") + "/", headers=self.auth_headers(), timeout=self.timeout_seconds
+                base_url=self.base_url.rstrip("/") + "/",
+                headers=self.auth_headers(),
+                timeout=self.timeout_seconds,
+                transport=self._transport,
             )
             self._clients[loop] = client
         return client
@@ -88,8 +125,7 @@ class OpenAICompatibleTarget(EndpointTarget):
             cost=self.price.cost(input_tokens, output_tokens, duration_ms / 1000),
         )
 
-
-    async def shutdown(self) -> None:
+    async def aclose(self) -> None:
         clients = list(self._clients.values())
         self._clients.clear()
         for client in clients:

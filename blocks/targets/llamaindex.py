@@ -20,6 +20,7 @@ import contextvars
 import functools
 import hashlib
 import json
+import os
 import threading
 import time
 import weakref
@@ -31,7 +32,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field, PrivateAttr, model_validator
 
+from blocks.meta import logo
 from blocks.targets.base import EndpointTarget, ExecutionStatus
+from routing.errors import ConfigError
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 DOCUMENT_SUFFIXES = (".md", ".txt")
@@ -42,6 +45,8 @@ _KEPT_STATUSES = 1000
 _LLM_CALLS: contextvars.ContextVar[_LLMCalls | None] = contextvars.ContextVar(
     "llamaindex_llm_calls", default=None
 )
+
+DOCUMENT_ROOTS_ENV = "ADAPTIVE_ROUTER_DOCUMENT_ROOTS"
 
 
 @dataclass
@@ -68,10 +73,50 @@ def packaged_documents() -> Path:
 
 
 class LlamaIndexTarget(EndpointTarget):
-    """Answers a query from the documents most similar to it, through an OpenAI-compatible LLM."""
+    """Answers a query from the documents most similar to it, through an OpenAI-compatible LLM.
+
+    The index is loaded or built on first use (or by `initialize()`) and kept under `persist_dir`;
+    `aclose()` drops the per-loop query engines. The settings every target shares (tier, price,
+    timeout, capabilities) are described on TargetBlock.
+
+    Attributes:
+        target_name: Name the router knows this target by; also names the default index folder.
+        base_url: API root of the OpenAI-compatible LLM endpoint.
+        model: LLM model that writes the answers.
+        api_key: Bearer key (a secret), or `api_key_env` naming the variable that holds it.
+        embedding_base_url: Embeddings API root; defaults to `base_url`.
+        embedding_model: Model of the embeddings API.
+        documents_dir: Folder of .md/.txt documents; default: the package's own.
+        persist_dir: Where the index is kept; default .adaptive-router/indexes/<target_name>.
+        similarity_top_k: Chunks retrieved per query.
+        chunk_size: Chunk length in estimated tokens.
+        chunk_overlap: Estimated tokens shared by neighbouring chunks.
+        context_window: The LLM's context window, in tokens.
+        max_tokens: Longest answer, in tokens.
+
+    Example:
+        Load a saved target, build or load its index, and ask it a question:
+        ```python
+        import asyncio
+
+        from blocks.targets import LlamaIndexTarget
+        from routing import Task
+
+        rag = LlamaIndexTarget.load("BLOCK_NAME")
+
+        async def main():
+            async with rag:
+                await rag.initialize()
+                result = await rag.execute(Task(task_type="rag", payload="How do breakers work?"))
+            print(result.output, result.metadata["sources"])
+
+        asyncio.run(main())
+        ```
+    """
 
     _block_type_name = "Adaptive Router LlamaIndex Target"
     _block_type_slug = "adaptive-router-llamaindex-target"
+    _logo_url = logo("run-llama")
     _description = (
         "A LlamaIndex query engine over a folder of documents, with OpenAI-compatible LLM and embeddings."
     )
@@ -114,7 +159,21 @@ class LlamaIndexTarget(EndpointTarget):
 
     @property
     def documents_path(self) -> Path:
-        return Path(self.documents_dir).expanduser() if self.documents_dir else packaged_documents()
+        """The folder to index; a configured one must lie under a document root (see `document_roots`).
+
+        A block is edited in the UI by whoever can reach the server, and the engine sends what it indexes
+        to its LLM and embeddings endpoints: without this, `documents_dir="/home/me/.ssh"` would ship keys.
+        """
+        if not self.documents_dir:
+            return packaged_documents()
+        folder = Path(self.documents_dir).expanduser().resolve()
+        roots = document_roots()
+        if not any(folder.is_relative_to(root) for root in roots):
+            raise ConfigError(
+                f"documents_dir {folder} is outside the allowed document roots ({', '.join(map(str, roots))}); "
+                f"add its folder to {DOCUMENT_ROOTS_ENV} (separated by '{os.pathsep}') on the machines that run it"
+            )
+        return folder
 
     @property
     def persist_path(self) -> Path:
@@ -252,7 +311,7 @@ class LlamaIndexTarget(EndpointTarget):
             response = await asyncio.wait_for(self._engine().aquery(task.payload), self.timeout_seconds)
         except TimeoutError:
             error, message, extra = ErrorType.TIMEOUT, f"no answer within {self.timeout_seconds:g} s", {}
-        except Exception as exc:  # any failure of the endpoints or the engine is this target's outcome
+        except Exception as exc:  # noqa: BLE001 -- any failure of the endpoints or engine is an outcome
             error, message, extra = _classify(exc)
         else:
             # llama-index's synthesizers swallow some LLM errors (a ValueError) and answer "Empty Response".
@@ -300,15 +359,28 @@ class LlamaIndexTarget(EndpointTarget):
             execution_id=execution_id, state="UNKNOWN", detail="no such query on this target"
         )
 
-    # -- health and shutdown --------------------------------------------------------------------
+    # -- closing --------------------------------------------------------------------------------
 
-
-    async def shutdown(self) -> None:
+    async def aclose(self) -> None:
         self._engines.clear()
 
 
+def document_roots() -> list[Path]:
+    """Folders a documents_dir may lie under: $ADAPTIVE_ROUTER_DOCUMENT_ROOTS, else the working directory."""
+    configured = [part for part in os.environ.get(DOCUMENT_ROOTS_ENV, "").split(os.pathsep) if part.strip()]
+    return [Path(part).expanduser().resolve() for part in configured] or [Path.cwd().resolve()]
+
+
 def _documents(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES)
+    """The folder's .md/.txt files, skipping hidden ones and links that lead out of the folder."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in DOCUMENT_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.resolve().is_relative_to(folder)
+    )
 
 
 def _read_stamp(stamp: Path) -> str | None:

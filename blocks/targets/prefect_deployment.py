@@ -24,8 +24,10 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field, PrivateAttr
 
+from blocks.meta import logo
 from blocks.targets.base import ExecutionStatus, HealthReport, TargetBlock
 from blocks.targets.http import error_type_for_status
+from routing.errors import ConfigError
 from routing.models import AttemptResult, Capability, ErrorType, Price, TargetKind, Task
 from routing.spend.cost import default_price
 
@@ -33,10 +35,44 @@ _KEPT_RUN_IDS = 1000
 
 
 class PrefectDeploymentTarget(TargetBlock):
-    """Runs a deployed flow with the task as a parameter and reports its final state."""
+    """Runs a deployed flow with the task as a parameter and reports its final state.
+
+    Each call opens and closes its own Prefect client, so the block holds no connection; it remembers
+    the flow runs it started (for `status()` and `cancel()` by task id) in memory only. The settings
+    every target shares (tier, timeout, capabilities) are described on TargetBlock.
+
+    Attributes:
+        target_name: Name the router knows this target by.
+        deployment_name: The deployment to run, as '<flow name>/<deployment name>'.
+        parameters: Parameters sent with every run (the task's own `metadata["parameters"]` win).
+        payload_parameter: Flow parameter that receives the task's payload; None sends none.
+        price: Billed per second of run time, at Prefect Cloud's rate by default.
+        timeout_seconds: Cancel the run if it is not final by then.
+        poll_interval_seconds: How often the run's state is read.
+        tags: Tags of each flow run.
+
+    Example:
+        Load a saved target and run its deployment for one task:
+        ```python
+        import asyncio
+
+        from blocks.targets import PrefectDeploymentTarget
+        from routing import Task
+
+        target = PrefectDeploymentTarget.load("BLOCK_NAME")
+
+        async def main():
+            async with target:
+                result = await target.execute(Task(task_type="etl", payload="2026-12-01"))
+            print(result.ok, result.metadata["flow_run_id"], result.metadata.get("ui_url"))
+
+        asyncio.run(main())
+        ```
+    """
 
     _block_type_name = "Adaptive Router Prefect Deployment Target"
     _block_type_slug = "adaptive-router-prefect-deployment-target"
+    _logo_url = logo("PrefectHQ")
     _description = "A Prefect deployment run per task, polled to a final state; cancellable from the router."
 
     kind: ClassVar[TargetKind] = TargetKind.PREFECT_DEPLOYMENT
@@ -66,7 +102,7 @@ class PrefectDeploymentTarget(TargetBlock):
     def _parameters(self, task: Task) -> dict[str, Any]:
         from_task = task.metadata.get("parameters", {})
         if not isinstance(from_task, dict):
-            raise ValueError(f"task.metadata['parameters'] must be a dict, got {type(from_task).__name__}")
+            raise ConfigError(f"task.metadata['parameters'] must be a dict, got {type(from_task).__name__}")
         parameters = {**self.parameters, **from_task}
         if self.payload_parameter is not None:
             parameters.setdefault(self.payload_parameter, task.payload)
@@ -82,7 +118,7 @@ class PrefectDeploymentTarget(TargetBlock):
 
         try:
             parameters = self._parameters(task)
-        except ValueError as exc:
+        except ConfigError as exc:
             return failed(ErrorType.CLIENT_ERROR, str(exc))
         try:
             async with get_client() as client:
@@ -134,12 +170,12 @@ class PrefectDeploymentTarget(TargetBlock):
         state = flow_run.state
         duration_ms = (time.perf_counter() - started) * 1000
         run_seconds = flow_run.total_run_time.total_seconds()
-        common = dict(
-            target=self.target_name,
-            duration_ms=duration_ms,
-            cost=self.price.cost(seconds=run_seconds),
-            metadata=_run_metadata(flow_run) | {"run_seconds": run_seconds},
-        )
+        common = {
+            "target": self.target_name,
+            "duration_ms": duration_ms,
+            "cost": self.price.cost(seconds=run_seconds),
+            "metadata": _run_metadata(flow_run) | {"run_seconds": run_seconds},
+        }
         if state.type == StateType.COMPLETED:
             return AttemptResult(ok=True, output=await _result_text(state), **common)
         why = f"flow run {flow_run.name} ended {state.name}" + (f": {state.message}" if state.message else "")
@@ -151,7 +187,7 @@ class PrefectDeploymentTarget(TargetBlock):
             error = ErrorType.TIMEOUT
         else:
             error = ErrorType.TARGET_ERROR
-        return AttemptResult(ok=False, error_type=error, error_message=why, **common)
+        return AttemptResult(ok=False, error_type=error, error_message=self.redact(why), **common)
 
     # -- monitoring and cancelling --------------------------------------------------------------
 
@@ -266,6 +302,6 @@ async def _result_text(state: Any) -> str | None:
     """The flow's return value as text when its result was persisted where we can read it, else None."""
     try:
         value = await state.aresult(raise_on_failure=False, retry_result_failure=False)
-    except Exception:  # not persisted, or stored where this process cannot read it
+    except Exception:  # noqa: BLE001 -- not persisted, or stored where this process cannot read it
         return None
     return None if value is None else str(value)

@@ -12,9 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from types import MappingProxyType
-
-import numpy as np
 
 from routing.models import Price, Target, TargetKind, Task
 
@@ -50,7 +49,7 @@ def usd(amount: float) -> str:
     """Dollars for people: three significant digits for cents and below ($0.0025), cents above a dollar."""
     if abs(amount) >= 1:
         return f"${amount:,.2f}"
-    return "$" + np.format_float_positional(amount, precision=3, fractional=False, trim="-")
+    return "$" + format(Decimal(f"{amount:.3g}"), "f")
 
 
 def estimate_cost(

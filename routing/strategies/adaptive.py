@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 from routing.evaluation.capability import CapabilityTable
-from routing.models import Candidate, Outcome, Target, Task
+from routing.models import FINITE, Outcome, Target, Task
 from routing.stats.book import StatsBook
-from routing.strategies.base import Choice
+from routing.strategies.base import Choice, candidate
 
 if TYPE_CHECKING:
     from routing.published import PublishedState
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 class AdaptiveScorerConfig(BaseModel):
     """Weights (summing to 1), the latency scale and the thresholds that trigger penalties."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     capability_weight: float = Field(default=0.60, ge=0)
     success_weight: float = Field(default=0.25, ge=0)
@@ -157,16 +157,7 @@ class AdaptiveStrategy:
                 result = self.scorer.score(capability, None, None, 0)
             else:
                 result = self.scorer.score(capability, stats.success_rate, fmean(stats.latencies), stats.n)
-            scored.append(
-                Candidate(
-                    target=target.name,
-                    score=result.final,
-                    samples=stats.n if stats else 0,
-                    success_rate=stats.success_rate if stats else None,
-                    p50_latency_ms=stats.p50_latency_ms if stats else None,
-                    details=result.details(),
-                )
-            )
+            scored.append(candidate(target.name, result.final, stats, result.details()))
         scored.sort(key=lambda c: c.score, reverse=True)
         best = scored[0]
         live = best.details["used_performance_data"]

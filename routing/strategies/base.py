@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from routing.models import Candidate, Outcome, Target, Task
-from routing.stats.book import StatsBook
+from routing.stats.book import StatsBook, TargetStats
 
 if TYPE_CHECKING:
     from routing.published import PublishedState
@@ -64,6 +64,20 @@ def walk(strategy: Strategy) -> Iterator[Strategy]:
     if isinstance(strategy, Composite):
         for member in strategy.members.values():
             yield from walk(member)
+
+
+def candidate(
+    target: str, score: float, stats: TargetStats | None, details: dict[str, float], samples: int | None = None
+) -> Candidate:
+    """A ranked target with the book's figures for it (`samples` overrides the book's count)."""
+    return Candidate(
+        target=target,
+        score=score,
+        samples=samples if samples is not None else stats.n if stats else 0,
+        success_rate=stats.success_rate if stats else None,
+        p50_latency_ms=stats.p50_latency_ms if stats else None,
+        details=details,
+    )
 
 
 def draw(rng: random.Random, probabilities: dict[str, float]) -> str:

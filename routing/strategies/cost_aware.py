@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from routing.models import Candidate, Outcome, Target, Task
 from routing.stats.book import StatsBook, TargetStats
-from routing.strategies.base import Choice
-from routing.strategies.optimizer import Objective, get_optimal_target, pct
+from routing.strategies.base import Choice, candidate
+from routing.strategies.objectives import Objective
+from routing.strategies.optimizer import get_optimal_target, pct
 from routing.strategies.pareto import TargetPerformance
 
 
@@ -32,14 +33,7 @@ def _candidate(name: str, score: float, stats: TargetStats | None) -> Candidate:
     details = {}
     if stats is not None and stats.n:
         details = {"mean_cost": stats.mean_cost, "p95_latency_ms": stats.p95_latency_ms}
-    return Candidate(
-        target=name,
-        score=score,
-        samples=stats.n if stats else 0,
-        success_rate=stats.success_rate if stats else None,
-        p50_latency_ms=stats.p50_latency_ms if stats else None,
-        details=details,
-    )
+    return candidate(name, score, stats, details)
 
 
 class CostAwareStrategy:

@@ -23,79 +23,18 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.optimize import linprog
 
 from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetError
 from routing.models import Constraints
 from routing.spend.cost import check_amount, usd
+from routing.strategies.objectives import TIE_BREAK, Objective, StrategyWeights
 from routing.strategies.pareto import TargetPerformance, dominates, pareto_frontier
-
-
-class Priority(StrEnum):
-    """What a task type cares about first; picks the preset weights and breaks ties between equal scores."""
-
-    BALANCED = "balanced"  # success, then cost
-    INTERACTIVE = "interactive"  # latency first
-    BATCH = "batch"  # cost first
-    CRITICAL = "critical"  # success first
-
-
-class StrategyWeights(BaseModel):
-    """Weights of the score's three terms (see the module docstring); they sum to 1."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    success: float = Field(default=0.6, ge=0, le=1)
-    cost: float = Field(default=0.4, ge=0, le=1)
-    latency: float = Field(default=0.0, ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _sum_to_one(self) -> StrategyWeights:
-        total = self.success + self.cost + self.latency
-        if abs(total - 1.0) > 1e-6:
-            raise ValueError(f"weights success + cost + latency must sum to 1, got {total:g}")
-        return self
-
-
-PRESETS: Mapping[Priority, StrategyWeights] = MappingProxyType(
-    {
-        Priority.BALANCED: StrategyWeights(),
-        Priority.INTERACTIVE: StrategyWeights(success=0.4, cost=0.1, latency=0.5),
-        Priority.BATCH: StrategyWeights(success=0.4, cost=0.6),
-        Priority.CRITICAL: StrategyWeights(success=0.95, cost=0.05),
-    }
-)
-
-_FIRST = {
-    Priority.BALANCED: "success",
-    Priority.INTERACTIVE: "latency",
-    Priority.BATCH: "cost",
-    Priority.CRITICAL: "success",
-}
-
-
-class Objective(BaseModel):
-    """What to optimise for a task type: a priority, with that priority's preset weights unless given."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    priority: Priority = Priority.BALANCED
-    weights: StrategyWeights = StrategyWeights()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _preset_weights(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("weights") is None:
-            priority = data.get("priority", Priority.BALANCED)
-            if isinstance(priority, str) and priority in PRESETS:
-                return {**data, "weights": PRESETS[priority]}
-        return data
+from routing.validation import repeated
 
 
 @dataclass(frozen=True)
@@ -172,9 +111,7 @@ def _describe(p: TargetPerformance) -> str:
 def _check_perfs(perfs: Sequence[TargetPerformance]) -> None:
     if not perfs:
         raise ValueError("perfs must name at least one target")
-    names = [p.target for p in perfs]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
+    if duplicates := repeated(p.target for p in perfs):
         raise ValueError(f"perfs name a target more than once: {', '.join(duplicates)}")
 
 
@@ -336,7 +273,7 @@ def get_optimal_target(
             f"p95 at most {_ms(split.p95_latency_ms)}"
         )
         return Selection(None, split, reasoning, score)
-    first = _FIRST[objective.priority]
+    first = TIE_BREAK[objective.priority]
     first_value = {
         "success": lambda p: p.success_rate,
         "cost": lambda p: -p.cost,
@@ -358,12 +295,18 @@ class SavingsHint:
     dollars_per_hour: float
     minutes_per_hour: float  # extra p95 latency x calls per hour, in minutes (negative if faster)
     success_points: float  # success percentage points lost (negative if gained)
+    cheaper_share: float = 0.0  # 1 - alternative's cost per call / current's
+    p95_delta_ms: float = 0.0  # alternative's p95 - current's (negative if faster)
+    calls: int | None = None  # the smaller of the two targets' call counts: the evidence behind it
 
     def __str__(self) -> str:
+        slower = "slower" if self.p95_delta_ms >= 0 else "faster"
+        less = "less" if self.success_points >= 0 else "more"
+        evidence = f", from {self.calls} calls" if self.calls is not None else ""
         return (
-            f"{self.current} -> {self.alternative}: saves {usd(self.dollars_per_hour)}/h for "
-            f"{self.minutes_per_hour:+.3g} min/h of p95 latency "
-            f"and {self.success_points:.3g} success points lost"
+            f"{self.alternative} instead of {self.current}: {self.cheaper_share:.0%} cheaper "
+            f"(saves {usd(self.dollars_per_hour)} an hour), {abs(self.p95_delta_ms) / 1000:.1f} s {slower} at p95, "
+            f"{abs(self.success_points):.0f} points {less} success{evidence}"
         )
 
 
@@ -373,11 +316,13 @@ def savings_hints(
     current: str | None = None,
     max_success_drop: float = 0.02,
     max_latency_increase: float = 0.25,
+    calls: Mapping[str, int] | None = None,
 ) -> list[SavingsHint]:
     """Cheaper targets only slightly worse than `current` (or than any target if None), most saved first.
 
     An alternative qualifies if it is cheaper, loses at most `max_success_drop` of success rate
     (0.02 = 2 points) and adds at most `max_latency_increase` (a fraction of the current p95) to the p95.
+    `calls` (per target) says how much evidence each hint rests on.
     """
     _check_perfs(perfs)
     check_amount("calls_per_hour", calls_per_hour)
@@ -392,6 +337,9 @@ def savings_hints(
             dollars_per_hour=(a.cost - b.cost) * calls_per_hour,
             minutes_per_hour=(b.p95_latency_ms - a.p95_latency_ms) * calls_per_hour / 60_000,
             success_points=(a.success_rate - b.success_rate) * 100,
+            cheaper_share=1 - b.cost / a.cost,
+            p95_delta_ms=b.p95_latency_ms - a.p95_latency_ms,
+            calls=min(calls[a.target], calls[b.target]) if calls else None,
         )
         for a in perfs
         if current in (None, a.target)

@@ -71,6 +71,18 @@ def _contextual(targets: Sequence[str], seed: int | None, **options) -> Strategy
     return ContextualThompson(targets, seed, ContextualConfig(**options))
 
 
+def _fixed(targets: Sequence[str], seed: int | None, order: Sequence[str] = (), **options) -> Strategy:
+    """`order`: the targets to try first, in that order (the spec `fixed:small,mid`)."""
+    from routing.strategies.fixed import FixedOrder
+
+    if options:
+        raise TypeError(f"fixed takes only an order of targets, got options {', '.join(sorted(options))}")
+    unknown = [name for name in order if name not in targets]
+    if unknown:
+        raise UnknownNameError("target", unknown[0], targets, "in a fixed order")
+    return FixedOrder(order)
+
+
 FACTORIES: dict[str, Factory] = {
     "weighted": _weighted,
     "statistical": _statistical,
@@ -83,6 +95,7 @@ FACTORIES: dict[str, Factory] = {
     "ensemble": _ensemble,
     "cost_aware": _cost_aware,
     "contextual": _contextual,
+    "fixed": _fixed,
 }
 STRATEGY_NAMES = tuple(FACTORIES)
 

@@ -57,8 +57,8 @@ def test_a_daily_budget_caps_spend_and_turns_the_rest_away(unconstrained, tmp_pa
 
 
 def test_queued_tasks_run_when_the_budget_period_rolls_over(unconstrained, tmp_path: Path, fleet) -> None:
+    from blocks.fleet.targets import fleet_targets, framework_targets
     from blocks.store import DuckDBStore
-    from flows.demo import fleet_targets, framework_targets
     from flows.maintenance import drain_queue
     from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
     from routing.spend.budgets import Budget, Period

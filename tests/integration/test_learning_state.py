@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from blocks.fleet.targets import fleet_targets
 from blocks.store import DuckDBStore
-from flows.demo import fleet_targets
 from flows.route import route_batch
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing import Task

@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from blocks.fleet.targets import fleet_targets
 from blocks.store import DuckDBStore
 from blocks.targets.http import OpenAICompatibleTarget
-from flows.demo import demo_tasks, fleet_targets
+from flows.demo import demo_tasks
 from flows.route import route, route_batch, routed_call
 from flows.runtime import RoutingRuntime, register_runtime, unregister_runtime
 from routing import AllTargetsFailedError, Expectation, Task

@@ -19,12 +19,12 @@ from scipy import stats
 
 from blocks.fleet.config import FleetConfig, Latency, ModelSpec
 from blocks.fleet.launcher import FleetServer
+from blocks.fleet.targets import fleet_targets
 from blocks.store import DuckDBStore
 from blocks.store.snapshots import PublishedReader, load_published, publish, published_path
 from blocks.targets.http import OpenAICompatibleTarget
 from flows import health
 from flows.benchmark_suite import run_benchmarks
-from flows.demo import fleet_targets
 from flows.health import check_health
 from flows.maintenance import apply_retention, drain_queue, ingest_outcomes
 from flows.recalculate import recalculate_stats
@@ -546,7 +546,7 @@ def test_drain_routes_due_tasks_oldest_first_and_marks_them(
         report = drain_queue(runtime="drain-test")
         assert (report.claimed, report.invalid, report.failed) == (1, 1, 1)
         reason = store.query("SELECT status, reason FROM queued_tasks WHERE task_id = 'bad'")[0]
-        assert reason["status"] == "failed" and reason["reason"].startswith("invalid task: ('task_type',)")
+        assert reason["status"] == "failed" and reason["reason"].startswith("invalid task: task_type: Field required")
     finally:
         unregister_runtime("drain-test")
 

@@ -1,13 +1,16 @@
 """The scheduled flows deployed for real: `up` starts a local Prefect server and process worker.
 
 From prefect.yaml on a fresh server (temporary PREFECT_HOME, a free port, scheduler off so only the
-runs the test starts happen): the `recalculate` command triggers the deployment and waits for it, and
-the published statistics change; a `adaptive-router.target.degraded` event makes the automation
-defined in prefect.yaml start a recalculation, which the worker runs. `stop` always ends every process.
+runs the test starts happen): `up` saves a working `default` runtime on the local fleet, so every
+deployment that needs no input runs to Completed; the `recalculate` command triggers the deployment and
+waits for it, and the published statistics change; a `adaptive-router.target.degraded` event makes the
+automation defined in prefect.yaml start a recalculation, which the worker runs. `stop` ends every
+process `up` started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -58,7 +61,9 @@ def deployed(tmp_path_factory) -> Iterator[tuple[Stack, StackConfig, DuckDBStore
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    config = StackConfig(port=free_port(), home=root / "home", project=REPO, schedules=False, env=env)
+    config = StackConfig(
+        port=free_port(), fleet_port=free_port(), home=root / "home", project=REPO, schedules=False, env=env
+    )
     try:
         stack = up(config, echo=lambda line: None)
         yield stack, config, store
@@ -114,7 +119,7 @@ def test_recalculate_command_runs_the_deployment_and_publishes(deployed) -> None
     spool(store, executions("a", 60, 0.9) + executions("b", 40, 0.5))
     env = {**os.environ, "PREFECT_API_URL": stack.api_url, "PREFECT_HOME": config.env["PREFECT_HOME"]}
     result = subprocess.run(
-        [sys.executable, "-m", "flows.cli_ops", "recalculate", "--timeout", "150"],
+        [sys.executable, "-m", "flows.cli", "recalculate", "--timeout", "150"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=200, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -144,3 +149,46 @@ def test_a_degraded_event_starts_a_recalculation_through_the_automation(deployed
     assert run["state_type"] == "COMPLETED"
     assert run["name"] == "recalculate-stats incremental: 1 target, 90 executions"
     assert published_n(store) == {**before, "a": before["a"] + 30}
+
+
+NEEDS_INPUT = {"routed-call/on-demand", "route-batch/batch-on-demand"}  # a task or tasks to route
+
+
+def test_every_deployment_that_needs_no_input_completes_on_the_default_runtime(deployed) -> None:
+    stack, config, _ = deployed
+    env = {**os.environ, "PREFECT_API_URL": stack.api_url, "PREFECT_HOME": config.env["PREFECT_HOME"]}
+    assert stack.fleet_pid is not None and len(stack.targets) >= 3
+    with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+        settings = client.post("/block_documents/filter", json={}).raise_for_status().json()
+    assert "default" in {b["name"] for b in settings if b["block_type"]["slug"] == "adaptive-router-settings"}
+    names = [d for d in stack.deployments if d not in NEEDS_INPUT]
+    script = (
+        "import json, sys; from prefect.deployments import run_deployment\n"
+        "print(json.dumps({n: str(run_deployment(n, timeout=0).id) for n in sys.argv[1:]}))"
+    )
+    started = subprocess.run(
+        [sys.executable, "-c", script, *names], cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        check=True,
+    )  # fmt: skip
+    runs = json.loads(started.stdout.strip().splitlines()[-1])
+
+    def finished() -> dict[str, dict] | None:
+        with httpx.Client(base_url=stack.api_url, timeout=10) as client:
+            states = {n: client.get(f"/flow_runs/{i}").raise_for_status().json() for n, i in runs.items()}
+        done = all(r["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") for r in states.values())
+        return states if done else None
+
+    states = wait_for(finished, 420, "every deployment's run to finish")
+    outcome = {n: (r["state_type"], r["state"]["message"]) for n, r in states.items()}
+    assert {n: s for n, (s, _) in outcome.items()} == {n: "COMPLETED" for n in names}, outcome
+
+
+def test_stop_leaves_no_process(deployed) -> None:
+    stack, config, _ = deployed
+    stop(config.home)
+    for pid in (stack.server_pid, stack.worker_pid, stack.fleet_pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # `up` ran in this process: reap its children
+        listing = subprocess.run(["ps", "-A", "-o", "pgid=,stat="], capture_output=True, text=True).stdout
+        alive = [line for line in listing.splitlines() if line.split()[0] == str(pid) and "Z" not in line.split()[1]]
+        assert alive == [], f"process group {pid} still runs after stop"

@@ -65,7 +65,7 @@ def call(target: OpenAICompatibleTarget, payload: str = "What is a circuit break
         try:
             return await target.execute(Task(task_type="qa", payload=payload))
         finally:
-            await target.shutdown()
+            await target.aclose()
 
     return asyncio.run(go())
 
@@ -162,7 +162,7 @@ def test_breaker_opens_fallback_answers_and_recovery_closes_it(fleet) -> None:
             return first, opened, second, recovered
         finally:
             for target in targets.values():
-                await target.shutdown()
+                await target.aclose()
 
     first, opened, second, recovered = asyncio.run(scenario())
 
@@ -200,7 +200,7 @@ def test_half_open_trial_failure_reopens(fleet) -> None:
             return await route(router, board, policy, targets, Task(task_type="qa", payload="two"))
         finally:
             for target in targets.values():
-                await target.shutdown()
+                await target.aclose()
 
     trial = asyncio.run(scenario())
     assert [(a.target, a.error_type) for a in trial] == [("dead", ErrorType.CONNECTION), ("backup", None)]

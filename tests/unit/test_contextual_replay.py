@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from blocks.embeddings import minilm_available
 from blocks.fleet.embeddings import embed
-from flows.cli_replay import replay as replay_command
+from flows.cli.replay import replay as replay_command
 from routing.evaluation.replay import load_routerbench, replay, routerbench_question
 
 

@@ -13,12 +13,9 @@ from routing.models import Constraints, Outcome, Target, Task
 from routing.router import Router
 from routing.stats.book import StatsBook
 from routing.strategies.cost_aware import CostAwareConfig, CostAwareStrategy
+from routing.strategies.objectives import PRESETS, Objective, Priority, StrategyWeights
 from routing.strategies.optimizer import (
-    PRESETS,
     InfeasibleConstraintsError,
-    Objective,
-    Priority,
-    StrategyWeights,
     get_optimal_target,
     optimal_split,
     savings_hints,
@@ -315,7 +312,9 @@ def test_savings_hint_by_hand():
     assert hint.dollars_per_hour == pytest.approx(3.6)  # $0.001 x 3600
     assert hint.minutes_per_hour == pytest.approx(6.0)  # 100 ms x 3600 / 60,000
     assert hint.success_points == pytest.approx(1.0)
-    assert str(hint) == "X -> Z: saves $3.60/h for +6 min/h of p95 latency and 1 success points lost"
+    assert str(hint) == "Z instead of X: 50% cheaper (saves $3.60 an hour), 0.1 s slower at p95, 1 points less success"
+    with_calls = savings_hints([X, Y, near], calls_per_hour=3600, current="X", calls={"X": 500, "Y": 9, "Z": 120})
+    assert str(with_calls[0]).endswith(", from 120 calls")
 
 
 def test_savings_hint_tolerances_are_configurable():

@@ -12,7 +12,7 @@ import pytest
 from routerbench_synth import ACCURACY, MODELS, synth_rows, write_routerbench
 from typer.testing import CliRunner
 
-from flows.cli_replay import replay as replay_command
+from flows.cli.replay import replay as replay_command
 from routing.evaluation.replay import (
     DataFormatError,
     ReplayData,

@@ -7,10 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from routing.models import Candidate, Outcome, Target, Task
+from routing.models import Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.bandits.learners import Bandit, GaussianThompsonSampling
-from routing.strategies.base import Choice
+from routing.strategies.base import Choice, candidate
 
 if TYPE_CHECKING:
     from routing.published import PublishedState
@@ -79,16 +79,8 @@ class BanditStrategy:
             details = {"cost_penalty": cost}
             if mean is not None:
                 details["mean_reward"] = mean
-            candidates.append(
-                Candidate(
-                    target=name,
-                    score=0.0 if mean is None else mean - cost,
-                    samples=round(counts[name]),
-                    success_rate=stats.success_rate if stats else None,
-                    p50_latency_ms=stats.p50_latency_ms if stats else None,
-                    details=details,
-                )
-            )
+            score = 0.0 if mean is None else mean - cost
+            candidates.append(candidate(name, score, stats, details, samples=round(counts[name])))
         candidates.sort(key=lambda c: c.score, reverse=True)
         mean = means[pick]
         estimate = "untried" if mean is None else f"mean reward {mean:.3f} over {counts[pick]:.0f} calls"

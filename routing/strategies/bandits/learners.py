@@ -42,6 +42,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.errors import UnknownNameError
+from routing.models import FINITE
 from routing.strategies.bandits.posteriors import (
     CACHE_LIMIT,
     KEPT_LIMIT,
@@ -49,6 +50,7 @@ from routing.strategies.bandits.posteriors import (
     NormalPosteriors,
     Posteriors,
 )
+from routing.validation import require_unique
 
 Context = Hashable | None
 
@@ -56,7 +58,7 @@ Context = Hashable | None
 class BanditOptions(BaseModel):
     """Options common to every bandit."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)
 
     discount: float | None = Field(default=None, gt=0, le=1, description="Weight kept per update (γ).")
     window: int | None = Field(default=None, ge=1, description="Observations kept per context.")
@@ -140,9 +142,7 @@ class Bandit:
         self.options = BanditOptions(**options)
         if not arms:
             raise ValueError("a bandit needs at least one arm")
-        duplicates = sorted({a for a in arms if list(arms).count(a) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate arms: {', '.join(duplicates)}")
+        require_unique(arms, "arms")
         self._arms = list(arms)
         self._index = {a: i for i, a in enumerate(self._arms)}
         self._rng = random.Random(seed)

@@ -1,7 +1,6 @@
 """Operating the scheduled flows from the command line: `recalculate`, `up`, `stop`.
 
-Plain typer command functions, registered on the `adaptive-router` app by flows/cli.py; `ops_app`
-holds the same three so `python -m flows.cli_ops ...` works on its own.
+Plain typer command functions, registered on the `adaptive-router` app by flows/cli/__init__.py.
 """
 
 from __future__ import annotations
@@ -11,16 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-console = Console()
+from flows.cli.common import console, fail
 
 HomeOption = Annotated[Path, typer.Option(help="Where `up` keeps logs, pid files and the server's database.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code=1)
 
 
 def recalculate(
@@ -56,7 +49,7 @@ def recalculate(
         console.print(report.title + (f"; published {report.published}" if report.published else ""))
         return
     if database:
-        raise _fail(
+        fail(
             "--database applies to --local only: a deployment uses the store its worker is configured with"
         )
     from prefect.deployments import run_deployment
@@ -66,7 +59,7 @@ def recalculate(
 
     url = api_url or PREFECT_API_URL.value() or recorded_api_url(home)
     if not url:
-        raise _fail("no Prefect server: run `adaptive-router up`, set PREFECT_API_URL or pass --api-url")
+        fail("no Prefect server: run `adaptive-router up`, set PREFECT_API_URL or pass --api-url")
     name = f"recalculate-stats/{'full' if full else 'incremental'}"
     with temporary_settings(updates={PREFECT_API_URL: url}):
         try:
@@ -77,16 +70,16 @@ def recalculate(
                 tags=["adaptive-router", "manual"],
             )
         except Exception as exc:  # the client's errors (unknown deployment, unreachable API) end the command
-            raise _fail(f"cannot run {name} on {url}: {exc}") from exc
+            fail(f"cannot run {name} on {url}: {exc}")
     link = f"{url.removesuffix('/api')}/runs/flow-run/{run.id}"
     if no_wait:
         console.print(f"started {name}: {link}")
         return
     state = run.state
     if state is None or not state.is_final():
-        raise _fail(f"{name} did not finish within {timeout:g} s; it goes on: {link}")
+        fail(f"{name} did not finish within {timeout:g} s; it goes on: {link}")
     if not state.is_completed():
-        raise _fail(f"{name} ended {state.name}: {state.message or ''} ({link})")
+        fail(f"{name} ended {state.name}: {state.message or ''} ({link})")
     console.print(f"{run.name} [green]{state.name}[/green] ({link})")
 
 
@@ -98,16 +91,29 @@ def up(
     home: HomeOption = Path(".adaptive-router"),
 ) -> None:
     """Start a local Prefect server and worker and deploy every scheduled flow of prefect.yaml."""
-    from flows.server import ServerError, StackConfig
+    from flows.server import StackConfig
     from flows.server import up as start
+    from routing.errors import ServerError
 
     config = StackConfig(host=host, port=port, pool=pool, home=home, schedules=schedules)
     try:
         stack = start(config, echo=console.print)
     except ServerError as exc:
-        raise _fail(str(exc)) from exc
+        fail(str(exc))
     console.print(f"{len(stack.deployments)} deployments: {', '.join(stack.deployments)}")
     console.print(f"[bold]Prefect UI: {stack.ui_url}[/bold]   stop with `adaptive-router stop`")
+    console.print("For `prefect` commands in another shell (or run `adaptive-router env` later):")
+    console.print(f"  export PREFECT_API_URL={stack.api_url}", highlight=False)
+
+
+def env(home: HomeOption = Path(".adaptive-router")) -> None:
+    """Print the `export PREFECT_API_URL=...` line for the server `adaptive-router up` started."""
+    from flows.server import recorded_api_url
+
+    url = recorded_api_url(home)
+    if url is None:
+        fail(f"no server recorded in {home}: run `adaptive-router up` first")
+    console.print(f"export PREFECT_API_URL={url}", highlight=False)
 
 
 def stop(home: HomeOption = Path(".adaptive-router")) -> None:
@@ -117,11 +123,3 @@ def stop(home: HomeOption = Path(".adaptive-router")) -> None:
     for line in end(home):
         console.print(line)
 
-
-ops_app = typer.Typer(help="Operate the scheduled flows.", no_args_is_help=True)
-for command in (recalculate, up, stop):
-    ops_app.command()(command)
-
-if __name__ == "__main__":
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # as flows/cli.py does
-    ops_app()

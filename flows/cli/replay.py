@@ -1,25 +1,21 @@
 """`adaptive-router replay`: replay RouterBench outcomes through a strategy and compare it.
 
-Registered by the CLI as `app.command("replay")(replay)`; it imports routing/, typer and rich, and
-blocks.embeddings when the content-aware strategy needs prompt embeddings.
+It imports routing/ only when it runs, so `--help` stays fast.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from routing.errors import RoutingError
-from routing.evaluation.replay import ReplayReport, Result, load_routerbench
-from routing.evaluation.replay import replay as run_replay
-from routing.strategies.registry import STRATEGY_NAMES
+from flows.cli.common import console, fail
 
-console = Console()
+if TYPE_CHECKING:
+    from routing.evaluation.replay import ReplayReport, Result
 
 
 def _money(value: float | None) -> str:
@@ -96,8 +92,8 @@ def replay(
     strategy: Annotated[
         str | None,
         typer.Option(
-            help=f"One of: {', '.join(STRATEGY_NAMES)} "
-            "(default: contextual when the embedding model is installed, else thompson)."
+            help="A strategy name (see `adaptive-router strategies`); default: contextual when the "
+            "embedding model is installed (prompts are embedded), else thompson."
         ),
     ] = None,
     warm_start: Annotated[
@@ -115,6 +111,11 @@ def replay(
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
     """Route every RouterBench row with bandit feedback only; compare with each model and the oracle."""
+    from routing.evaluation.replay import load_routerbench
+    from routing.evaluation.replay import replay as run_replay
+
+    from routing.errors import RoutingError
+
     try:
         data = load_routerbench(paths)
         warm = load_routerbench(warm_start) if warm_start else None
@@ -130,8 +131,7 @@ def replay(
             embedder=embedder,
         )
     except (OSError, ValueError, RoutingError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
+        fail(error)
     console.print(report_table(report))
     if report.skipped_rows:
         console.print(f"{report.skipped_rows} row(s) skipped for blank correctness cells.")

@@ -1,0 +1,66 @@
+"""Read-only reports for people: the tables flows attach as artifacts or print, computed in DuckDB.
+
+Nothing here writes; each report is one query over tables other modules maintain (target_stats from
+stats.py, executions and routing_decisions from ingestion).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from blocks.store.store import DuckDBStore
+
+_IDS = "(SELECT unnest(?::VARCHAR[]))"
+
+
+def target_scores(store: DuckDBStore, task_types: Iterable[str]) -> list[dict[str, Any]]:
+    """The recomputed statistics of every target on `task_types`, rounded for reading, best first."""
+    return store.query(
+        f"""
+        SELECT task_type, target, n, round(success_rate, 4) AS success_rate,
+               format('{{:.3f}}-{{:.3f}}', success_low, success_high) AS success_95ci,
+               round(p50_latency_ms, 1) AS p50_ms, round(p95_latency_ms, 1) AS p95_ms,
+               round(p99_latency_ms, 1) AS p99_ms, round(mean_cost, 6) AS mean_cost, best_target,
+               round(success_p, 4) AS success_p_vs_best, round(latency_p, 4) AS latency_p_vs_best
+        FROM target_stats WHERE task_type IN {_IDS}
+        ORDER BY task_type, success_rate DESC, mean_latency_ms
+        """,
+        [list(task_types)],
+    )
+
+
+def calls_by_target(store: DuckDBStore, task_ids: list[str]) -> list[dict[str, Any]]:
+    """Calls, success rate, median latency and spend per target over the executions of `task_ids`,
+    busiest target first."""
+    return store.query(
+        f"""
+        SELECT target, count(*) AS calls, avg(success::INT) AS success_rate,
+               median(duration_ms) AS p50_latency_ms, coalesce(sum(actual_cost), 0) AS cost_usd
+        FROM executions WHERE task_id IN {_IDS}
+        GROUP BY target ORDER BY calls DESC
+        """,
+        [task_ids],
+    )
+
+
+def pick_shares_by_phase(
+    store: DuckDBStore, task_ids: list[str], phases: int = 4
+) -> dict[str, dict[str, float]]:
+    """Share of first picks per target in each of `phases` equal runs of the decisions for `task_ids`
+    in time order ('Q1'..'Q4' by default): the learning made visible."""
+    rows = store.query(
+        f"""
+        WITH d AS (
+            SELECT pick, ntile(?) OVER (ORDER BY timestamp, decision_id) AS phase
+            FROM routing_decisions WHERE task_id IN {_IDS}
+        )
+        SELECT phase, pick, count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY phase) AS share
+        FROM d GROUP BY phase, pick ORDER BY phase, pick
+        """,
+        [phases, task_ids],
+    )
+    shares: dict[str, dict[str, float]] = {}
+    for row in rows:
+        shares.setdefault(f"Q{row['phase']}", {})[row["pick"]] = row["share"]
+    return shares
