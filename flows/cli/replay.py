@@ -111,10 +111,9 @@ def replay(
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
     """Route every RouterBench row with bandit feedback only; compare with each model and the oracle."""
+    from routing.errors import RoutingError
     from routing.evaluation.replay import load_routerbench
     from routing.evaluation.replay import replay as run_replay
-
-    from routing.errors import RoutingError
 
     try:
         data = load_routerbench(paths)

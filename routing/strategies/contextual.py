@@ -54,7 +54,7 @@ class ContextualConfig(BaseModel):
     dimensions: int = Field(default=384, ge=1, description="Embedding size; other sizes are ignored.")
     content_weight: float = Field(default=1.0, ge=0, description="Scale of the embedding in the features.")
     ridge: float = Field(default=5.0, gt=0, description="Prior precision λ of every coefficient.")
-    exploration: float = Field(default=0.3, ge=0, description="Width of the Thompson draw (v).")
+    exploration: float = Field(default=0.6, ge=0, description="Width of the Thompson draw (v).")
     cost_exploration: float = Field(
         default=0.5, ge=0, description="α: a dearer target's draw is narrowed by (cheapest / its cost)^α."
     )

@@ -60,7 +60,7 @@ def test_a_new_topic_and_category_start_exploring() -> None:
     centres = topic_vectors(3)
     strategy = ContextualThompson(TARGETS, seed=3)
     router = Router([Target(name=n) for n in TARGETS], strategy)
-    run(router, ["a"] * 300, centres, 3)
+    run(router, ["a", "b"] * 200, centres, 3)  # overall the two targets are about as good
     rng = np.random.default_rng(4)
     familiar = router.choose(task("a", centres, rng))
     fresh = router.choose(task("c", centres, rng, category=Category.MATH))
