@@ -101,3 +101,20 @@ def test_tasks_without_embeddings_route_on_type_and_category() -> None:
     assert choice.pick in TARGETS and "no embedding" in choice.reason
     strategy.observe(Outcome(target="expert", task_type="qa", success=True, duration_ms=1.0))
     assert strategy.n[strategy.index["expert"]] == 1
+
+
+def test_a_target_that_degrades_is_left_within_a_few_hundred_calls() -> None:
+    centres = topic_vectors(7)
+    rng, coin = np.random.default_rng(7), random.Random(7)
+    rate = {"a": 0.9, "b": 0.7}
+    router = Router([Target(name=n) for n in rate], ContextualThompson(rate, seed=7))
+    picks = []
+    for i in range(700):
+        if i == 400:
+            rate["a"] = 0.1  # the provider degrades
+        t = task("a", centres, rng)
+        pick = router.choose(t).pick
+        router.observe(outcome(pick, t, coin.random() < rate[pick]))
+        picks.append(pick)
+    assert picks[300:400].count("a") >= 80
+    assert picks[-100:].count("b") >= 80
