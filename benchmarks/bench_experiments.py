@@ -39,9 +39,9 @@ from blocks.fleet.config import STABLE_FLEET_PATH, load_fleet_config
 from blocks.fleet.knowledge import generate_tasks
 from routing.experiments.analysis import VariantData, Verdict, analyze
 from routing.experiments.assignment import ExperimentConfig, new_experiment
+from routing.experiments.fixed_horizon import sample_size_two_proportions
 from routing.experiments.live import PolicyRouting
 from routing.experiments.policy import parse_policy
-from routing.experiments.stats import sample_size_two_proportions
 from routing.models import Outcome, Target, Task
 from routing.router import Router
 

@@ -4,7 +4,7 @@ policy: a routing policy as a spec string (`thompson:discount=0.99`, `fixed:smal
 engine: the policy engine (propose, validate, apply, snapshot, roll back, history) as pure state changes;
 assignment: experiments, their variants and the deterministic, stratified assignment of tasks to them;
 live: a Router that routes each task by its variant's policy and tags the decision;
-stats: thin glue over scipy/statsmodels (t tests, chi-square, Fisher, Cohen's d, power, Beta P(best));
+fixed_horizon: tests valid at one planned look (t tests, chi-square, Fisher, Cohen's d, power, Beta P(best));
 sequential: always-valid inference (mSPRT p-values and confidence sequences) that survives peeking;
 analysis: per-variant metrics, guardrails, SRM, futility and the decision rule;
 ope: the off-policy gate, SNIPS and doubly robust estimates of a policy on logged decisions.

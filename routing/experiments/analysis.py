@@ -30,8 +30,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from routing.experiments.assignment import ExperimentConfig
-from routing.experiments.sequential import msprt
-from routing.experiments.stats import (
+from routing.experiments.fixed_horizon import (
     beta_p_best,
     chi_square,
     cohens_d,
@@ -39,6 +38,7 @@ from routing.experiments.stats import (
     sample_ratio_mismatch,
     t_test,
 )
+from routing.experiments.sequential import msprt
 from routing.stats.significance import wilson_interval
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 
 from routing.errors import ConfigError
-from routing.experiments.stats import ConfidenceInterval, Inference
+from routing.experiments.fixed_horizon import ConfidenceInterval, Inference
 
 
 def _check(variance: float, tau: float, alpha: float) -> None:

@@ -9,8 +9,7 @@ import pytest
 from scipy import special, stats
 
 from routing.errors import ConfigError
-from routing.experiments.sequential import confidence_sequence, log_mixture_ratio, msprt
-from routing.experiments.stats import (
+from routing.experiments.fixed_horizon import (
     beta_p_best,
     chi_square,
     cohens_d,
@@ -22,6 +21,7 @@ from routing.experiments.stats import (
     t_test,
     t_test_from_stats,
 )
+from routing.experiments.sequential import confidence_sequence, log_mixture_ratio, msprt
 
 # Wikipedia, "Welch's t-test", worked examples (values published to 2-3 significant figures).
 A1 = [27.5, 21.0, 19.0, 23.6, 17.0, 17.9, 16.9, 20.1, 21.9, 22.6, 23.1, 19.6, 19.0, 21.7, 21.4]
