@@ -12,16 +12,17 @@ mean cost per call on the task type (else overall; 0 until it has one). The pick
 argmax and its propensity is computed exactly (routing.strategies.bandits.posteriors), so the decisions
 can be evaluated off-policy.
 
-Why this and not a nearest-neighbour estimate: measured on RouterBench (benchmarks/bench_contextual.py),
-ridge on MiniLM embeddings predicted per-prompt correctness as well as kNN with k=100 in hindsight, and
+Why this and not a nearest-neighbour estimate: on RouterBench (5-fold, full information), ridge on MiniLM
+embeddings predicted per-prompt correctness as well as kNN with k=100 or better (benchmarks/
+bench_embeddings.py keeps the ridge ceiling), and
 its posterior width xᵀA⁻¹x says, per prompt, how far the prompt is from anything the target was tried
 on. So a category or a topic never seen starts wide (unseen one-hot slots and new directions of the
 embedding carry variance 1/λ) and is explored, while familiar prompts are exploited.
 
 Cost-aware exploration: the draw's width is scaled by (cheapest / own mean cost)^α among the
 candidates, so uncertainty about a dear target buys fewer exploratory calls than the same uncertainty
-about a cheap one (with α = 0 this is plain Thompson sampling, which at high L spends most exploration on
-the dearest model). A task without an embedding is routed on its type and category alone.
+about a cheap one (α = 0: plain Thompson sampling on L * success - cost). A task without an embedding is
+routed on its type and category alone.
 """
 
 from __future__ import annotations
