@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from blocks import embeddings as embeddings_module
 from blocks.embeddings import MiniLMEmbedder, OpenAIEmbedder, minilm_available
 from blocks.store.similarity import similar_executions
-from flows.cli_similar import similar_app
+from flows.cli.similar import similar_app
 from routing import ExecutionRecord
 from routing.errors import ConfigError, EmbedderUnavailableError, EmbeddingError
 

@@ -1,7 +1,6 @@
 """`adaptive-router similar "TEXT"`: the past executions whose prompts are nearest TEXT.
 
-A typer sub-app (`similar_app`, one command) for the main CLI to mount, e.g.
-`app.add_typer(similar_app)` or `app.command("similar")(similar)`.
+Registered on the main CLI as `similar`; `similar_app` wraps the same function for tests.
 """
 
 from __future__ import annotations
@@ -9,12 +8,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from flows.cli.common import DatabaseOption, console, existing_store, fail
 from routing.errors import RoutingError
 
-console = Console()
 similar_app = typer.Typer(help="Similarity search over past executions.")
 
 
@@ -28,23 +26,19 @@ def similar(
         typer.Option(help="An OpenAI-compatible base URL to embed with (default: the local MiniLM model)."),
     ] = None,
     embeddings_model: Annotated[str, typer.Option(help="Model name for --embeddings-url.")] = "text-embedding-3-small",
-    database: Annotated[
-        str | None,
-        typer.Option("--database", "-d", help="DuckDB file (default: $ADAPTIVE_ROUTER_DB or .adaptive-router/router.duckdb)."),
-    ] = None,
+    database: DatabaseOption = None,
 ) -> None:
     """Embed TEXT and list the nearest past executions: target, outcome, cost and similarity."""
     from blocks.embeddings import MiniLMEmbedder, OpenAIEmbedder
-    from blocks.store import DuckDBStore
     from blocks.store.similarity import similar_executions
 
+    store = existing_store(database)
     try:
         embedder = OpenAIEmbedder(embeddings_url, embeddings_model) if embeddings_url else MiniLMEmbedder()
         vector = embedder.embed([text])[0]
-        found = similar_executions(DuckDBStore(database=database), vector, k=k, task_type=task_type)
+        found = similar_executions(store, vector, k=k, task_type=task_type)
     except RoutingError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
+        fail(error)
     if not found:
         console.print("no execution with an embedding yet")
         return
