@@ -152,8 +152,8 @@ def test_a_degraded_event_starts_a_recalculation_through_the_automation(deployed
     assert published_n(store) == {**before, "a": before["a"] + 30}
 
 
-NEEDS_INPUT = {"routed-call/on-demand", "route-batch/batch-on-demand",  # a task or tasks to route
-               "rollback-experiment/on-regression"}  # the experiment its trigger names
+# a task or tasks to route; the experiment to roll back
+NEEDS_INPUT = {"routed-call/on-demand", "route-batch/batch-on-demand", "rollback-experiment/on-regression"}
 
 
 def test_every_deployment_that_needs_no_input_completes_on_the_default_runtime(deployed) -> None:
