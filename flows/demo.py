@@ -21,7 +21,6 @@ from blocks.store.reports import calls_by_target, pick_shares_by_phase
 from flows.local import local_runtime
 from flows.route import route_batch
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
-from routing.context.embedding import with_embeddings
 from routing.models import Capability, ErrorType, RoutedResult, Task
 from routing.spend.budgets import Budget, Period
 
@@ -84,7 +83,8 @@ def run_demo(
 
     Breakers reopen for trials after 5 s (not the production 60 s) so that a run of a minute shows a
     target failing, being cut off, and coming back. `strategy` defaults to the content-aware one when
-    the embedding model is installed (tasks then carry their prompt's embedding), else Thompson sampling.
+    the embedding model is installed (the runtime then embeds each prompt inside the flow: embeddings in
+the flow's parameters would exceed Prefect's 512 kB limit), else Thompson sampling.
     """
     embedder = default_embedder() if strategy in (None, "contextual") else None
     strategy = strategy or ("contextual" if embedder is not None else "thompson")
@@ -95,14 +95,11 @@ def run_demo(
     with local_runtime(
         store, strategy=strategy, seed=seed, willingness_to_pay=willingness_to_pay, budgets=budgets,
         fleet_config=fleet_config, frameworks=True, breaker=BreakerConfig(open_timeout_seconds=5),
-        name=DEMO_RUNTIME,
+        name=DEMO_RUNTIME, embedder=embedder,
     ) as runtime:
         if on_result:
             runtime.hooks.append(on_result)
-        work = demo_tasks(tasks, seed)
-        if embedder is not None:
-            work = with_embeddings(work, embedder)
-        results = route_batch(work, runtime=DEMO_RUNTIME, concurrency=concurrency)
+        results = route_batch(demo_tasks(tasks, seed), runtime=DEMO_RUNTIME, concurrency=concurrency)
     task_ids = [r.task_id for r in results]
     return DemoReport(
         database=str(store.path),

@@ -18,6 +18,7 @@ from blocks.store import DuckDBStore
 from blocks.targets import TargetBlock
 from flows.runtime import RoutingRuntime, log_transition, register_runtime, unregister_runtime
 from routing.calls.breaker import BreakerBoard, BreakerConfig
+from routing.context.embedding import Embedder
 from routing.spend.budgets import Budget
 from routing.strategies.registry import build_strategy
 
@@ -36,6 +37,7 @@ def local_runtime(
     frameworks: bool = False,
     breaker: BreakerConfig | None = None,
     name: str = LOCAL_RUNTIME,
+    embedder: Embedder | None = None,
 ) -> Iterator[RoutingRuntime]:
     """Start the fleet, register a runtime `name` over it, and tear both down on exit.
 
@@ -53,6 +55,7 @@ def local_runtime(
             targets, store, build_strategy(strategy, names, seed=seed, **options), budgets=budgets,
             breakers=BreakerBoard(breaker, on_transition=log_transition),
         )
+        runtime.embedder = embedder
         register_runtime(name, runtime)
         try:
             yield runtime

@@ -25,6 +25,7 @@ from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
 from routing.calls.breaker import BreakerBoard, Transition
 from routing.calls.retry import RetryPolicy
+from routing.context.embedding import Embedder, task_embedding, with_embeddings
 from routing.context.session import SessionTracker
 from routing.errors import UnknownNameError, UnknownTargetError
 from routing.experiments.live import LiveConfig, PolicyRouting, policy_strategy
@@ -70,6 +71,7 @@ class RoutingRuntime:
     sessions: SessionTracker = field(default_factory=SessionTracker)
     hooks: list[ResultHook] = field(default_factory=list)
     live: PublishedReader | None = None  # the policy in force and the running experiments
+    embedder: Embedder | None = None  # embeds prompts in the flow, never in its parameters
     policies: PolicyRouting | None = None
     _default_strategy: Strategy | None = None
     _state: PublishedState | None = None
@@ -150,6 +152,12 @@ class RoutingRuntime:
         running = ", ".join(e.name for e in self.policies.experiments) or "none"
         logger.info("policies in force: %s; running experiments: %s",
                     {k: p.spec for k, p in live.policies.policies.items()} or "default", running)
+
+    def prepare(self, task: Task) -> Task:
+        """Add the prompt's embedding when an embedder is set and the task carries none."""
+        if self.embedder is None or task_embedding(task.metadata) is not None:
+            return task
+        return with_embeddings([task], self.embedder)[0]
 
     def choose(self, task: Task) -> Decision:
         """The router's decision, or the decision of the task's variant in a running experiment."""

@@ -35,6 +35,10 @@ class ChainHost(Protocol):
     retry: RetryPolicy
     sessions: SessionTracker
 
+    def prepare(self, task: Task) -> Task:
+        """The task as it will be routed and recorded, e.g. with its prompt's embedding added."""
+        ...
+
     def choose(self, task: Task) -> Decision:
         """The router's decision, or that of the task's variant when an experiment runs (see experiments.live)."""
         ...
@@ -89,6 +93,7 @@ class AttemptChain:
         """
         if "category" not in task.model_fields_set:
             task = task.model_copy(update={"category": detect_category(task.payload)})
+        task = host.prepare(task)
         decision = host.sessions.route(task, host.choose)
         host.record_decision(decision)
         return cls(task, AttemptPlan(decision, host.retry, host.breakers))

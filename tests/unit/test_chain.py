@@ -32,6 +32,9 @@ class InMemoryHost:
     def choose(self, task: Task) -> Decision:
         return self.router.choose(task)
 
+    def prepare(self, task: Task) -> Task:
+        return task
+
     def record_decision(self, decision: Decision) -> None:
         self.decisions.append(decision)
 
