@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 
@@ -24,10 +24,10 @@ from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 from blocks.store import StoreError
 from flows.labels import label_current_run
 from flows.runtime import RoutingRuntime, get_runtime
-from routing.calls.chain import AttemptChain, CallTarget
+from routing.calls.chain import AttemptChain, CallTarget, PlannedCall
 from routing.errors import RoutingError
 from routing.models import Decision, RoutedResult, Task
-from tasks.calls import call_target
+from tasks.calls import call_target, call_target_spooled, seal_process_spools
 
 DEFAULT_RUNTIME = "default"
 
@@ -123,9 +123,17 @@ def route(task: Task, runtime: str = DEFAULT_RUNTIME) -> RoutedResult:
 
 @flow(name="route-batch", persist_result=False)
 def route_batch(
-    tasks: list[Task], runtime: str = DEFAULT_RUNTIME, concurrency: int = 8, ingest: bool = True
+    tasks: list[Task],
+    runtime: str = DEFAULT_RUNTIME,
+    concurrency: int = 8,
+    ingest: bool = True,
+    cluster_address: str | None = None,
 ) -> list[RoutedResult]:
     """Route many tasks in one flow run, `concurrency` at a time, with a task run per attempt.
+
+    Given `cluster_address` (a Dask scheduler, `tcp://host:8786`), the attempts run on that cluster
+    through prefect-dask's DaskTaskRunner, each worker process spooling its own segment in the
+    runtime's spool directory (which every worker must reach); the flow chooses, budgets and learns.
 
     Tasks go in waves: each wave is chosen with everything learned from the waves before it, its
     calls run concurrently, and failed attempts fall back to their next target within the wave.
@@ -139,17 +147,18 @@ def route_batch(
     progress = create_progress_artifact(0.0, key="route-batch-progress", description="Tasks routed")
     results: list[RoutedResult] = []
     unroutable = 0
-    for start in range(0, len(tasks), concurrency):
-        chains = []
-        for task in tasks[start : start + concurrency]:
-            try:
-                chains.append(AttemptChain.start(routing, task))
-            except RoutingError as exc:  # no eligible target: this task fails, the batch goes on
-                unroutable += 1
-                logger.error("task %s not routed: %s", task.id, exc)
-        _run_wave(routing, chains)
-        results += [chain.finish(routing) for chain in chains]
-        update_progress_artifact(progress, 100.0 * min(start + concurrency, len(tasks)) / len(tasks))
+    with _attempt_runner(routing, cluster_address) as submit:
+        for start in range(0, len(tasks), concurrency):
+            chains = []
+            for task in tasks[start : start + concurrency]:
+                try:
+                    chains.append(AttemptChain.start(routing, task))
+                except RoutingError as exc:  # no eligible target: this task fails, the batch goes on
+                    unroutable += 1
+                    logger.error("task %s not routed: %s", task.id, exc)
+            _run_wave(routing, chains, submit)
+            results += [chain.finish(routing) for chain in chains]
+            update_progress_artifact(progress, 100.0 * min(start + concurrency, len(tasks)) / len(tasks))
     _publish_summary(results)
     if ingest:
         _ingest(routing, logger)
@@ -161,7 +170,44 @@ def route_batch(
     return results
 
 
-def _run_wave(runtime: RoutingRuntime, chains: Sequence[AttemptChain]) -> None:
+Submit = Callable[[RoutingRuntime, AttemptChain, PlannedCall], Callable[[], tuple]]
+"""Starts one attempt and returns what waits for it: (AttemptResult, its spooled record or None)."""
+
+
+def _local_submit(runtime: RoutingRuntime, chain: AttemptChain, call: PlannedCall):
+    future = call_target.submit(runtime.target(call.target), chain.task)
+    return lambda: (future.result(), None)
+
+
+@contextmanager
+def _attempt_runner(runtime: RoutingRuntime, cluster_address: str | None) -> Iterator[Submit]:
+    """Where attempts run: this flow's task runner, or a Dask cluster whose workers spool their records
+    (their segments are sealed when the batch ends, so the ingestion that follows takes them)."""
+    if cluster_address is None:
+        yield _local_submit
+        return
+    from distributed import Client
+    from prefect_dask import DaskTaskRunner
+
+    spool = str(runtime.store.spool_path.resolve())
+
+    def submit(runtime: RoutingRuntime, chain: AttemptChain, call: PlannedCall):
+        parameters = {
+            "target": runtime.target(call.target), "task": chain.task, "decision": chain.decision,
+            "attempt": chain.next_attempt, "estimate": call.estimate, "spool": spool,
+        }
+        future = runner.submit(call_target_spooled, parameters=parameters)
+        return future.result
+
+    with DaskTaskRunner(address=cluster_address) as runner:
+        try:
+            yield submit
+        finally:
+            with Client(cluster_address) as client:
+                client.run(seal_process_spools)
+
+
+def _run_wave(runtime: RoutingRuntime, chains: Sequence[AttemptChain], submit: Submit = _local_submit) -> None:
     """Run every chain's next call concurrently until all are done; retries wait their backoff first."""
     pending = list(chains)
     while pending:
@@ -169,9 +215,10 @@ def _run_wave(runtime: RoutingRuntime, chains: Sequence[AttemptChain]) -> None:
         if not steps:
             return
         time.sleep(max(call.delay for _, call in steps))
-        futures = [call_target.submit(runtime.target(call.target), chain.task) for chain, call in steps]
-        for (chain, call), future in zip(steps, futures):
-            chain.record(runtime, call, future.result())
+        waits = [submit(runtime, chain, call) for chain, call in steps]
+        for (chain, call), wait in zip(steps, waits):
+            result, spooled = wait()
+            chain.record(runtime, call, result, spooled)
         pending = [chain for chain, _ in steps]
 
 

@@ -8,14 +8,18 @@ so pooled HTTP clients are reused across calls and threads.
 
 from __future__ import annotations
 
+import threading
 import time
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
+from blocks.store.spool import SpoolWriter
 from blocks.targets.base import TargetBlock
-from routing.models import AttemptResult, ErrorType, Task
+from routing.calls.outcomes import build_record
+from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, Task
 
 
 @task(
@@ -26,10 +30,14 @@ from routing.models import AttemptResult, ErrorType, Task
 )
 def call_target(target: TargetBlock, task: Task) -> AttemptResult:
     """Run `task` on `target`; an adapter that raises is reported as a failed attempt, not a crash."""
+    return _execute(target, task)
+
+
+def _execute(target: TargetBlock, task: Task) -> AttemptResult:
     started = time.perf_counter()
     try:
         return run_coro_as_sync(target.execute(task))
-    except Exception as exc:  # a broken adapter must not lose the outcome or stop the fallback chain
+    except Exception as exc:  # noqa: BLE001 -- a broken adapter must not lose the outcome or stop the chain
         return AttemptResult(
             target=target.target_name,
             ok=False,
@@ -37,3 +45,41 @@ def call_target(target: TargetBlock, task: Task) -> AttemptResult:
             error_type=ErrorType.INTERNAL,
             error_message=f"adapter {type(target).__name__} raised {type(exc).__name__}: {exc}",
         )
+
+
+_writers: dict[str, SpoolWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def process_spool(directory: str) -> SpoolWriter:
+    """This process's writer for a spool directory: one open segment per process, however many calls."""
+    with _writers_lock:
+        writer = _writers.get(directory)
+        if writer is None:
+            writer = _writers[directory] = SpoolWriter(Path(directory))
+        return writer
+
+
+def seal_process_spools() -> int:
+    """Seal every segment this process has open, so the ingester may take it; returns how many writers."""
+    with _writers_lock:
+        for writer in _writers.values():
+            writer.close()
+        return len(_writers)
+
+
+@task(
+    name="call-target-spooled",
+    task_run_name="call {target.target_name}",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def call_target_spooled(
+    target: TargetBlock, task: Task, decision: Decision, attempt: int, estimate: float, spool: str
+) -> tuple[AttemptResult, ExecutionRecord]:
+    """`call_target` for a worker process elsewhere (a Dask worker): the attempt's record is spooled
+    here, in this process's own segment under `spool`, before the result goes back to the flow."""
+    result = _execute(target, task)
+    record = build_record(task, decision, target.descriptor(), result, attempt, estimate)
+    process_spool(spool).append("execution", record)
+    return result, record
