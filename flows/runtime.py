@@ -18,6 +18,7 @@ from prefect.events import emit_event
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore, StoreError
 from blocks.store.budgets import load_budgets, spend_rows
+from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
 from blocks.store.objectives import load_objectives
 from blocks.store.snapshots import PublishedReader, published_path
@@ -38,6 +39,10 @@ ResultHook = Callable[[RoutedResult], None]
 
 
 logger = logging.getLogger("adaptive_router")
+
+
+GOSSIP_DIRECTORY = "breakers"
+"""Beside the published state: where every process's open breakers are gossiped (blocks/store/gossip.py)."""
 
 
 def log_transition(transition: Transition) -> None:
@@ -65,6 +70,7 @@ class RoutingRuntime:
     published: PublishedReader | None = None
     sessions: SessionTracker = field(default_factory=SessionTracker)
     hooks: list[ResultHook] = field(default_factory=list)
+    gossip: BreakerGossip | None = None
 
     @classmethod
     def build(
@@ -77,7 +83,16 @@ class RoutingRuntime:
         budgets: Sequence[Budget] = (),
     ) -> RoutingRuntime:
         """Assemble a runtime; `budgets` start from what the store says each has spent this period."""
-        breakers = breakers or BreakerBoard(on_transition=log_transition)
+        gossiped: list[BreakerGossip] = []
+
+        def on_transition(transition: Transition) -> None:
+            log_transition(transition)
+            for gossip in gossiped:  # other processes learn what this one's breakers found
+                gossip.publish()
+
+        breakers = breakers or BreakerBoard(on_transition=on_transition)
+        gossip = BreakerGossip(published_path(store).parent / GOSSIP_DIRECTORY, breakers)
+        gossiped.append(gossip)
         router = Router([t.descriptor() for t in targets], strategy=strategy, available=breakers.available)
         ledger = None
         if budgets:
@@ -91,6 +106,7 @@ class RoutingRuntime:
             retry=retry or RetryPolicy(),
             ledger=ledger,
             published=PublishedReader(published_path(store)),
+            gossip=gossip,
         )
         if store.path.exists():
             runtime.restore()
@@ -153,7 +169,13 @@ class RoutingRuntime:
     def record(self, record: ExecutionRecord) -> None:
         """Spool the attempt (durable before returning) and let the router learn from it."""
         self.store.record_execution(record)
+        self.learn(record)
+
+    def learn(self, record: ExecutionRecord) -> None:
+        """Let the router learn from an attempt (spooled already), and look at the peers' breakers."""
         self.router.observe(Outcome.from_record(record))
+        if self.gossip is not None:
+            self.gossip.maybe_read()
 
     def finished(self, result: RoutedResult) -> None:
         for hook in self.hooks:

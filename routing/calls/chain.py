@@ -24,7 +24,6 @@ from routing.models import (
     Decision,
     ErrorType,
     ExecutionRecord,
-    Outcome,
     QueuedTask,
     RoutedResult,
     Task,
@@ -58,6 +57,10 @@ class ChainHost(Protocol):
 
     def record(self, record: ExecutionRecord) -> None:
         """Keep the attempt (durably) and let the router learn from it."""
+        ...
+
+    def learn(self, record: ExecutionRecord) -> None:
+        """Let the router learn from an attempt another process kept already."""
         ...
 
     def queue(self, queued: QueuedTask) -> None: ...
@@ -127,7 +130,7 @@ class AttemptChain:
             host.record(record)
         else:
             record = spooled
-            host.router.observe(Outcome.from_record(record))
+            host.learn(record)
         self.attempts.append(record)
         self.plan.record(result, record.success)
 
