@@ -128,12 +128,15 @@ def route_batch(
     concurrency: int = 8,
     ingest: bool = True,
     cluster_address: str | None = None,
+    spool_url: str | None = None,
 ) -> list[RoutedResult]:
     """Route many tasks in one flow run, `concurrency` at a time, with a task run per attempt.
 
     Given `cluster_address` (a Dask scheduler, `tcp://host:8786`), the attempts run on that cluster
     through prefect-dask's DaskTaskRunner, each worker process spooling its own segment in the
-    runtime's spool directory (which every worker must reach); the flow chooses, budgets and learns.
+    runtime's spool directory (which every worker must reach), or shipping it to `spool_url` (any
+    fsspec URL: s3://bucket/spool, a shared directory) for workers on other machines; the flow chooses,
+    budgets and learns. Segments shipped to a URL are ingested by `ingest_shipped` (the ingester).
 
     Tasks go in waves: each wave is chosen with everything learned from the waves before it, its
     calls run concurrently, and failed attempts fall back to their next target within the wave.
@@ -147,7 +150,7 @@ def route_batch(
     progress = create_progress_artifact(0.0, key="route-batch-progress", description="Tasks routed")
     results: list[RoutedResult] = []
     unroutable = 0
-    with _attempt_runner(routing, cluster_address) as submit:
+    with _attempt_runner(routing, cluster_address, spool_url) as submit:
         for start in range(0, len(tasks), concurrency):
             chains = []
             for task in tasks[start : start + concurrency]:
@@ -180,7 +183,9 @@ def _local_submit(runtime: RoutingRuntime, chain: AttemptChain, call: PlannedCal
 
 
 @contextmanager
-def _attempt_runner(runtime: RoutingRuntime, cluster_address: str | None) -> Iterator[Submit]:
+def _attempt_runner(
+    runtime: RoutingRuntime, cluster_address: str | None, spool_url: str | None = None
+) -> Iterator[Submit]:
     """Where attempts run: this flow's task runner, or a Dask cluster whose workers spool their records
     (their segments are sealed when the batch ends, so the ingestion that follows takes them)."""
     if cluster_address is None:
@@ -189,7 +194,7 @@ def _attempt_runner(runtime: RoutingRuntime, cluster_address: str | None) -> Ite
     from distributed import Client
     from prefect_dask import DaskTaskRunner
 
-    spool = str(runtime.store.spool_path.resolve())
+    spool = spool_url or str(runtime.store.spool_path.resolve())
 
     def submit(runtime: RoutingRuntime, chain: AttemptChain, call: PlannedCall):
         parameters = {

@@ -8,6 +8,7 @@ so pooled HTTP clients are reused across calls and threads.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
+from blocks.store.remote_spool import RemoteSpool
 from blocks.store.spool import SpoolWriter
 from blocks.targets.base import TargetBlock
 from routing.calls.outcomes import build_record
@@ -51,21 +53,27 @@ _writers: dict[str, SpoolWriter] = {}
 _writers_lock = threading.Lock()
 
 
-def process_spool(directory: str) -> SpoolWriter:
-    """This process's writer for a spool directory: one open segment per process, however many calls."""
+def process_spool(spool: str) -> SpoolWriter:
+    """This process's writer for a spool (a directory, or an fsspec URL whose segments are written to a
+    local directory of this process's and shipped on sealing): one open segment per process."""
     with _writers_lock:
-        writer = _writers.get(directory)
+        writer = _writers.get(spool)
         if writer is None:
-            writer = _writers[directory] = SpoolWriter(Path(directory))
+            local = Path(tempfile.mkdtemp(prefix="adaptive-router-spool-")) if "://" in spool else Path(spool)
+            writer = _writers[spool] = SpoolWriter(local)
         return writer
 
 
 def seal_process_spools() -> int:
-    """Seal every segment this process has open, so the ingester may take it; returns how many writers."""
+    """Seal every segment this process has open (shipping those of URL spools), so the ingester may take
+    them; returns how many segments were shipped."""
+    shipped = 0
     with _writers_lock:
-        for writer in _writers.values():
+        for spool, writer in _writers.items():
             writer.close()
-        return len(_writers)
+            if "://" in spool:
+                shipped += len(RemoteSpool(spool).ship(writer.directory))
+    return shipped
 
 
 @task(
@@ -78,7 +86,8 @@ def call_target_spooled(
     target: TargetBlock, task: Task, decision: Decision, attempt: int, estimate: float, spool: str
 ) -> tuple[AttemptResult, ExecutionRecord]:
     """`call_target` for a worker process elsewhere (a Dask worker): the attempt's record is spooled
-    here, in this process's own segment under `spool`, before the result goes back to the flow."""
+    here, in this process's own segment of `spool` (a directory or an fsspec URL), before the result
+    goes back to the flow."""
     result = _execute(target, task)
     record = build_record(task, decision, target.descriptor(), result, attempt, estimate)
     process_spool(spool).append("execution", record)

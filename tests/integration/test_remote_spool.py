@@ -100,3 +100,23 @@ def test_segments_from_two_processes_in_a_directory_are_ingested_exactly_once(tm
     url = f"file://{tmp_path / 'shared'}"
     run_writers(url, tmp_path, {})
     check_exactly_once(url, store)
+
+
+def test_published_state_on_s3_is_read_when_it_changes(s3, tmp_path) -> None:
+    from datetime import UTC, datetime
+
+    from blocks.store.remote_state import RemotePublishedReader, ship_published
+    from routing.published import PublishedState
+
+    local = tmp_path / "state.json"
+    first = PublishedState(created_at=datetime(2026, 12, 1, tzinfo=UTC), capabilities={"a": {"math": 80.0}})
+    local.write_text(first.model_dump_json())
+    ship_published(local, "s3://spool/published")
+    reader = RemotePublishedReader("s3://spool/published", interval=0.0)
+    assert reader.changed() == first
+    assert reader.changed() is None  # unchanged: one HEAD, no download
+    second = first.model_copy(update={"capabilities": {"a": {"math": 40.0}}})
+    local.write_text(second.model_dump_json())
+    ship_published(local, "s3://spool/published")
+    assert reader.changed() == second
+    assert RemotePublishedReader("s3://spool/nothing-yet").changed() is None
