@@ -11,6 +11,8 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
@@ -76,19 +78,33 @@ def seal_process_spools() -> int:
     return shipped
 
 
+@dataclass(frozen=True)
+class SpooledCall:
+    """One attempt for a worker elsewhere to make and spool: everything its record needs."""
+
+    target: TargetBlock
+    task: Task
+    decision: Decision
+    attempt: int
+    estimate: float
+
+
 @task(
-    name="call-target-spooled",
-    task_run_name="call {target.target_name}",
+    name="call-targets-spooled",
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def call_target_spooled(
-    target: TargetBlock, task: Task, decision: Decision, attempt: int, estimate: float, spool: str
-) -> tuple[AttemptResult, ExecutionRecord]:
-    """`call_target` for a worker process elsewhere (a Dask worker): the attempt's record is spooled
-    here, in this process's own segment of `spool` (a directory or an fsspec URL), before the result
-    goes back to the flow."""
-    result = _execute(target, task)
-    record = build_record(task, decision, target.descriptor(), result, attempt, estimate)
-    process_spool(spool).append("execution", record)
-    return result, record
+def call_targets_spooled(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
+    """`call_target` for a worker process elsewhere (a Dask worker), for several attempts at once, made
+    concurrently: each attempt's record is spooled here, in this process's own segment of `spool` (a
+    directory or an fsspec URL), before the results go back to the flow."""
+    writer = process_spool(spool)
+
+    def one(call: SpooledCall) -> tuple[AttemptResult, ExecutionRecord]:
+        result = _execute(call.target, call.task)
+        record = build_record(call.task, call.decision, call.target.descriptor(), result, call.attempt, call.estimate)
+        writer.append("execution", record)
+        return result, record
+
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        return list(pool.map(one, calls))
