@@ -8,9 +8,10 @@ from prefect.blocks.core import Block
 from pydantic import Field
 
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo
+from blocks.validation import StrictBlock
 
 
-class RouterSettings(Block):
+class RouterSettings(Block, StrictBlock):
     """Everything a routing flow needs to assemble its router; edit it in the Prefect UI.
 
     Holds names only (of target and store blocks), never connections: `flows.runtime` loads the

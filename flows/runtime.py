@@ -18,6 +18,7 @@ from prefect.events import emit_event
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore, StoreError
 from blocks.store.budgets import load_budgets, spend_rows
+from blocks.store.experiments import live_path, load_live
 from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
 from blocks.store.objectives import load_objectives
@@ -27,8 +28,9 @@ from routing.calls.breaker import BreakerBoard, Transition
 from routing.calls.retry import RetryPolicy
 from routing.context.session import SessionTracker
 from routing.errors import UnknownNameError, UnknownTargetError
+from routing.experiments.live import LiveConfig, PolicyRouting, policy_strategy
 from routing.models import Decision, ExecutionRecord, Outcome, QueuedTask, RoutedResult, Task, utcnow
-from routing.published import apply_published
+from routing.published import PublishedState, apply_published
 from routing.router import Router
 from routing.spend.budgets import Budget, BudgetLedger, Reservation
 from routing.strategies.base import Strategy, walk
@@ -71,6 +73,10 @@ class RoutingRuntime:
     sessions: SessionTracker = field(default_factory=SessionTracker)
     hooks: list[ResultHook] = field(default_factory=list)
     gossip: BreakerGossip | None = None
+    live: PublishedReader | None = None  # the policy in force and the running experiments
+    policies: PolicyRouting | None = None
+    _default_strategy: Strategy | None = None
+    _state: PublishedState | None = None
 
     @classmethod
     def build(
@@ -107,6 +113,7 @@ class RoutingRuntime:
             ledger=ledger,
             published=PublishedReader(published_path(store)),
             gossip=gossip,
+            live=PublishedReader(live_path(store), load_live),
         )
         if store.path.exists():
             runtime.restore()
@@ -134,10 +141,33 @@ class RoutingRuntime:
         save_sessions(self.store, self.sessions.to_rows())
 
     def refresh(self) -> None:
-        """Take in statistics a recalculation published since the last look (one `stat` if none)."""
+        """Take in statistics a recalculation published since the last look (one `stat` if none), and
+        the policies and running experiments the store published (another `stat`)."""
         if self.published is not None and (state := self.published.changed()) is not None:
+            self._state = state
             for line in apply_published(state, self.router):
                 logger.info("published state applied: %s", line)
+            for router in self.policies.variant_routers.values() if self.policies else ():
+                apply_published(state, router)
+        if self.live is not None and (live := self.live.changed()) is not None:
+            self.adopt(live)
+
+    def adopt(self, live: LiveConfig) -> None:
+        """Route by the policy in force (else the configured strategy) and through running experiments;
+        variants start learning afresh, from the published statistics."""
+        if self._default_strategy is None:
+            self._default_strategy = self.router.strategy
+        names = list(self.router.targets)
+        self.router.strategy = policy_strategy(live.policies, names, self._default_strategy)
+        adopt_state = (lambda router: apply_published(self._state, router)) if self._state else None
+        self.policies = PolicyRouting(self.router, live.experiments, on_new_router=adopt_state)
+        running = ", ".join(e.name for e in self.policies.experiments) or "none"
+        logger.info("policies in force: %s; running experiments: %s",
+                    {k: p.spec for k, p in live.policies.policies.items()} or "default", running)
+
+    def choose(self, task: Task) -> Decision:
+        """The router's decision, or the decision of the task's variant in a running experiment."""
+        return self.policies.choose(task) if self.policies else self.router.choose(task)
 
     def target(self, name: str) -> TargetBlock:
         try:
@@ -173,11 +203,16 @@ class RoutingRuntime:
 
     def learn(self, record: ExecutionRecord) -> None:
         """Let the router learn from an attempt (spooled already), and look at the peers' breakers."""
-        self.router.observe(Outcome.from_record(record))
+        if self.policies is not None:
+            self.policies.observe(Outcome.from_record(record), record.decision_id)
+        else:
+            self.router.observe(Outcome.from_record(record))
         if self.gossip is not None:
             self.gossip.maybe_read()
 
     def finished(self, result: RoutedResult) -> None:
+        if self.policies is not None:
+            self.policies.finished(result.decision.id)
         for hook in self.hooks:
             hook(result)
 

@@ -17,6 +17,7 @@ started as (a pid may have been reused since).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -133,6 +134,8 @@ def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
 def stop(home: Path = DEFAULT_HOME, timeout_seconds: float = 20.0) -> list[str]:
     """End the worker, then the server, that `up` started from `home`; returns what was done, in words."""
     home = home.resolve()
+    if home.exists() and not home.is_dir():  # nothing `up` started can live in a file
+        return [f"nothing to stop: {home} is a file, not the directory `adaptive-router up` keeps its state in"]
     done = []
     for name in ("worker", "fleet", "server"):
         pid_file = home / f"{name}.pid"
@@ -246,10 +249,8 @@ def _command_line(pid: int) -> str | None:
 
 def _reap(pid: int) -> None:
     """Collect the exit status if `pid` is our own child that has exited (else it lingers as a zombie)."""
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _terminate(pid: int, timeout: float) -> None:

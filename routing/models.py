@@ -1,11 +1,15 @@
 """The domain's nouns: what is routed, where it can go, what was decided and what happened.
 
 Everything here is a pydantic model so that a malformed task, target or record fails at the edge with
-an error naming the field at fault, long before it reaches a target or the store.
+an error naming the field at fault, long before it reaches a target or the store. Every model refuses
+non-finite numbers (`FINITE`), and integers are bounded by the store's columns (`Int32`, `TokenCount`).
+Text a target returns is never refused after the call was paid for: lone UTF-16 surrogates and NUL
+(which DuckDB rejects) are replaced and the field is named in `metadata["sanitised"]`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -13,14 +17,100 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     NonNegativeFloat,
-    NonNegativeInt,
     WrapValidator,
-    field_validator,
+    model_validator,
 )
+
+from routing.calls.redaction import redact
+
+# Shared by every model here and by the blocks: inf and nan are refused wherever a float is read.
+FINITE = ConfigDict(allow_inf_nan=False)
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip() or "\x00" in value or clean_text(value) != value:
+        raise ValueError("must not be blank or contain NUL or a lone surrogate")
+    return value
+
+
+_ID_CHECK = AfterValidator(_not_blank)
+NonBlank = Annotated[str, Field(min_length=1, max_length=512), _ID_CHECK]
+"""An id or a name: refused (not cleaned) when blank or holding NUL or a lone surrogate."""
+Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
+"""A non-negative count stored in an INTEGER column."""
+TokenCount = Annotated[int, Field(ge=0, le=INT64_MAX)]
+"""Token counts are stored as BIGINT (migration 6): a remote target reports them."""
+Float32 = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX)]
+"""A value stored in a FLOAT column (embeddings)."""
+
+
+def clean_text(value: str) -> str:
+    """`value` with lone UTF-16 surrogates and NUL replaced by U+FFFD (both break DuckDB's reader)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value.replace("\x00", "\ufffd")
+
+
+def _clean(value: Any, nested: bool = False) -> tuple[Any, bool]:
+    """`value` with every string in it cleaned (dicts, lists and tuples walked); whether any changed.
+
+    Inside free-form containers (metadata) a non-finite float becomes None; a typed field keeps it, so
+    that its own validation refuses it rather than a None slipping into an optional field.
+    """
+    if isinstance(value, str):
+        cleaned = clean_text(value)
+        return cleaned, cleaned != value
+    if nested and isinstance(value, float) and not math.isfinite(value):
+        return None, True
+    if isinstance(value, dict):
+        changed = False
+        out = {}
+        for key, item in value.items():
+            new_key, key_changed = _clean(key, True)
+            out[new_key], item_changed = _clean(item, True)
+            changed |= key_changed or item_changed
+        return out, changed
+    if isinstance(value, list | tuple):
+        items = [_clean(item, True) for item in value]
+        return type(value)(item for item, _ in items), any(c for _, c in items)
+    return value, False
+
+
+class _Clean(BaseModel):
+    """Base of every model here: finite numbers only, strings cleaned on the way in and flagged."""
+
+    model_config = FINITE
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sanitise(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        out: dict[Any, Any] = {}
+        changed: list[str] = []
+        fields = cls.model_fields
+        for key, value in data.items():
+            field = fields.get(key) if isinstance(key, str) else None
+            if field is not None and _ID_CHECK in field.metadata:  # ids are refused, not cleaned
+                out[key] = value
+                continue
+            out[key], was_changed = _clean(value)
+            if was_changed:
+                changed.append(str(key))
+        metadata = out.get("metadata", {})
+        if changed and "metadata" in cls.model_fields and isinstance(metadata, dict):
+            out["metadata"] = {**metadata, "sanitised": sorted(set(metadata.get("sanitised", ())) | set(changed))}
+        return out
 
 
 def utcnow() -> datetime:
@@ -66,8 +156,8 @@ class TargetKind(StrEnum):
     PREFECT_DEPLOYMENT = "prefect_deployment"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _Strict(_Clean):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Expectation(_Strict):
@@ -76,7 +166,7 @@ class Expectation(_Strict):
     answer: str | None = None
     keywords: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
-    min_length: NonNegativeInt = 0
+    min_length: Int32 = 0
 
 
 class Constraints(_Strict):
@@ -90,8 +180,8 @@ class Constraints(_Strict):
 class Task(_Strict):
     """One unit of work to route."""
 
-    id: str = Field(default_factory=new_id, min_length=1)
-    task_type: str = Field(min_length=1, description="What kind of work, e.g. 'qa' or 'codegen'.")
+    id: NonBlank = Field(default_factory=new_id)
+    task_type: NonBlank = Field(description="What kind of work, e.g. 'qa' or 'codegen'.")
     category: Category = Category.GENERAL
     payload: str = Field(min_length=1, description="The prompt or query sent to the target.")
     session_id: str | None = None
@@ -100,15 +190,8 @@ class Task(_Strict):
     expected: Expectation | None = None
     complexity: float | None = Field(default=None, ge=0, le=1)
     repo: str | None = None
-    file_count: NonNegativeInt | None = None
+    file_count: Int32 | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("task_type")
-    @classmethod
-    def _no_blank_type(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("task_type must not be blank")
-        return value
 
     @property
     def estimated_tokens(self) -> int:
@@ -174,15 +257,17 @@ Candidates = Annotated[tuple[Candidate, ...], WrapValidator(_built_candidates)]
 class Decision(_Strict):
     """What the router chose and why; logged so that any policy can be evaluated on it later."""
 
-    id: str = Field(default_factory=new_id)
-    task_id: str
-    task_type: str
+    id: NonBlank = Field(default_factory=new_id)
+    task_id: NonBlank
+    task_type: NonBlank
     timestamp: datetime = Field(default_factory=utcnow)
     strategy: str
     candidates: Candidates
     pick: str
     probability: float = Field(ge=0, le=1, description="Propensity of the pick under the policy in force.")
     reason: str
+    experiment_id: str | None = Field(default=None, description="The running experiment that assigned the task.")
+    variant: str | None = Field(default=None, description="Its variant, whose policy made this decision.")
 
     @property
     def fallback_order(self) -> list[str]:
@@ -214,32 +299,52 @@ class AttemptResult(_Strict):
     ok: bool
     output: str | None = None
     duration_ms: NonNegativeFloat
-    input_tokens: NonNegativeInt = 0
-    output_tokens: NonNegativeInt = 0
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
     cost: NonNegativeFloat = 0.0
     error_type: ErrorType | None = None
     error_message: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_what_was_paid_for(cls, data: Any) -> Any:
+        """A target's token counts are clamped into range (and flagged), never refused; its error
+        text loses anything key-shaped (blocks also remove the target's own key)."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        clamped = []
+        for name in ("input_tokens", "output_tokens"):
+            value = data.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= INT64_MAX:
+                data[name] = min(max(value, 0), INT64_MAX)
+                clamped.append(name)
+        if clamped and isinstance(data.get("metadata", {}), dict):
+            data["metadata"] = {**data.get("metadata", {}), "clamped": clamped}
+        if isinstance(data.get("error_message"), str):
+            data["error_message"] = redact(data["error_message"])
+        return data
 
-class ExecutionRecord(BaseModel):
+
+class ExecutionRecord(_Clean):
     """One attempt, as stored in the executions table (one row per attempt, keyed by execution_id)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    execution_id: str = Field(default_factory=new_id, min_length=1)
-    task_id: str = Field(min_length=1)
+    execution_id: NonBlank = Field(default_factory=new_id)
+    task_id: NonBlank
     decision_id: str | None = None
-    attempt: int = Field(default=1, ge=1)
+    attempt: int = Field(default=1, ge=1, le=INT32_MAX)
     timestamp: datetime = Field(default_factory=utcnow)
-    task_type: str = Field(min_length=1)
+    task_type: NonBlank
     category: Category = Category.GENERAL
     session_id: str | None = None
     description: str | None = None
     repo: str | None = None
-    file_count: NonNegativeInt | None = None
-    estimated_tokens: NonNegativeInt | None = None
-    target: str = Field(min_length=1)
+    file_count: Int32 | None = None
+    estimated_tokens: TokenCount | None = None
+    target: NonBlank
     model_tier: str | None = None
     pool_type: str | None = None
     strategy: str | None = None
@@ -248,8 +353,8 @@ class ExecutionRecord(BaseModel):
     success: bool
     duration_ms: NonNegativeFloat
     quality_score: float | None = Field(default=None, ge=0, le=100)
-    input_tokens: NonNegativeInt = 0
-    output_tokens: NonNegativeInt = 0
+    input_tokens: TokenCount = 0
+    output_tokens: TokenCount = 0
     cost_estimate: NonNegativeFloat | None = None
     actual_cost: NonNegativeFloat | None = None
     error_type: ErrorType | None = None
@@ -259,7 +364,7 @@ class ExecutionRecord(BaseModel):
     peak_memory_mb: NonNegativeFloat | None = None
     cpu_time_ms: NonNegativeFloat | None = None
     solution_summary: str | None = None
-    embedding: list[float] | None = None
+    embedding: list[Float32] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from routing.evaluation.capability import CapabilityTable
-from routing.models import Category, utcnow
+from routing.models import FINITE, Category, utcnow
 from routing.router import Router
 from routing.stats.snapshot import StatsSnapshot
 from routing.strategies.base import AdoptsPublished, walk
@@ -60,7 +60,7 @@ class BanditPrior(BaseModel):
 class PublishedState(BaseModel):
     """Everything routers learn from the scheduled flows, in one JSON document."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     format: Literal[1] = 1
     created_at: datetime = Field(default_factory=utcnow)

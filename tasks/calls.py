@@ -47,7 +47,7 @@ def _execute(target: TargetBlock, task: Task) -> AttemptResult:
             ok=False,
             duration_ms=(time.perf_counter() - started) * 1000,
             error_type=ErrorType.INTERNAL,
-            error_message=f"adapter {type(target).__name__} raised {type(exc).__name__}: {exc}",
+            error_message=target.redact(f"adapter {type(target).__name__} raised {type(exc).__name__}: {exc}"),
         )
 
 

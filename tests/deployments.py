@@ -10,9 +10,15 @@ FLOW_NAMES = {
     "flows.maintenance:drain_queue": "drain-queue",
     "flows.route:routed_call": "routed-call",
     "flows.route:route_batch": "route-batch",
+    "flows.experiments:analyze_experiments": "analyze-experiments",
+    "flows.experiments:rollback_experiment": "rollback-experiment",
 }
 
 # Routing itself runs on demand (and on a schedule only through drain-queue); its work arrives with each
 # run, so these are what a caller adds to the deployment's parameters.
 _TASK = {"task_type": "qa", "payload": "What is 2 + 2?"}
-ON_DEMAND = {"flows.route:routed_call": {"task": _TASK}, "flows.route:route_batch": {"tasks": [_TASK]}}
+ON_DEMAND = {
+    "flows.route:routed_call": {"task": _TASK},
+    "flows.route:route_batch": {"tasks": [_TASK]},
+    "flows.experiments:rollback_experiment": {"experiment": "x"},
+}

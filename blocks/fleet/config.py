@@ -24,7 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from routing.errors import FleetConfigError
-from routing.models import Category
+from routing.models import FINITE, Category
 
 DEFAULT_FLEET_PATH = Path(__file__).with_name("default.toml")
 STABLE_FLEET_PATH = Path(__file__).with_name("stable.toml")
@@ -33,14 +33,14 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)  # `sigma = inf` would hang a model
 
 
 class Latency(_Strict):
     """Lognormal response time: half the calls are faster than `median_ms`; `sigma` sets the tail."""
 
-    median_ms: PositiveFloat
-    sigma: NonNegativeFloat = 0.3
+    median_ms: PositiveFloat = Field(le=3_600_000)
+    sigma: NonNegativeFloat = Field(default=0.3, le=5, description="Above ~5 the tail runs to days.")
 
 
 class TokenPrice(_Strict):
@@ -83,9 +83,9 @@ class ModelSpec(_Strict):
     latency: Latency
     error_rate: Probability = 0.0
     rate_limit_rate: Probability = 0.0
-    retry_after_seconds: NonNegativeInt = 1
+    retry_after_seconds: NonNegativeInt = Field(default=1, le=86_400)
     price: TokenPrice = TokenPrice()
-    verbosity: NonNegativeInt = Field(default=0, description="Extra completion tokens billed per reply.")
+    verbosity: NonNegativeInt = Field(default=0, le=1_000_000, description="Extra completion tokens billed per reply.")
     outages: tuple[Outage, ...] = ()
 
     @model_validator(mode="after")
@@ -107,8 +107,8 @@ class ModelSpec(_Strict):
 class FleetConfig(_Strict):
     """The whole fleet; `seed` makes single-threaded runs reproducible."""
 
-    seed: int = 0
-    hang_seconds: PositiveFloat = Field(default=30.0, description="How long a 'hang' outage stalls a call.")
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    hang_seconds: PositiveFloat = Field(default=30.0, le=86_400, description="How long a 'hang' outage stalls a call.")
     models: tuple[ModelSpec, ...] = Field(min_length=1)
 
     @field_validator("models")
@@ -134,6 +134,8 @@ def load_fleet_config(path: str | Path = DEFAULT_FLEET_PATH) -> FleetConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise FleetConfigError(f"{path}: cannot read fleet file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise FleetConfigError(f"{path}: not UTF-8 text (byte {exc.start}); TOML files must be UTF-8") from exc
     except tomllib.TOMLDecodeError as exc:
         raise FleetConfigError(f"{path}: invalid TOML: {exc}") from exc
     try:

@@ -21,12 +21,13 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from blocks.fleet.config import FleetConfig, ModelSpec
 from blocks.fleet.embeddings import DIMENSIONS, embed
 from blocks.fleet.knowledge import correct_reply, detect_category, generic_reply, lookup, wrong_reply
+from routing.models import FINITE
 
 OWNER = "adaptive-router-fleet"
 _MEMBER_ID = re.compile(r'\bid="([^"]+)"')
@@ -69,6 +70,8 @@ class NamedToolChoice(BaseModel):
 
 
 class ChatRequest(BaseModel):
+
+    model_config = ConfigDict(**FINITE)
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: PositiveInt | None = None
@@ -96,6 +99,8 @@ class ChatRequest(BaseModel):
 
 class CompletionRequest(BaseModel):
     """The legacy completions endpoint, which llama-index's OpenAILike uses unless is_chat_model=True."""
+
+    model_config = ConfigDict(**FINITE)
 
     model: str
     prompt: str

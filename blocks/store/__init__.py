@@ -6,7 +6,18 @@ learning (Q-table, sessions), queue (deferred tasks), alerts (health checks), ca
 (benchmark runs), and the read-only history (CLI, gateway) and reports (flows' tables for people).
 """
 
+from blocks.store.integrity import StoreCheck, check_store
 from blocks.store.store import DuckDBStore, IngestReport, RejectedLine, utc_naive
 from routing.errors import StoreCorruptError, StoreError, StoreLockedError
 
-__all__ = ["DuckDBStore", "IngestReport", "RejectedLine", "StoreCorruptError", "StoreError", "StoreLockedError", "utc_naive"]
+__all__ = [
+    "DuckDBStore",
+    "IngestReport",
+    "RejectedLine",
+    "StoreCheck",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreLockedError",
+    "check_store",
+    "utc_naive",
+]

@@ -232,6 +232,45 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         down=("DROP TABLE spend_monthly", "DROP TABLE spend_weekly", "DROP TABLE spend_daily"),
     ),
+    Migration(
+        6,
+        "token counts as BIGINT: a remote target reports them and may exceed 2^31",
+        up=tuple(
+            f"ALTER TABLE executions ALTER COLUMN {column} TYPE BIGINT"
+            for column in ("input_tokens", "output_tokens", "estimated_tokens")
+        ),
+        # going down clamps what no longer fits rather than failing the downgrade
+        down=tuple(
+            statement
+            for column in ("input_tokens", "output_tokens", "estimated_tokens")
+            for statement in (
+                f"UPDATE executions SET {column} = least({column}, 2147483647) WHERE {column} > 2147483647",
+                f"ALTER TABLE executions ALTER COLUMN {column} TYPE INTEGER",
+            )
+        ),
+    ),
+    Migration(
+        7,
+        "experiment and variant on decisions; assignments keyed by decision; audited policy changes",
+        up=(
+            "ALTER TABLE routing_decisions ADD COLUMN experiment_id VARCHAR",
+            "ALTER TABLE routing_decisions ADD COLUMN variant VARCHAR",
+            "ALTER TABLE experiment_assignments ADD COLUMN decision_id VARCHAR",
+            "ALTER TABLE experiment_assignments ADD COLUMN task_type VARCHAR",
+            "ALTER TABLE policy_adjustments ADD COLUMN confidence DOUBLE",
+            "ALTER TABLE policy_adjustments ADD COLUMN evidence_count INTEGER",
+            "ALTER TABLE policy_adjustments ADD COLUMN snapshot_id VARCHAR",
+        ),
+        down=(
+            "ALTER TABLE policy_adjustments DROP COLUMN snapshot_id",
+            "ALTER TABLE policy_adjustments DROP COLUMN evidence_count",
+            "ALTER TABLE policy_adjustments DROP COLUMN confidence",
+            "ALTER TABLE experiment_assignments DROP COLUMN task_type",
+            "ALTER TABLE experiment_assignments DROP COLUMN decision_id",
+            "ALTER TABLE routing_decisions DROP COLUMN variant",
+            "ALTER TABLE routing_decisions DROP COLUMN experiment_id",
+        ),
+    ),
 )
 
 HEAD = MIGRATIONS[-1].version

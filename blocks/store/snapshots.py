@@ -15,11 +15,12 @@ import hashlib
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -64,8 +65,9 @@ class PublishedReader:
     """Loads the published state only when the file changed since the last look: a long-lived router
     calls `changed()` before routing and pays one `stat` when nothing was republished."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, load: Callable[[Path], Any] = load_published) -> None:
         self.path = Path(path)
+        self.load = load  # another published file (e.g. the live policies) brings its own loader
         self._stamp: tuple[int, int, int] | None = None
 
     def changed(self) -> PublishedState | None:
@@ -81,7 +83,7 @@ class PublishedReader:
         )  # os.replace gives every publication a new inode
         if stamp == self._stamp:
             return None
-        state = load_published(self.path)
+        state = self.load(self.path)
         self._stamp = stamp
         return state
 

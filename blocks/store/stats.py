@@ -157,13 +157,13 @@ def compare_with_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             )
             if row is not leader:
                 success = two_proportion_test(row["successes"], row["n"], leader["successes"], leader["n"])
-                tests["success_z"], tests["success_p"] = success.statistic, success.p_value
+                tests["success_z"], tests["success_p"] = success.statistic, success.pvalue
                 if min(row["n"], leader["n"]) >= 2:
                     latency = welch_t_test_from_stats(
                         row["mean_latency_ms"], row["latency_sd_ms"], row["n"],
                         leader["mean_latency_ms"], leader["latency_sd_ms"], leader["n"],
                     )  # fmt: skip
-                    if not math.isnan(latency.p_value):
-                        tests["latency_t"], tests["latency_p"] = latency.statistic, latency.p_value
+                    if not math.isnan(latency.pvalue):
+                        tests["latency_t"], tests["latency_p"] = latency.statistic, latency.pvalue
             out.append({**row, "best_target": leader["target"], **tests})
     return out

@@ -4,13 +4,16 @@ Never holds a connection for a whole run: DuckDB lets one process at a time open
 operation opens, works and closes, retrying while another process holds the lock. Routed calls write
 only to the spool (see `spool.py`); `ingest()` moves spooled records into the tables in one
 transaction per segment, keyed by their ids, so running it twice or from two processes duplicates
-nothing, and a segment is deleted only after its rows are committed.
+nothing, and a segment is deleted only after its rows are committed. No record can block it: what the
+tables refuse is kept aside with the reason (`_ingest_segment`). Reads go through `read()`, which
+never waits on a writer (see `integrity.py`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,8 +27,17 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
+from blocks.store.integrity import (
+    StoreCheck,
+    check_path,
+    check_store,
+    is_lock_error,
+    open_failure,
+    open_for_reading,
+)
 from blocks.store.migrations import HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
+from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
 from routing.models import Decision, ExecutionRecord, QueuedTask
 from routing.validation import describe
@@ -49,9 +61,10 @@ class IngestReport(BaseModel):
     queued_tasks: int = 0
     duplicates: int = 0
     rejected: list[RejectedLine] = Field(default_factory=list)
+    locked: bool = Field(default=False, description="Another process held the store; nothing was ingested.")
 
 
-class DuckDBStore(Block):
+class DuckDBStore(Block, StrictBlock):
     """Outcomes, decisions, statistics and policies of the adaptive router, in one DuckDB file.
 
     The block never holds a database connection (each operation opens and closes its own); what it
@@ -133,25 +146,24 @@ class DuckDBStore(Block):
     # -- connections -------------------------------------------------------------------------------
 
     @contextmanager
-    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection, waiting up to `lock_timeout_seconds` for another process's lock."""
+    def connect(self, read_only: bool = False, wait: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection, waiting up to `lock_timeout_seconds` for another process's lock
+        (not at all with `wait=False`). Reads should use `read()`, which never waits."""
         path = self.path
         if not read_only:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the store directory {path.parent}: {exc.strerror}") from exc
-        if path.is_dir():
-            raise StoreError(f"store path {path} is a directory, not a DuckDB file")
-        deadline = time.monotonic() + self.lock_timeout_seconds
+        check_path(path)
+        deadline = time.monotonic() + (self.lock_timeout_seconds if wait else 0.0)
         delay = 0.01
         while True:
             try:
                 con = duckdb.connect(str(path), read_only=read_only)
                 break
             except duckdb.IOException as exc:
-                message = str(exc)
-                if "lock" in message.lower():
+                if is_lock_error(exc):
                     if time.monotonic() >= deadline:
                         raise StoreLockedError(
                             f"store {path} stayed locked by another process for "
@@ -160,9 +172,9 @@ class DuckDBStore(Block):
                     time.sleep(delay)
                     delay = min(delay * 2, 0.5)
                     continue
-                raise StoreError(_describe_open_failure(path, message)) from exc
+                raise open_failure(path, exc) from exc
             except (duckdb.Error, OSError) as exc:
-                raise StoreError(_describe_open_failure(path, str(exc))) from exc
+                raise open_failure(path, exc) from exc
         try:
             if self.auto_migrate and not read_only and not self._schema_ready:
                 self._schema_ready = True
@@ -202,10 +214,28 @@ class DuckDBStore(Block):
     # -- writing through the spool -----------------------------------------------------------------
 
     def writer(self) -> SpoolWriter:
-        """This process's spool writer (one per block instance)."""
+        """This process's spool writer (one per block instance); it never raises into a routed call."""
         if self._writer is None:
-            self._writer = SpoolWriter(self.spool_path, fsync=self.fsync)
+            self._writer = SpoolWriter(self.spool_path, fsync=self.fsync, on_trouble=self._outcomes_at_risk)
         return self._writer
+
+    def _outcomes_at_risk(self, message: str) -> None:
+        """A Prefect event (for automations) when the spool cannot be written; the writer logs it.
+
+        Only inside a Prefect run or with an API configured: elsewhere `emit_event` would start an
+        ephemeral server (tens of seconds) in the middle of a routed call.
+        """
+        from prefect.context import FlowRunContext, TaskRunContext
+        from prefect.events import emit_event
+        from prefect.settings import PREFECT_API_URL
+
+        if not (FlowRunContext.get() or TaskRunContext.get() or PREFECT_API_URL.value()):
+            return
+        emit_event(
+            event="adaptive-router.spool.at-risk" if "at risk" in message else "adaptive-router.spool.recovered",
+            resource={"prefect.resource.id": f"adaptive-router.spool.{self.spool_path}"},
+            payload={"message": message, "pending": self._writer.pending if self._writer else 0},
+        )
 
     def record_execution(self, record: ExecutionRecord) -> None:
         self.writer().append("execution", record)
@@ -216,38 +246,70 @@ class DuckDBStore(Block):
     def record_queued(self, queued: QueuedTask) -> None:
         self.writer().append("queued_task", queued)
 
-    def ingest(self, seal: bool = True) -> IngestReport:
-        """Move every claimable spool segment into the tables; idempotent and safe to run concurrently."""
+    def ingest(self, seal: bool = True, wait: bool = True) -> IngestReport:
+        """Move every claimable spool segment into the tables; idempotent and safe to run concurrently.
+
+        No record can stop it: lines that fail validation, and rows DuckDB refuses, are kept aside in
+        `spool/rejected/` with the reason while the rest commit. With `wait=False` (read paths), a
+        store another process holds is left alone: the report says `locked` and the segments wait.
+        """
         if seal and self._writer is not None:
             self._writer.close()
         report = IngestReport()
-        segments = list(claimable_segments(self.spool_path))
+        try:
+            segments = list(claimable_segments(self.spool_path))
+        except OSError as exc:
+            raise StoreError(f"cannot list the spool {self.spool_path}: {exc.strerror or exc}") from exc
         if not segments:
             return report
-        with self.connect() as con:
-            for segment in segments:
-                _ingest_segment(con, segment, self.spool_path / "rejected", report)
+        try:
+            with self.connect(wait=wait) as con:
+                for segment in segments:
+                    _ingest_segment(con, self.path, segment, self.spool_path / "rejected", report)
+        except StoreLockedError:
+            if wait:
+                raise
+            report.locked = True
         return report
 
     # -- reads -------------------------------------------------------------------------------------
 
+    @contextmanager
+    def read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection that never waits on a writer's lock (see `reads.py`)."""
+        with open_for_reading(self) as con:
+            yield con
+
     def query(self, sql: str, parameters: list[Any] | None = None) -> list[dict[str, Any]]:
-        """Run a read query and return rows as dicts."""
+        """Run a query and return rows as dicts. Reads never wait on an ingest (read-only or snapshot);
+        a statement that writes is re-run on a read-write connection."""
+        try:
+            with self.read() as con:
+                return _rows(con, sql, parameters)
+        except duckdb.InvalidInputException as exc:
+            if "read-only" not in str(exc):
+                raise
+        except (duckdb.IOException, duckdb.FatalException, duckdb.InternalException) as exc:
+            raise open_failure(self.path, exc) from exc
         with self.connect() as con:
-            cursor = con.execute(sql, parameters or [])
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return _rows(con, sql, parameters)
+
+    def check(self) -> StoreCheck:
+        """Integrity check: the file opens and every table scans end to end (`adaptive-router db check`)."""
+        return check_store(self.path)
 
 
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def _describe_open_failure(path: Path, message: str) -> str:
-    if "not a valid DuckDB database" in message or "database file" in message.lower():
-        return f"{path} is not a DuckDB database (or is corrupt): {message}"
-    if "Permission denied" in message or "Read-only" in message:
-        return f"cannot write the store file {path}: permission denied"
-    return f"cannot open the store {path}: {message}"
+def _rows(con: duckdb.DuckDBPyConnection, sql: str, parameters: list[Any] | None) -> list[dict[str, Any]]:
+    cursor = con.execute(sql, parameters or [])
+    if cursor.description is None:
+        return []
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 
 
 def _apply(con: duckdb.DuckDBPyConnection, target: int) -> list[int]:
@@ -328,15 +390,27 @@ _KINDS: dict[str, tuple[type[BaseModel], str, str, Callable[[Any], dict[str, Any
 
 
 def _ingest_segment(
-    con: duckdb.DuckDBPyConnection, segment: Path, rejected_dir: Path, report: IngestReport
+    con: duckdb.DuckDBPyConnection, database: Path, segment: Path, rejected_dir: Path, report: IngestReport
 ) -> None:
+    """Validate every line, bulk-load the valid ones, set aside what cannot be loaded, then unlink.
+
+    DuckDB aborts a whole transaction on its first failed statement and has no savepoints, so when
+    the bulk load of a segment fails on its data (an out-of-range number, text its JSON reader
+    refuses) the rows are split in halves and each half is loaded in a transaction of its own, down
+    to single rows: good rows commit, a row that fails alone goes to `rejected/` with DuckDB's reason.
+    Every load is `INSERT OR IGNORE` by primary key, so a crash half way re-ingests without duplicates.
+    A failure of the environment (disk full, I/O) stops the ingest and keeps the segment spooled.
+    """
     rows: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _KINDS}
+    raw: dict[tuple[str, str], tuple[int, str]] = {}
     bad: list[tuple[int, str, str]] = []
     try:
-        text = segment.read_text(encoding="utf-8", errors="replace")
+        text = segment.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:  # another ingester took it
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    except OSError as exc:
+        raise StoreError(f"cannot read spool segment {segment}: {exc.strerror or exc}") from exc
+    for number, line in enumerate(text.split("\n"), start=1):  # JSON lines end in \n only, not \u2028
         if not line.strip():
             continue
         try:
@@ -347,31 +421,78 @@ def _ingest_segment(
             bad.append((number, line, _rejection_reason(exc)))
             continue
         rows[envelope["kind"]][row[key]] = row
-    with tempfile.TemporaryDirectory() as staging, _transaction(con):
+        raw[(envelope["kind"], row[key])] = (number, line)
+    with tempfile.TemporaryDirectory() as staging:
+        loader = _Loader(con, database, Path(staging), report)
         for kind, by_id in rows.items():
-            if not by_id:
-                continue
-            _, table, _, _ = _KINDS[kind]
-            staged = Path(staging) / f"{kind}.jsonl"
-            staged.write_text("".join(json.dumps(r) + "\n" for r in by_id.values()), encoding="utf-8")
-            columns = dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
-            before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            con.execute(
+            if by_id:
+                for row_id, reason in loader.load(kind, list(by_id.values())):
+                    number, line = raw[(kind, row_id)]
+                    bad.append((number, line, reason))
+    if bad:
+        _set_aside(segment, rejected_dir, sorted(bad), report)
+    segment.unlink(missing_ok=True)
+    report.segments += 1
+
+
+# DuckDB's errors of the environment, not of a row: never a reason to set a row aside
+_ENVIRONMENT_ERRORS = (duckdb.OperationalError, duckdb.FatalException, duckdb.InterruptException, duckdb.InternalError)
+
+
+class _Loader:
+    """Bulk loads of one kind of row, bisecting on failure to find the rows DuckDB refuses."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, database: Path, staging: Path, report: IngestReport) -> None:
+        self.con, self.database, self.staging, self.report = con, database, staging, report
+
+    def load(self, kind: str, rows: list[dict[str, Any]]) -> list[tuple[str, str]]:
+        """Load `rows`; returns (id, reason) of each row that failed on its own."""
+        try:
+            self._commit(kind, rows)
+            return []
+        except _ENVIRONMENT_ERRORS as exc:
+            raise _environment_failure(self.database, exc) from exc
+        except duckdb.Error as exc:
+            if len(rows) == 1:
+                _, _, key, _ = _KINDS[kind]
+                why = re.sub(r' in file "[^"]*"', "", str(exc).strip().splitlines()[0])  # the staging copy's name
+                return [(rows[0][key], f"refused by the store: {why}")]
+        middle = len(rows) // 2
+        return self.load(kind, rows[:middle]) + self.load(kind, rows[middle:])
+
+    def _commit(self, kind: str, rows: list[dict[str, Any]]) -> None:
+        _, table, _, _ = _KINDS[kind]
+        staged = self.staging / f"{kind}.jsonl"
+        staged.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        with _transaction(self.con):
+            columns = dict(self.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
+            before = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            self.con.execute(
                 f"INSERT OR IGNORE INTO {table} BY NAME "
                 "SELECT * FROM read_json(?, format='newline_delimited', columns=?)",
                 [str(staged), columns],
             )
-            added = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
-            setattr(report, f"{kind}s", getattr(report, f"{kind}s") + added)
-            report.duplicates += len(by_id) - added
-    if bad:
+            added = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
+        setattr(self.report, f"{kind}s", getattr(self.report, f"{kind}s") + added)
+        self.report.duplicates += len(rows) - added
+
+
+def _environment_failure(path: Path, exc: duckdb.Error) -> StoreError:
+    message = str(exc).strip().splitlines()[0]
+    if "no space left" in message.lower() or "disk" in message.lower():
+        return StoreError(f"ingest into {path} stopped: disk full ({message}); outcomes stay spooled, free space and re-run `adaptive-router db ingest`")
+    return StoreError(f"ingest into {path} stopped: {message}; outcomes stay spooled, re-run `adaptive-router db ingest`")
+
+
+def _set_aside(segment: Path, rejected_dir: Path, bad: list[tuple[int, str, str]], report: IngestReport) -> None:
+    try:
         rejected_dir.mkdir(parents=True, exist_ok=True)
-        with open(rejected_dir / (segment.stem + ".rejected.jsonl"), "a", encoding="utf-8") as out:
+        with open(rejected_dir / (segment.stem + ".rejected.jsonl"), "a", encoding="utf-8", errors="surrogateescape") as out:
             for number, line, reason in bad:
                 out.write(json.dumps({"segment": segment.name, "line": number, "reason": reason, "raw": line}) + "\n")
                 report.rejected.append(RejectedLine(segment=segment.name, line=number, reason=reason))
-    segment.unlink(missing_ok=True)
-    report.segments += 1
+    except OSError as exc:  # keep the segment: nothing may be dropped without being kept aside
+        raise StoreError(f"cannot keep rejected lines of {segment} in {rejected_dir}: {exc.strerror or exc}") from exc
 
 
 def _rejection_reason(exc: Exception) -> str:

@@ -267,7 +267,7 @@ class AgnoTarget(EndpointTarget):
         else:
             error, message, extra = ErrorType.TARGET_ERROR, f"agno run ended {status}: {output.content}", {}
         return AttemptResult(
-            ok=False, error_type=error, error_message=message, metadata=metadata | extra, **common
+            ok=False, error_type=error, error_message=self.redact(message), metadata=metadata | extra, **common
         )
 
     def _failed(

@@ -18,6 +18,8 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, SecretStr
 
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, restore_runtime_state, without_runtime_state
+from blocks.validation import StrictBlock
+from routing.calls.redaction import redact
 from routing.models import AttemptResult, Capability, ErrorType, Price, Target, TargetKind, Task, utcnow
 from routing.spend.cost import estimate_cost
 
@@ -39,7 +41,7 @@ class ExecutionStatus(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class TargetBlock(Block, abc.ABC):
+class TargetBlock(Block, StrictBlock, abc.ABC):
     """Base of the target blocks: a router-facing name, a tier, a price and capability flags.
 
     A target holds only settings; the clients it opens on first use are private runtime state, closed
@@ -92,6 +94,15 @@ class TargetBlock(Block, abc.ABC):
     def capabilities(self) -> frozenset[Capability]:
         return self.base_capabilities | frozenset(self.extra_capabilities)
 
+    def secrets(self) -> list[str]:
+        """Values that must never leave this block in an error text."""
+        return []
+
+    def redact(self, text: str | None) -> str | None:
+        """`text` from or about the target without this block's secrets or anything key-shaped;
+        every error text passes here before it is logged, stored or emitted."""
+        return redact(text, self.secrets())
+
     def descriptor(self) -> Target:
         """The router's view of this target: no connection details, no secrets."""
         return Target(
@@ -134,7 +145,7 @@ class TargetBlock(Block, abc.ABC):
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             error_type=error,
-            error_message=message,
+            error_message=self.redact(message),
             metadata=metadata,
         )
 
@@ -200,6 +211,10 @@ class EndpointTarget(TargetBlock, abc.ABC):
     api_key: SecretStr | None = Field(default=None, description="Bearer key; never logged or stored.")
     api_key_env: str | None = Field(default=None, description="Environment variable holding the key instead.")
 
+    def secrets(self) -> list[str]:
+        key = self.api_key_value()
+        return [key] if key else []
+
     _transport: httpx.AsyncBaseTransport | None = PrivateAttr(default=None)
 
     def use_transport(self, transport: httpx.AsyncBaseTransport | None) -> Self:
@@ -232,7 +247,7 @@ class EndpointTarget(TargetBlock, abc.ABC):
             healthy = response.status_code == 200
             detail = "" if healthy else f"HTTP {response.status_code}"
         except httpx.HTTPError as exc:
-            healthy, detail = False, f"{type(exc).__name__}: {exc}"
+            healthy, detail = False, self.redact(f"{type(exc).__name__}: {exc}") or ""
         return HealthReport(
             target=self.target_name,
             healthy=healthy,

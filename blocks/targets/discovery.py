@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from blocks.targets.http import OpenAICompatibleTarget
+from routing.errors import ConfigError
 from routing.models import Price
 
 CUSTOM_BASE_URL_ENV = "ADAPTIVE_ROUTER_OPENAI_BASE_URL"
 CUSTOM_MODELS_ENV = "ADAPTIVE_ROUTER_OPENAI_MODELS"
 CUSTOM_KEY_ENV = "ADAPTIVE_ROUTER_OPENAI_API_KEY"
+CUSTOM_PRICES_ENV = "ADAPTIVE_ROUTER_OPENAI_PRICES"  # "model=input/output,..." dollars per 1k tokens
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.:\-]")  # target names allow these only; models may hold '/'
 
 
@@ -135,9 +137,32 @@ def _custom_targets(env: Mapping[str, str], reference_keys: bool) -> list[OpenAI
     if not models:
         raise ValueError(f"{CUSTOM_BASE_URL_ENV} is set but {CUSTOM_MODELS_ENV} (comma-separated) is empty")
     key = _key(env, CUSTOM_KEY_ENV, reference_keys) if env.get(CUSTOM_KEY_ENV, "").strip() else {}
+    prices = _custom_prices(env.get(CUSTOM_PRICES_ENV, ""))
+    unpriced = [m for m in models if m not in prices]
+    if unpriced:
+        example = ",".join(f"{m}=0.0005/0.0015" for m in unpriced)
+        raise ConfigError(
+            f"no price for custom model(s) {', '.join(unpriced)}: set {CUSTOM_PRICES_ENV}='{example}' "
+            "(dollars per 1k input/output tokens; 0/0 for a free local model), or cost-aware routing would "
+            "treat them as free"
+        )
     return [
         OpenAICompatibleTarget(
-            target_name=f"custom:{_NAME_UNSAFE.sub('-', model)}", base_url=base_url, model=model, **key
+            target_name=f"custom:{_NAME_UNSAFE.sub('-', model)}", base_url=base_url, model=model,
+            price=prices[model], **key,
         )
         for model in models
     ]
+
+
+def _custom_prices(text: str) -> dict[str, Price]:
+    """`model=input/output,...` (dollars per 1k tokens) as prices by model name."""
+    prices = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        model, _, pair = entry.rpartition("=")
+        try:
+            input_price, output_price = (float(x) for x in pair.split("/"))
+            prices[model.strip()] = Price(input_per_1k_tokens=input_price, output_per_1k_tokens=output_price)
+        except ValueError as exc:
+            raise ConfigError(f"{CUSTOM_PRICES_ENV}: {entry!r} is not model=input/output ({exc})") from exc
+    return prices

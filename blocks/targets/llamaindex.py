@@ -20,6 +20,7 @@ import contextvars
 import functools
 import hashlib
 import json
+import os
 import threading
 import time
 import weakref
@@ -33,6 +34,7 @@ from pydantic import Field, PrivateAttr, model_validator
 
 from blocks.meta import logo
 from blocks.targets.base import EndpointTarget, ExecutionStatus
+from routing.errors import ConfigError
 from routing.models import AttemptResult, Capability, ErrorType, TargetKind, Task
 
 DOCUMENT_SUFFIXES = (".md", ".txt")
@@ -43,6 +45,8 @@ _KEPT_STATUSES = 1000
 _LLM_CALLS: contextvars.ContextVar[_LLMCalls | None] = contextvars.ContextVar(
     "llamaindex_llm_calls", default=None
 )
+
+DOCUMENT_ROOTS_ENV = "ADAPTIVE_ROUTER_DOCUMENT_ROOTS"
 
 
 @dataclass
@@ -155,7 +159,21 @@ class LlamaIndexTarget(EndpointTarget):
 
     @property
     def documents_path(self) -> Path:
-        return Path(self.documents_dir).expanduser() if self.documents_dir else packaged_documents()
+        """The folder to index; a configured one must lie under a document root (see `document_roots`).
+
+        A block is edited in the UI by whoever can reach the server, and the engine sends what it indexes
+        to its LLM and embeddings endpoints: without this, `documents_dir="/home/me/.ssh"` would ship keys.
+        """
+        if not self.documents_dir:
+            return packaged_documents()
+        folder = Path(self.documents_dir).expanduser().resolve()
+        roots = document_roots()
+        if not any(folder.is_relative_to(root) for root in roots):
+            raise ConfigError(
+                f"documents_dir {folder} is outside the allowed document roots ({', '.join(map(str, roots))}); "
+                f"add its folder to {DOCUMENT_ROOTS_ENV} (separated by '{os.pathsep}') on the machines that run it"
+            )
+        return folder
 
     @property
     def persist_path(self) -> Path:
@@ -347,8 +365,22 @@ class LlamaIndexTarget(EndpointTarget):
         self._engines.clear()
 
 
+def document_roots() -> list[Path]:
+    """Folders a documents_dir may lie under: $ADAPTIVE_ROUTER_DOCUMENT_ROOTS, else the working directory."""
+    configured = [part for part in os.environ.get(DOCUMENT_ROOTS_ENV, "").split(os.pathsep) if part.strip()]
+    return [Path(part).expanduser().resolve() for part in configured] or [Path.cwd().resolve()]
+
+
 def _documents(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in DOCUMENT_SUFFIXES)
+    """The folder's .md/.txt files, skipping hidden ones and links that lead out of the folder."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in DOCUMENT_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        and p.resolve().is_relative_to(folder)
+    )
 
 
 def _read_stamp(stamp: Path) -> str | None:

@@ -6,6 +6,7 @@ the chain of causes is searched for the SDK's exception, which knows the status 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -49,8 +50,6 @@ def classify(exc: BaseException) -> tuple[ErrorType, str, dict[str, Any]]:
 
 def _status_metadata(error: openai.APIStatusError) -> dict[str, Any]:
     metadata: dict[str, Any] = {"status_code": error.status_code}
-    try:
+    with contextlib.suppress(KeyError, ValueError):
         metadata["retry_after_seconds"] = float(error.response.headers["retry-after"])
-    except (KeyError, ValueError):
-        pass
     return metadata

@@ -187,7 +187,7 @@ class PrefectDeploymentTarget(TargetBlock):
             error = ErrorType.TIMEOUT
         else:
             error = ErrorType.TARGET_ERROR
-        return AttemptResult(ok=False, error_type=error, error_message=why, **common)
+        return AttemptResult(ok=False, error_type=error, error_message=self.redact(why), **common)
 
     # -- monitoring and cancelling --------------------------------------------------------------
 

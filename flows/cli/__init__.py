@@ -1,7 +1,7 @@
 """`adaptive-router`: the command line, in Prefect's style (typer + rich).
 
 Every command is a plain function in the module of its concern, registered here in the order `--help`
-lists them; groups (`db`, `fleet`) are typer sub-apps. Modules import Prefect, DuckDB and scipy inside
+lists them; groups (`ab-test`, `policy`, `db`, `fleet`) are typer sub-apps. Modules import Prefect, DuckDB and scipy inside
 the commands that need them, so `--help` and the read-only commands start fast.
 """
 
@@ -12,6 +12,7 @@ import os
 import typer
 
 from flows.cli import costs, decisions, demo, ops, replay, status
+from flows.cli.experiments import ab_test_app, policy_app
 from flows.cli.fleet import fleet_app
 from flows.cli.store import db_app
 
@@ -58,5 +59,7 @@ COMMANDS = {
 }
 for command_name, command in COMMANDS.items():
     app.command(command_name)(command)
+app.add_typer(ab_test_app, name="ab-test")
+app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(fleet_app, name="fleet")

@@ -47,7 +47,11 @@ def open_store(database: str | None) -> DuckDBStore:
 def existing_store(database: str | None) -> DuckDBStore:
     """The store for a command that only reads: a missing file is an error, never created."""
     store = open_store(database)
-    if not store.path.is_file():
+    try:
+        exists = store.path.is_file()
+    except OSError as exc:  # e.g. a name too long for the file system
+        fail(f"cannot use {str(store.path)[:80]}... as a store: {exc.strerror}")
+    if not exists:
         fail(f"no store at {store.path}: run `adaptive-router demo` first, or name one with --database")
     return store
 

@@ -24,7 +24,7 @@ def health(
 
     store = existing_store(database)
     try:
-        store.ingest(seal=False)
+        store.ingest(seal=False, wait=False)  # a read never waits on another process's ingest
         history = recent_attempts(store, window)
     except StoreError as exc:
         fail(exc)
@@ -59,7 +59,7 @@ def stats(database: DatabaseOption = None) -> None:
 
     store = existing_store(database)
     try:
-        store.ingest(seal=False)
+        store.ingest(seal=False, wait=False)  # a read never waits on another process's ingest
         rows = performance(store)
         budgets = load_budgets(store)
         spent = spend_rows(store, budgets, datetime.now(UTC))

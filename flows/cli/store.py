@@ -69,3 +69,18 @@ def ingest(database: DatabaseOption = None) -> None:
     )
     for line in report.rejected:
         console.print(f"  [yellow]rejected[/yellow] {line.segment}:{line.line}: {line.reason}")
+
+
+@db_app.command()
+def check(database: DatabaseOption = None) -> None:
+    """Check the store's integrity: it opens, and every column of every table reads end to end."""
+    from blocks.store import check_store
+
+    store = open_store(database)
+    if not store.path.is_file():
+        fail(f"no store at {store.path}")
+    report = check_store(store.path)
+    for line in report.lines():
+        console.print(line, highlight=False)
+    if not report.ok:
+        raise typer.Exit(code=1)

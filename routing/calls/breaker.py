@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from routing.models import AttemptResult, ErrorType
+from routing.models import FINITE, AttemptResult, ErrorType
 
 Clock = Callable[[], float]
 
@@ -53,7 +53,7 @@ DEFAULT_TRIP_ON = frozenset(
 class BreakerConfig(BaseModel):
     """Thresholds of one breaker; the defaults are the classic 5 failures / 60 s / 2 successes."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     failure_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open the breaker.")
     success_threshold: int = Field(default=2, ge=1, description="Half-open successes that close it again.")

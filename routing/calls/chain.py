@@ -43,6 +43,10 @@ class ChainHost(Protocol):
     retry: RetryPolicy
     sessions: SessionTracker
 
+    def choose(self, task: Task) -> Decision:
+        """The router's decision, or that of the task's variant when an experiment runs (see experiments.live)."""
+        ...
+
     def record_decision(self, decision: Decision) -> None: ...
 
     def estimate(self, target: str, task: Task) -> float:
@@ -97,7 +101,7 @@ class AttemptChain:
         """
         if "category" not in task.model_fields_set:
             task = task.model_copy(update={"category": detect_category(task.payload)})
-        decision = host.sessions.route(task, host.router.choose)
+        decision = host.sessions.route(task, host.choose)
         host.record_decision(decision)
         return cls(task, AttemptPlan(decision, host.retry, host.breakers))
 

@@ -24,7 +24,7 @@ import random
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from routing.models import AttemptResult, ErrorType
+from routing.models import FINITE, AttemptResult, ErrorType
 
 NEVER_RETRYABLE = frozenset(
     {
@@ -44,7 +44,7 @@ DEFAULT_RETRYABLE = frozenset(
 class RetryPolicy(BaseModel):
     """Retries of one target; `seed` makes the jitter reproducible."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     max_retries: int = Field(default=2, ge=0, description="Retries after the first attempt, per target.")
     base_delay_seconds: float = Field(

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveInt
 
 from routing.context.category import detect_category
 from routing.errors import UnknownNameError
-from routing.models import Category, Decision, Task, utcnow
+from routing.models import FINITE, Category, Decision, Task, utcnow
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_+#]{2,}")
 _STOPWORDS = frozenset(
@@ -63,7 +63,7 @@ class SessionState(BaseModel):
 class SessionConfig(BaseModel):
     """When a session is idle for good, and how much a message must share with it to stay on topic."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     ttl_seconds: float = Field(default=1800, gt=0)
     min_overlap: float = Field(

@@ -17,13 +17,13 @@ from statistics import fmean
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
 
-from routing.models import Category, utcnow
+from routing.models import FINITE, Category, utcnow
 
 
 class BenchmarkResult(BaseModel):
     """One target's result on one benchmark case; a benchmark flow stores these."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     target: str = Field(min_length=1)
     category: Category
@@ -37,7 +37,7 @@ class BenchmarkResult(BaseModel):
 class CategoryWeights(BaseModel):
     """How much quality, speed and cost count in one category's capability score."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     quality: float = Field(ge=0)
     speed: float = Field(ge=0)

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, field_validator, model_validator
 
 from routing.errors import RoutingError
-from routing.models import Target, Task
+from routing.models import FINITE, Target, Task
 from routing.spend.cost import check_amount, usd
 
 
@@ -73,7 +73,7 @@ class Budget(BaseModel):
     `next_reset`.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     period: Period
     scope: Scope = Scope.OVERALL
@@ -118,7 +118,7 @@ class SpendRow(BaseModel):
     `period_start` may be a date, or a naive datetime read as UTC (DuckDB's TIMESTAMP has no zone).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     period: Period
     scope: Scope

@@ -1,13 +1,16 @@
 """Thin glue over scipy/statsmodels for the few tests the router relies on.
 
 Each function validates its inputs (so a bad count fails here, naming the argument, rather than as a
-NaN deep inside a ranking) and states the assumptions under which its answer means anything.
+NaN deep inside a ranking) and states the assumptions under which its answer means anything. Results
+have scipy's shape: tests return `statistic` and `pvalue`, intervals a `ConfidenceInterval(low, high)`
+at a `confidence_level`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import stats
@@ -16,12 +19,19 @@ from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 @dataclass(frozen=True)
 class TestResult:
-    """A test statistic and its two-sided p-value."""
+    """A test statistic and its two-sided p-value, named as scipy names them."""
 
     __test__ = False  # not a pytest test class, despite the name
 
     statistic: float
-    p_value: float
+    pvalue: float
+
+
+class ConfidenceInterval(NamedTuple):
+    """An interval's bounds, as scipy.stats returns them (unpacks as `low, high`)."""
+
+    low: float
+    high: float
 
 
 def _check_counts(successes: int, n: int, successes_name: str = "successes", n_name: str = "n") -> None:
@@ -31,17 +41,17 @@ def _check_counts(successes: int, n: int, successes_name: str = "successes", n_n
         raise ValueError(f"{successes_name} must be between 0 and {n_name} ({n}), got {successes}")
 
 
-def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+def wilson_interval(successes: int, n: int, confidence_level: float = 0.95) -> ConfidenceInterval:
     """Wilson score interval for a binomial proportion (no continuity correction).
 
     Assumes `n` independent trials with one success probability. Unlike the Wald interval it stays
     inside [0, 1] and keeps near-nominal coverage at small n or rates near 0 or 1 (Newcombe 1998).
     """
     _check_counts(successes, n)
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be strictly between 0 and 1, got {confidence}")
-    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
-    return float(low), float(high)
+    if not 0 < confidence_level < 1:
+        raise ValueError(f"confidence_level must be strictly between 0 and 1, got {confidence_level}")
+    low, high = proportion_confint(successes, n, alpha=1 - confidence_level, method="wilson")
+    return ConfidenceInterval(float(low), float(high))
 
 
 def two_proportion_test(s1: int, n1: int, s2: int, n2: int) -> TestResult:

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from routing.models import utcnow
+from routing.models import FINITE, utcnow
 from routing.stats.book import StatsBook, TargetStats
 from routing.stats.significance import (
     latency_percentiles,
@@ -28,7 +28,7 @@ from routing.stats.significance import (
 class StatsEntry(BaseModel):
     """What is known of one target on one task type; latency figures cover `latency_n` calls."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     target: str = Field(min_length=1)
     task_type: str = Field(min_length=1)

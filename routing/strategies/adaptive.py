@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
 
 from routing.evaluation.capability import CapabilityTable
-from routing.models import Outcome, Target, Task
+from routing.models import FINITE, Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.base import Choice, candidate
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 class AdaptiveScorerConfig(BaseModel):
     """Weights (summing to 1), the latency scale and the thresholds that trigger penalties."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     capability_weight: float = Field(default=0.60, ge=0)
     success_weight: float = Field(default=0.25, ge=0)

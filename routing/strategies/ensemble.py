@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from routing.models import Candidate, Outcome, Target, Task
+from routing.models import FINITE, Candidate, Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.bandits.adapter import BanditStrategy
 from routing.strategies.bandits.learners import ThompsonSampling
@@ -30,7 +30,7 @@ DEFAULT_WEIGHTS = {"rl": 0.4, "bandit": 0.4, "baseline": 0.2}
 class EnsembleWeights(BaseModel):
     """Member weights: non-negative, summing to 1 (within 1e-6)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)
 
     weights: dict[str, float] = Field(min_length=1)
 

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from routing.models import FINITE
+
 
 class Priority(StrEnum):
     """What a task type cares about first; picks the preset weights and breaks ties between equal scores."""
@@ -25,7 +27,7 @@ class Priority(StrEnum):
 class StrategyWeights(BaseModel):
     """Weights of the score's three terms (see the module docstring); they sum to 1."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     success: float = Field(default=0.6, ge=0, le=1)
     cost: float = Field(default=0.4, ge=0, le=1)

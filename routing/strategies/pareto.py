@@ -10,11 +10,13 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from routing.models import FINITE
+
 
 class TargetPerformance(BaseModel):
     """How one target does on one task type."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, **FINITE)
 
     target: str = Field(min_length=1)
     success_rate: float = Field(ge=0, le=1)

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from routing.models import Candidate, Outcome, Target, Task, utcnow
+from routing.models import FINITE, Candidate, Outcome, Target, Task, utcnow
 from routing.stats.book import StatsBook
 from routing.strategies.base import Choice, draw
 
@@ -67,7 +67,7 @@ def _net_value(willingness_to_pay: float) -> Callable[[Outcome], float]:
 class QLearningConfig(BaseModel):
     """Learning constants and state buckets (each `*_edges` pair splits low / medium / high)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)
 
     learning_rate: float = Field(default=0.1, gt=0, le=1)
     discount: float = Field(default=0.9, ge=0, lt=1)
@@ -96,7 +96,7 @@ def bucket(value: float | None, edges: tuple[float, float]) -> str:
 class QRow(BaseModel):
     """One Q-table entry as stored; `state` is the JSON list of the state's parts."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)
 
     state: str
     action: str = Field(min_length=1)

@@ -65,6 +65,18 @@ def _cost_aware(targets: Sequence[str], seed: int | None, objectives=None, **opt
     return CostAwareStrategy(CostAwareConfig(objectives=objectives or {}, **options), seed)
 
 
+def _fixed(targets: Sequence[str], seed: int | None, order: Sequence[str] = (), **options) -> Strategy:
+    """`order`: the targets to try first, in that order (the spec `fixed:small,mid`)."""
+    from routing.strategies.fixed import FixedOrder
+
+    if options:
+        raise TypeError(f"fixed takes only an order of targets, got options {', '.join(sorted(options))}")
+    unknown = [name for name in order if name not in targets]
+    if unknown:
+        raise UnknownNameError("target", unknown[0], targets, "in a fixed order")
+    return FixedOrder(order)
+
+
 FACTORIES: dict[str, Factory] = {
     "weighted": _weighted,
     "statistical": _statistical,
@@ -76,6 +88,7 @@ FACTORIES: dict[str, Factory] = {
     "qlearning": _qlearning,
     "ensemble": _ensemble,
     "cost_aware": _cost_aware,
+    "fixed": _fixed,
 }
 STRATEGY_NAMES = tuple(FACTORIES)
 

@@ -178,16 +178,16 @@ class StatisticalScore:
         if lower is None or upper is None or min(lower.n, upper.n) < cfg.min_samples:
             return None
         success = two_proportion_test(lower.successes, lower.n, upper.successes, upper.n)
-        if success.p_value < cfg.alpha:
-            return f"more successful (p={success.p_value:.2g})" if success.statistic > 0 else None
+        if success.pvalue < cfg.alpha:
+            return f"more successful (p={success.pvalue:.2g})" if success.statistic > 0 else None
         if min(lower.latency_samples, upper.latency_samples) < 2:
             return None
         latency = welch_t_test_from_stats(
             lower.mean_latency_ms, lower.latency_sd_ms, lower.latency_samples,
             upper.mean_latency_ms, upper.latency_sd_ms, upper.latency_samples,
         )  # fmt: skip
-        if latency.p_value < cfg.alpha and latency.statistic < 0:
-            return f"as successful and faster (p={latency.p_value:.2g})"
+        if latency.pvalue < cfg.alpha and latency.statistic < 0:
+            return f"as successful and faster (p={latency.pvalue:.2g})"
         return None
 
     def _pick(self, ranking: _Ranking) -> Choice:

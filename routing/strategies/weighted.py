@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from routing.models import Candidate, Outcome, Target, Task
+from routing.models import FINITE, Candidate, Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.base import Choice
 
@@ -15,7 +15,7 @@ from routing.strategies.base import Choice
 class WeightedScoreConfig(BaseModel):
     """`score = success_rate * success_weight + speed_score * speed_weight`, per task type."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)
 
     success_weight: float = Field(default=0.7, ge=0)
     speed_weight: float = Field(default=0.3, ge=0)

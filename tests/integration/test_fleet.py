@@ -259,7 +259,9 @@ def test_embeddings_are_deterministic_unit_vectors_that_rank_by_overlap(fleet: F
     assert all(len(v) == 384 and math.isclose(sum(x * x for x in v), 1, rel_tol=1e-5) for v in first)
     assert all(math.isclose(a, b, abs_tol=1e-6) for u, v in zip(first, again) for a, b in zip(u, v))
     query, related, unrelated = first
-    cosine = lambda u, v: sum(a * b for a, b in zip(u, v))
+    def cosine(u, v):
+        return sum(a * b for a, b in zip(u, v))
+
     assert cosine(query, related) > 0.5 > cosine(query, unrelated) + 0.3
 
 

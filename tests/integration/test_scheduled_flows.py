@@ -318,7 +318,8 @@ def test_retention_deletes_exactly_what_is_past_its_age(local_store: DuckDBStore
                 [f"e{i}", moment],
             )
             con.execute(
-                "INSERT INTO routing_decisions VALUES (?, 't', 'qa', ?, 's', 'a', 1, '', '[]')",
+                "INSERT INTO routing_decisions (decision_id, task_id, task_type, timestamp, strategy, pick, probability, "
+                "reason, candidates) VALUES (?, 't', 'qa', ?, 's', 'a', 1, '', '[]')",
                 [f"d{i}", moment],
             )
         for i, moment in enumerate((aggregate_cut - second, aggregate_cut, naive - timedelta(days=100))):
@@ -374,7 +375,8 @@ def decisions(store: DuckDBStore, start: datetime, minutes: int, picks: dict[str
         for j, (target, _) in enumerate(rows):
             moment = (start + timedelta(minutes=minutes * j / len(rows))).replace(tzinfo=None)
             con.execute(
-                "INSERT INTO routing_decisions VALUES (?, 't', 'qa', ?, 's', ?, 1, '', '[]')",
+                "INSERT INTO routing_decisions (decision_id, task_id, task_type, timestamp, strategy, pick, probability, "
+                "reason, candidates) VALUES (?, 't', 'qa', ?, 's', ?, 1, '', '[]')",
                 [f"{start:%H%M}-{j}", moment, target],
             )
 

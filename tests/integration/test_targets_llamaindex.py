@@ -26,9 +26,10 @@ BREAKER_QUESTION = "How many trial calls does a half-open circuit breaker let th
 
 
 @pytest.fixture
-def docs(tmp_path: Path) -> Path:
+def docs(tmp_path: Path, monkeypatch) -> Path:
     folder = tmp_path / "docs"
     shutil.copytree(packaged_documents(), folder)
+    monkeypatch.setenv("ADAPTIVE_ROUTER_DOCUMENT_ROOTS", str(tmp_path))
     return folder
 
 
@@ -148,7 +149,8 @@ def test_unreachable_endpoints_are_connection_errors(docs, tmp_path) -> None:
     assert not run(target, target.health()).healthy
 
 
-def test_missing_documents_folder_is_a_target_error(fleet, tmp_path) -> None:
+def test_missing_documents_folder_is_a_target_error(fleet, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("ADAPTIVE_ROUTER_DOCUMENT_ROOTS", str(tmp_path))
     target = rag(fleet, tmp_path / "nowhere", tmp_path)
     result = run(target, target.execute(Task(task_type="rag", payload="anything")))
     assert result.error_type is ErrorType.TARGET_ERROR and "nowhere is not a folder" in result.error_message
@@ -207,3 +209,31 @@ def test_builds_and_queries_with_no_vocabulary_download(fleet, tmp_path) -> None
     assert done.returncode == 0, done.stderr[-3000:]
     assert "offline ok resilience.md" in done.stdout
     assert not (tmp_path / "empty-tiktoken").exists() and not (tmp_path / "empty-nltk").exists()
+
+
+def test_a_documents_dir_outside_the_document_roots_is_refused_before_anything_is_read(
+    fleet, tmp_path, monkeypatch, embedding_calls
+) -> None:
+    secrets = tmp_path / "home" / ".ssh"
+    secrets.mkdir(parents=True)
+    (secrets / "notes.md").write_text("private key material")
+    monkeypatch.setenv("ADAPTIVE_ROUTER_DOCUMENT_ROOTS", str(tmp_path / "allowed"))
+    target = rag(fleet, secrets, tmp_path)
+    result = run(target, target.execute(Task(task_type="rag", payload="what is in the notes?")))
+    assert not result.ok and "outside the allowed document roots" in result.error_message
+    assert "ADAPTIVE_ROUTER_DOCUMENT_ROOTS" in result.error_message
+    assert embedding_calls == []  # nothing was embedded, so nothing was sent
+
+
+def test_hidden_files_and_links_out_of_the_folder_are_not_indexed(tmp_path) -> None:
+    from blocks.targets.llamaindex import _documents
+
+    folder = tmp_path / "docs"
+    (folder / ".git").mkdir(parents=True)
+    (folder / "guide.md").write_text("the guide")
+    (folder / ".git" / "notes.md").write_text("hidden")
+    (folder / ".env.txt").write_text("API_KEY=x")
+    outside = tmp_path / "outside.md"
+    outside.write_text("not in the folder")
+    (folder / "link.md").symlink_to(outside)
+    assert [p.name for p in _documents(folder)] == ["guide.md"]

@@ -29,6 +29,9 @@ class InMemoryHost:
     results: list[RoutedResult] = field(default_factory=list)
     now: datetime = datetime(2026, 1, 5, 12, tzinfo=UTC)
 
+    def choose(self, task: Task) -> Decision:
+        return self.router.choose(task)
+
     def record_decision(self, decision: Decision) -> None:
         self.decisions.append(decision)
 

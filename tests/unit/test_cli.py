@@ -71,4 +71,24 @@ def test_bad_input_is_named(db: str, args: tuple[str, ...], message: str) -> Non
 
 
 def test_stats_on_an_empty_store(db: str) -> None:
+    assert run("db", "upgrade", "-d", db)[0] == 0
     assert run("stats", "-d", db) == (0, "no executions recorded yet")
+
+
+@pytest.mark.parametrize("command", ["stats", "health", "explain"])
+def test_read_commands_never_create_a_store(tmp_path: Path, command: str) -> None:
+    missing = tmp_path / "nowhere" / "x.duckdb"
+    code, out = run(command, "-d", str(missing))
+    assert code == 1 and "no store at" in out and "adaptive-router demo" in out
+    assert not missing.parent.exists()
+
+
+def test_db_check_passes_a_sound_store_and_names_a_truncated_one(db: str, tmp_path: Path) -> None:
+    assert run("db", "upgrade", "-d", db)[0] == 0
+    code, out = run("db", "check", "-d", db)
+    assert code == 0, out
+    truncated = tmp_path / "truncated.duckdb"
+    data = Path(db).read_bytes()
+    truncated.write_bytes(data[: len(data) // 3])
+    code, out = run("db", "check", "-d", str(truncated))
+    assert code == 1 and str(truncated.name) in out and "Traceback" not in out

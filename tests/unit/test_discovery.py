@@ -1,5 +1,7 @@
 """Target discovery from a fake environment: which providers, which models and prices, and no key leaks."""
 
+import re
+
 import httpx
 import pytest
 from targets_support import run
@@ -54,11 +56,28 @@ def test_custom_openai_compatible_endpoint():
     env = {
         "ADAPTIVE_ROUTER_OPENAI_BASE_URL": "http://127.0.0.1:8000/v1",
         "ADAPTIVE_ROUTER_OPENAI_MODELS": "small, meta-llama/Llama-3-8B,small,",
+        "ADAPTIVE_ROUTER_OPENAI_PRICES": "small=0/0, meta-llama/Llama-3-8B=0.0002/0.0006",
     }
     targets = discover_targets(env)
     assert names(targets) == ["custom:small", "custom:meta-llama-Llama-3-8B"]
     assert targets[1].model == "meta-llama/Llama-3-8B"
     assert targets[0].api_key is None and targets[0].price.cost(1000, 1000) == 0
+    assert targets[1].price.cost(1000, 1000) == pytest.approx(0.0008)
+
+
+@pytest.mark.parametrize(
+    ("prices", "message"),
+    [
+        ("", "no price for custom model(s) m: set ADAPTIVE_ROUTER_OPENAI_PRICES='m=0.0005/0.0015'"),
+        ("m=cheap", "'m=cheap' is not model=input/output"),
+        ("m=-1/0", "input_per_1k_tokens"),
+    ],
+)
+def test_a_custom_endpoint_needs_a_price_per_model(prices, message):
+    env = {"ADAPTIVE_ROUTER_OPENAI_BASE_URL": "http://x/v1", "ADAPTIVE_ROUTER_OPENAI_MODELS": "m",
+           "ADAPTIVE_ROUTER_OPENAI_PRICES": prices}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        discover_targets(env)
 
 
 @pytest.mark.parametrize(
@@ -78,6 +97,7 @@ def test_keys_never_appear_in_repr_or_json():
         "OPENAI_API_KEY": SECRET,
         "ADAPTIVE_ROUTER_OPENAI_BASE_URL": "http://127.0.0.1:1/v1",
         "ADAPTIVE_ROUTER_OPENAI_MODELS": "m",
+        "ADAPTIVE_ROUTER_OPENAI_PRICES": "m=0.001/0.002",
         "ADAPTIVE_ROUTER_OPENAI_API_KEY": SECRET,
     }
     for target in discover_targets(env):

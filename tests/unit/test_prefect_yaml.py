@@ -126,6 +126,7 @@ def test_every_scheduled_deployment_is_tagged_pooled_and_never_overlaps(deployme
         ConcurrencyLimitStrategy(limit.collision_strategy)
 
 
+@pytest.mark.slow  # a fresh interpreter per entrypoint, as a worker starts one
 def test_every_entrypoint_loads_in_a_fresh_interpreter_as_a_worker_loads_it(deployments) -> None:
     """A worker imports the entrypoint in a new process from the project directory; a flow that only
     imports because the test process already holds its modules would crash there."""

@@ -33,7 +33,7 @@ def test_wilson_matches_newcombe(successes, n, low, high):
 
 def test_wilson_narrows_with_lower_confidence():
     low95, high95 = wilson_interval(81, 263)
-    low80, high80 = wilson_interval(81, 263, confidence=0.80)
+    low80, high80 = wilson_interval(81, 263, confidence_level=0.80)
     assert low95 < low80 < 81 / 263 < high80 < high95
 
 
@@ -64,14 +64,14 @@ def test_wilson_rejects_bad_confidence(confidence):
 def test_two_proportion_z_matches_textbooks(s1, n1, s2, n2, z):
     result = two_proportion_test(s1, n1, s2, n2)
     assert result.statistic == pytest.approx(z, abs=0.005)
-    assert result.p_value == pytest.approx(2 * norm.sf(abs(result.statistic)))
+    assert result.pvalue == pytest.approx(2 * norm.sf(abs(result.statistic)))
 
 
 def test_two_proportion_is_antisymmetric():
     forward = two_proportion_test(129, 150, 148, 200)
     backward = two_proportion_test(148, 200, 129, 150)
     assert backward.statistic == pytest.approx(-forward.statistic)
-    assert backward.p_value == pytest.approx(forward.p_value)
+    assert backward.pvalue == pytest.approx(forward.pvalue)
 
 
 @pytest.mark.parametrize(("s1", "s2"), [(0, 0), (10, 20)])
@@ -96,7 +96,7 @@ A2 = [27.1, 22.0, 20.8, 23.4, 23.4, 23.5, 25.8, 22.0, 24.8, 20.2, 21.9, 22.1, 22
 def test_welch_matches_wikipedia_example():
     result = welch_t_test(A1, A2)
     assert result.statistic == pytest.approx(-2.46, abs=0.005)
-    assert result.p_value == pytest.approx(0.021, abs=0.0005)
+    assert result.pvalue == pytest.approx(0.021, abs=0.0005)
 
 
 def test_welch_from_stats_agrees_with_samples():
@@ -104,7 +104,7 @@ def test_welch_from_stats_agrees_with_samples():
         statistics.mean(A1), statistics.stdev(A1), len(A1), statistics.mean(A2), statistics.stdev(A2), len(A2)
     )
     assert result.statistic == pytest.approx(welch_t_test(A1, A2).statistic)
-    assert result.p_value == pytest.approx(welch_t_test(A1, A2).p_value)
+    assert result.pvalue == pytest.approx(welch_t_test(A1, A2).pvalue)
 
 
 def test_welch_from_stats_matches_navarro():
@@ -112,7 +112,7 @@ def test_welch_from_stats_matches_navarro():
     # (69.056, 5.775, 18): t = 2.034, p = 0.054.
     result = welch_t_test_from_stats(74.533, 8.999, 15, 69.056, 5.775, 18)
     assert result.statistic == pytest.approx(2.034, abs=0.0005)
-    assert result.p_value == pytest.approx(0.054, abs=0.0005)
+    assert result.pvalue == pytest.approx(0.054, abs=0.0005)
 
 
 def test_welch_rejects_tiny_samples_and_negative_sd():
@@ -125,8 +125,8 @@ def test_welch_rejects_tiny_samples_and_negative_sd():
 
 
 def test_welch_with_no_spread_is_degenerate_not_an_error():
-    assert welch_t_test_from_stats(10, 0, 5, 12, 0, 5).p_value == 0.0
-    assert math.isnan(welch_t_test_from_stats(10, 0, 5, 10, 0, 5).p_value)
+    assert welch_t_test_from_stats(10, 0, 5, 12, 0, 5).pvalue == 0.0
+    assert math.isnan(welch_t_test_from_stats(10, 0, 5, 10, 0, 5).pvalue)
 
 
 def test_percentiles_interpolate_linearly():
@@ -142,3 +142,8 @@ def test_percentiles_reject_empty_and_out_of_range():
         latency_percentiles([])
     with pytest.raises(ValueError, match=r"qs must lie in \[0, 100\]"):
         latency_percentiles([1.0], qs=(50, 101))
+
+
+def test_intervals_have_scipys_shape():
+    interval = wilson_interval(81, 263)
+    assert (interval.low, interval.high) == tuple(interval) and interval.low < 81 / 263 < interval.high

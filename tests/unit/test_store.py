@@ -33,7 +33,7 @@ def test_upgrade_creates_every_table_and_records_versions(store: DuckDBStore) ->
     assert store.current_version() == 0
     assert store.upgrade() == [m.version for m in MIGRATIONS]
     assert store.current_version() == HEAD
-    assert TABLES <= tables(store)
+    assert tables(store) >= TABLES
     assert store.upgrade() == []
 
 

@@ -45,6 +45,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.errors import UnknownNameError
+from routing.models import FINITE
 from routing.strategies.bandits.posteriors import BetaPosteriors, NormalPosteriors, Posteriors
 from routing.validation import require_unique
 
@@ -54,7 +55,7 @@ Context = Hashable | None
 class BanditOptions(BaseModel):
     """Options common to every bandit."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", **FINITE)
 
     discount: float | None = Field(default=None, gt=0, le=1, description="Weight kept per update (γ).")
     window: int | None = Field(default=None, ge=1, description="Observations kept per context.")
