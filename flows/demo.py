@@ -14,12 +14,14 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from blocks.embeddings import default_embedder
 from blocks.fleet.knowledge import generate_tasks
 from blocks.store import DuckDBStore
 from blocks.store.reports import calls_by_target, pick_shares_by_phase
 from flows.local import local_runtime
 from flows.route import route_batch
 from routing.calls.breaker import BreakerBoard, BreakerConfig, BreakerState
+from routing.context.embedding import with_embeddings
 from routing.models import Capability, ErrorType, RoutedResult, Task
 from routing.spend.budgets import Budget, Period
 
@@ -71,7 +73,7 @@ def run_demo(
     seed: int = 7,
     database: str | None = None,
     fleet_config: Path | None = None,
-    strategy: str = "thompson",
+    strategy: str | None = None,
     concurrency: int = 8,
     on_result: Callable[[RoutedResult], None] | None = None,
     daily_budget: float | None = None,
@@ -81,8 +83,11 @@ def run_demo(
     """Route `tasks` tasks; with `willingness_to_pay` L the router maximises L * success - cost.
 
     Breakers reopen for trials after 5 s (not the production 60 s) so that a run of a minute shows a
-    target failing, being cut off, and coming back.
+    target failing, being cut off, and coming back. `strategy` defaults to the content-aware one when
+    the embedding model is installed (tasks then carry their prompt's embedding), else Thompson sampling.
     """
+    embedder = default_embedder() if strategy in (None, "contextual") else None
+    strategy = strategy or ("contextual" if embedder is not None else "thompson")
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
     budgets = [Budget(period=Period.DAILY, limit=daily_budget, policy=budget_policy)] if daily_budget is not None else []
@@ -94,7 +99,10 @@ def run_demo(
     ) as runtime:
         if on_result:
             runtime.hooks.append(on_result)
-        results = route_batch(demo_tasks(tasks, seed), runtime=DEMO_RUNTIME, concurrency=concurrency)
+        work = demo_tasks(tasks, seed)
+        if embedder is not None:
+            work = with_embeddings(work, embedder)
+        results = route_batch(work, runtime=DEMO_RUNTIME, concurrency=concurrency)
     task_ids = [r.task_id for r in results]
     return DemoReport(
         database=str(store.path),

@@ -98,7 +98,7 @@ def markdown(experiment: Experiment, analysis: Analysis) -> str:
     return "\n".join(lines)
 
 
-@flow(name="analyze-experiments", persist_result=False)
+@flow(name="analyze-experiments", persist_result=False, flow_run_name="analyze-experiments (rollback={rollback})")
 def analyze_experiments(store: str | None = None, rollback: bool = True) -> list[dict[str, Any]]:
     """Analyse every running experiment; emit `concluded` or `regressed`; roll back if `rollback`."""
     logger = get_run_logger()
@@ -134,7 +134,7 @@ def _artifact_key(name: str) -> str:
     return "experiment-" + "".join(c if c.isalnum() else "-" for c in name.lower())
 
 
-@flow(name="rollback-experiment", persist_result=False)
+@flow(name="rollback-experiment", persist_result=False, flow_run_name="rollback-experiment {experiment}")
 def rollback_experiment(experiment: str, store: str | None = None) -> str:
     """Send a regressed experiment's traffic back to control and restore the policies it started from."""
     block = store_block(store)

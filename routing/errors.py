@@ -10,6 +10,8 @@
     │   └── InfeasibleConstraintsError     no target or mix meets its constraints (strategies.optimizer)
     ├── AllTargetsFailedError          every candidate was tried or skipped
     ├── BudgetExceededError            a budget refuses the call's upper-bound cost (spend.budgets)
+    ├── EmbeddingError                 an embedder cannot turn texts into vectors
+    │   └── EmbedderUnavailableError       its model or package is not installed (the message names it)
     ├── StoreError                     the DuckDB store or its spool cannot do what was asked
     │   ├── StoreLockedError               another process holds the file's lock
     │   └── StoreCorruptError              the file is not a readable DuckDB store
@@ -73,6 +75,14 @@ class AllTargetsFailedError(RoutingError):
         self.failures = failures
         lines = "; ".join(f"{target}: {why}" for target, why in failures.items())
         super().__init__(f"task {task_id}: every target failed ({lines})")
+
+
+class EmbeddingError(RoutingError):
+    """An embedder could not turn texts into vectors (e.g. an endpoint sent back something malformed)."""
+
+
+class EmbedderUnavailableError(EmbeddingError):
+    """The embedder's model or package is not installed; the message names the package to install."""
 
 
 class StoreError(RoutingError):

@@ -378,6 +378,9 @@ class Outcome(_Strict):
     duration_ms: NonNegativeFloat
     cost: NonNegativeFloat = 0.0
     quality_score: float | None = None
+    embedding: tuple[float, ...] | None = Field(
+        default=None, repr=False, description="The task's prompt embedding, for content-aware strategies."
+    )
 
     @classmethod
     def from_record(cls, record: ExecutionRecord) -> Outcome:
@@ -389,6 +392,7 @@ class Outcome(_Strict):
             duration_ms=record.duration_ms,
             cost=record.actual_cost or 0.0,
             quality_score=record.quality_score,
+            embedding=tuple(record.embedding) if record.embedding else None,
         )
 
 

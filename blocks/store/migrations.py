@@ -17,6 +17,9 @@ class Migration:
     down: tuple[str, ...]
 
 
+EMBEDDING_DIMENSIONS = 384
+"""Size of stored prompt embeddings (all-MiniLM-L6-v2, the default embedder)."""
+
 EXECUTION_COLUMNS = """
     execution_id VARCHAR PRIMARY KEY,
     task_id VARCHAR NOT NULL,
@@ -269,6 +272,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE experiment_assignments DROP COLUMN decision_id",
             "ALTER TABLE routing_decisions DROP COLUMN variant",
             "ALTER TABLE routing_decisions DROP COLUMN experiment_id",
+        ),
+    ),
+    Migration(
+        8,
+        "fixed-size prompt embeddings (FLOAT[384]) for similarity search",
+        # array_cosine_similarity needs a fixed-size ARRAY; a stored vector of another size is dropped.
+        up=tuple(
+            f"""ALTER TABLE {_table} ALTER COLUMN embedding SET DATA TYPE FLOAT[{EMBEDDING_DIMENSIONS}]
+                USING CASE WHEN len(embedding) = {EMBEDDING_DIMENSIONS}
+                THEN embedding::FLOAT[{EMBEDDING_DIMENSIONS}] END"""
+            for _table in ("executions", "solutions")
+        ),
+        down=tuple(
+            f"ALTER TABLE {_table} ALTER COLUMN embedding SET DATA TYPE FLOAT[] USING embedding::FLOAT[]"
+            for _table in ("executions", "solutions")
         ),
     ),
 )

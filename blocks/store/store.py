@@ -12,6 +12,7 @@ never waits on a writer (see `integrity.py`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import tempfile
@@ -35,7 +36,7 @@ from blocks.store.integrity import (
     open_failure,
     open_for_reading,
 )
-from blocks.store.migrations import HEAD, MIGRATIONS
+from blocks.store.migrations import EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
 from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
@@ -360,7 +361,13 @@ def utc_naive(moment: datetime | None = None) -> datetime:
 
 
 def _execution_row(record: ExecutionRecord) -> dict[str, Any]:
-    return {**record.model_dump(mode="json"), "timestamp": utc_naive(record.timestamp).isoformat()}
+    row = {**record.model_dump(mode="json"), "timestamp": utc_naive(record.timestamp).isoformat()}
+    embedding = row.get("embedding")
+    if embedding is not None and (
+        len(embedding) != EMBEDDING_DIMENSIONS or not all(isinstance(x, float) and math.isfinite(x) for x in embedding)
+    ):
+        row["embedding"] = None  # another embedder's size, or NaN/inf: not searchable, and must not block the load
+    return row
 
 
 def _decision_row(decision: Decision) -> dict[str, Any]:

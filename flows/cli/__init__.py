@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from flows.cli import costs, decisions, demo, ops, replay, status
+from flows.cli import costs, decisions, demo, ops, replay, similar, status
 from flows.cli.experiments import ab_test_app, policy_app
 from flows.cli.fleet import fleet_app
 from flows.cli.store import db_app
@@ -46,6 +46,7 @@ COMMANDS = {
     "demo": demo.demo,
     "route": decisions.route,
     "explain": decisions.explain,
+    "similar": similar.similar,
     "stats": status.stats,
     "health": status.health,
     "set-budget": costs.set_budget,

@@ -60,9 +60,42 @@ def _write_decisions(report: ReplayReport, path: Path) -> None:
                 writer.writerow([decision.sample_id, decision.target, *extra])
 
 
+def _embedder(strategy: str | None):
+    """The MiniLM embedder when the strategy uses prompts (or is left to default) and it is installed."""
+    if strategy not in (None, "contextual"):
+        return None
+    from blocks.embeddings import MiniLMEmbedder, minilm_available
+
+    if minilm_available():
+        return MiniLMEmbedder()
+    if strategy == "contextual":
+        console.print("[yellow]warning:[/yellow] no embedding model installed; contextual routes on eval only")
+    return None
+
+
+def _aim_line(report: ReplayReport) -> str:
+    """Where the runs stand against 95% of the best model's accuracy at <= 30% of its cost."""
+    near, cheap = report.near_best, report.accuracy_at_cost_aim
+    reached = (
+        "no run reached 95% of the best model's accuracy"
+        if near is None
+        else f"95% of {report.best_model}'s accuracy first reached at "
+        f"L={near.willingness_to_pay if near.willingness_to_pay is not None else '-'}: "
+        f"{near.accuracy_vs_best:.1%} of its accuracy for {near.cost_vs_best:.1%} of its cost"
+    )
+    at_cost = "no run within 30% of its cost" if cheap is None else f"{cheap:.1%} of its accuracy"
+    return f"{reached}; best within 30% of its cost: {at_cost}"
+
+
 def replay(
     paths: Annotated[list[Path], typer.Argument(help="RouterBench CSV files to replay, in order.")],
-    strategy: Annotated[str, typer.Option(help="A strategy name (see `adaptive-router strategies`).")] = "thompson",
+    strategy: Annotated[
+        str | None,
+        typer.Option(
+            help="A strategy name (see `adaptive-router strategies`); default: contextual when the "
+            "embedding model is installed (prompts are embedded), else thompson."
+        ),
+    ] = None,
     warm_start: Annotated[
         list[Path] | None,
         typer.Option(help="RouterBench CSVs observed first as past executions of every model."),
@@ -78,26 +111,32 @@ def replay(
     report_out: Annotated[Path | None, typer.Option(help="Write the report JSON here.")] = None,
 ) -> None:
     """Route every RouterBench row with bandit feedback only; compare with each model and the oracle."""
+    from routing.errors import RoutingError
     from routing.evaluation.replay import load_routerbench
     from routing.evaluation.replay import replay as run_replay
 
     try:
         data = load_routerbench(paths)
         warm = load_routerbench(warm_start) if warm_start else None
+        embedder = _embedder(strategy)
+        if embedder is not None:
+            console.print(f"embedding {len(data) + (len(warm) if warm else 0)} prompts with {embedder.name}...")
         report = run_replay(
             data,
             strategy,
             willingness_to_pay=willingness_to_pay or None,
             warm_start=warm,
             shuffle_seed=shuffle_seed,
+            embedder=embedder,
         )
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RoutingError) as error:
         fail(error)
     console.print(report_table(report))
     if report.skipped_rows:
         console.print(f"{report.skipped_rows} row(s) skipped for blank correctness cells.")
     if report.aiq is not None:
         console.print(f"AIQ {report.aiq:.4f} (zero router {report.zero_router_aiq:.4f})")
+    console.print(_aim_line(report))
     if decisions_out is not None:
         _write_decisions(report, decisions_out)
         console.print(f"decisions written to {decisions_out}")

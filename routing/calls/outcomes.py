@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from routing.calls.grading import grade, passes
+from routing.context.embedding import task_embedding
 from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, Target, Task
 
 
@@ -22,6 +23,7 @@ def build_record(
         error_type = ErrorType.WRONG_ANSWER
         error_message = f"quality {quality:.0f} below the passing mark"
     pick = next((c for c in decision.candidates if c.target == target.name), None)
+    embedding = task_embedding(task.metadata)
     return ExecutionRecord(
         task_id=task.id,
         decision_id=decision.id,
@@ -49,5 +51,6 @@ def build_record(
         error_type=error_type,
         error_message=error_message,
         solution_summary=(result.output or "")[:200] or None,
+        embedding=embedding.tolist() if embedding is not None else None,
         metadata={"score": pick.score} if pick else {},
     )

@@ -18,10 +18,16 @@ router" AIQ (the same hull over the single models, RouterBench's baseline of ran
 
 Warm start: rows of other files are observed as past executions of every model (full information), as
 a benchmark run would give, before the replayed rows are routed.
+
+Content: with an embedder, every task carries its prompt's embedding (and so does every outcome), and
+the default strategy is the content-aware one (routing.strategies.contextual). RouterBench prompts are a
+Python list literal of few-shot examples followed by the item; only the item (`routerbench_question`)
+is embedded, since the shared examples would make every prompt of an eval look alike.
 """
 
 from __future__ import annotations
 
+import ast
 import csv
 import math
 import random
@@ -34,6 +40,7 @@ import numpy as np
 from pydantic import BaseModel, computed_field
 
 from routing.context.category import detect_category
+from routing.context.embedding import EMBEDDING_KEY, Embedder
 from routing.errors import DataFormatError
 from routing.models import Category, Outcome, Target, Task
 from routing.router import Router
@@ -297,6 +304,43 @@ class ReplayReport(BaseModel):
     def decisions(self) -> list[ReplayDecision]:
         return self.runs[0].decisions
 
+    @computed_field
+    @property
+    def near_best(self) -> NearBest | None:
+        """The cheapest run with at least 95% of the best model's accuracy (None if no run gets there)."""
+        best = self.models[self.best_model]
+        if not best.accuracy or not best.total_cost:
+            return None
+        good = [r for r in self.runs if r.accuracy >= NEAR_BEST_ACCURACY * best.accuracy]
+        if not good:
+            return None
+        run = min(good, key=lambda r: r.total_cost)
+        return NearBest(
+            willingness_to_pay=run.willingness_to_pay,
+            accuracy_vs_best=run.accuracy / best.accuracy,
+            cost_vs_best=run.total_cost / best.total_cost,
+        )
+
+    @computed_field
+    @property
+    def accuracy_at_cost_aim(self) -> float | None:
+        """The best accuracy (relative to the best model's) of a run costing <= 30% of the best model."""
+        best = self.models[self.best_model]
+        if not best.accuracy:
+            return None
+        cheap = [r.accuracy for r in self.runs if r.total_cost <= COST_AIM * best.total_cost]
+        return max(cheap) / best.accuracy if cheap else None
+
+
+NEAR_BEST_ACCURACY, COST_AIM = 0.95, 0.30
+"""The aim RouterBench-style routers are judged by: 95% of the best model's accuracy at <= 30% of its cost."""
+
+
+class NearBest(BaseModel):
+    willingness_to_pay: float | None
+    accuracy_vs_best: float
+    cost_vs_best: float
+
 
 def nondecreasing_hull(points: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
     """Vertices, by cost, of the non-decreasing concave hull of (cost, quality) points."""
@@ -355,15 +399,39 @@ def oracle(data: ReplayData) -> Result:
     return _result(data.correct[rows, choice], data.cost[rows, choice])
 
 
-def _tasks(data: ReplayData) -> list[Task]:
+def routerbench_question(prompt: str) -> str:
+    """The item a RouterBench prompt asks about: the last blank-line-separated block of its text.
+
+    The prompts are `repr` of a list of strings (few-shot examples, then the item); a prompt that is no
+    such literal is taken as plain text.
+    """
+    text = prompt
+    if prompt.startswith("[") and prompt.endswith("]"):
+        try:
+            parts = ast.literal_eval(prompt)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parts = None
+        if isinstance(parts, list) and parts and all(isinstance(p, str) for p in parts):
+            text = "\n".join(parts)
+    blocks = [b.strip() for b in text.split("\n\n") if b.strip()]
+    return blocks[-1] if blocks else (prompt or "(empty prompt)")
+
+
+def embed_prompts(data: ReplayData, embedder: Embedder) -> np.ndarray:
+    """The embedding of each row's item (see `routerbench_question`), one row per data row."""
+    return np.asarray(embedder.embed([routerbench_question(p) for p in data.prompts]), dtype=np.float32)
+
+
+def _tasks(data: ReplayData, embeddings: np.ndarray | None = None) -> list[Task]:
     return [
         Task(
             id=sample_id,
             task_type=eval_name,
             category=eval_category(eval_name, prompt),
             payload=prompt or "(empty prompt)",
+            metadata={} if embeddings is None else {EMBEDDING_KEY: tuple(embeddings[i].tolist())},
         )
-        for sample_id, prompt, eval_name in zip(data.sample_ids, data.prompts, data.eval_names)
+        for i, (sample_id, prompt, eval_name) in enumerate(zip(data.sample_ids, data.prompts, data.eval_names))
     ]
 
 
@@ -375,6 +443,7 @@ def _outcome(target: str, task: Task, success: float, cost: float) -> Outcome:
         success=bool(success),
         duration_ms=0.0,
         cost=float(cost),
+        embedding=task.metadata.get(EMBEDDING_KEY),
     )
 
 
@@ -383,6 +452,7 @@ def _run(
     order: list[int],
     tasks: list[Task],
     warm_start: ReplayData | None,
+    warm_tasks: list[Task] | None,
     strategy: str,
     willingness_to_pay: float | None,
     seed: int | None,
@@ -395,7 +465,7 @@ def _run(
         [Target(name=n) for n in names], build_strategy(strategy, names, seed, **priced, **options)
     )
     if warm_start is not None:
-        for task, successes, costs in zip(_tasks(warm_start), warm_start.correct, warm_start.cost):
+        for task, successes, costs in zip(warm_tasks, warm_start.correct, warm_start.cost):
             for name, success, cost in zip(names, successes, costs):
                 router.observe(_outcome(name, task, success, cost))
     picks = np.empty(len(order), dtype=int)
@@ -418,17 +488,22 @@ def _run(
 
 def replay(
     data: ReplayData,
-    strategy: str = "thompson",
+    strategy: str | None = None,
     willingness_to_pay: float | Sequence[float | None] | None = None,
     warm_start: ReplayData | None = None,
     shuffle_seed: int | None = None,
     seed: int | None = 0,
+    embedder: Embedder | None = None,
     **options,
 ) -> ReplayReport:
     """Route every row of `data` with a fresh `strategy` per willingness to pay (see module docstring).
 
-    `options` go to the strategy (see `routing.strategies.registry.build_strategy`); `seed` seeds it.
+    `strategy` defaults to "contextual" with an embedder (every row has a prompt) and to "thompson"
+    without. `options` go to the strategy (see `routing.strategies.registry.build_strategy`); `seed`
+    seeds it.
     """
+    if strategy is None:
+        strategy = "contextual" if embedder is not None else "thompson"
     if not len(data):
         raise ValueError("no rows to replay")
     if warm_start is not None:
@@ -448,8 +523,13 @@ def replay(
     order = list(range(len(data)))
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(order)
-    tasks = _tasks(data)
-    runs = [_run(data, order, tasks, warm_start, strategy, level, seed, options) for level in levels]
+    tasks = _tasks(data, None if embedder is None else embed_prompts(data, embedder))
+    warm_tasks = None
+    if warm_start is not None:
+        warm_tasks = _tasks(warm_start, None if embedder is None else embed_prompts(warm_start, embedder))
+    runs = [
+        _run(data, order, tasks, warm_start, warm_tasks, strategy, level, seed, options) for level in levels
+    ]
     models = {m: _result(data.correct[:, j], data.cost[:, j]) for j, m in enumerate(data.models)}
     curve: dict = {}
     if len(runs) > 1:

@@ -65,6 +65,12 @@ def _cost_aware(targets: Sequence[str], seed: int | None, objectives=None, **opt
     return CostAwareStrategy(CostAwareConfig(objectives=objectives or {}, **options), seed)
 
 
+def _contextual(targets: Sequence[str], seed: int | None, **options) -> Strategy:
+    from routing.strategies.contextual import ContextualConfig, ContextualThompson
+
+    return ContextualThompson(targets, seed, ContextualConfig(**options))
+
+
 def _fixed(targets: Sequence[str], seed: int | None, order: Sequence[str] = (), **options) -> Strategy:
     """`order`: the targets to try first, in that order (the spec `fixed:small,mid`)."""
     from routing.strategies.fixed import FixedOrder
@@ -88,6 +94,7 @@ FACTORIES: dict[str, Factory] = {
     "qlearning": _qlearning,
     "ensemble": _ensemble,
     "cost_aware": _cost_aware,
+    "contextual": _contextual,
     "fixed": _fixed,
 }
 STRATEGY_NAMES = tuple(FACTORIES)

@@ -151,7 +151,8 @@ def test_a_degraded_event_starts_a_recalculation_through_the_automation(deployed
     assert published_n(store) == {**before, "a": before["a"] + 30}
 
 
-NEEDS_INPUT = {"routed-call/on-demand", "route-batch/batch-on-demand"}  # a task or tasks to route
+# a task or tasks to route; the experiment to roll back
+NEEDS_INPUT = {"routed-call/on-demand", "route-batch/batch-on-demand", "rollback-experiment/on-regression"}
 
 
 def test_every_deployment_that_needs_no_input_completes_on_the_default_runtime(deployed) -> None:
@@ -185,10 +186,15 @@ def test_every_deployment_that_needs_no_input_completes_on_the_default_runtime(d
 
 def test_stop_leaves_no_process(deployed) -> None:
     stack, config, _ = deployed
-    stop(config.home)
-    for pid in (stack.server_pid, stack.worker_pid, stack.fleet_pid):
+    said = stop(config.home)
+    assert said == [f"stopped the {name} (pid {pid})" for name, pid in
+                    (("worker", stack.worker_pid), ("fleet", stack.fleet_pid), ("server", stack.server_pid))]
+
+    def running(pgid: int) -> list[str]:
         with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)  # `up` ran in this process: reap its children
-        listing = subprocess.run(["ps", "-A", "-o", "pgid=,stat="], capture_output=True, text=True).stdout
-        alive = [line for line in listing.splitlines() if line.split()[0] == str(pid) and "Z" not in line.split()[1]]
-        assert alive == [], f"process group {pid} still runs after stop"
+            os.waitpid(pgid, os.WNOHANG)  # `up` ran in this process: reap its children
+        listing = subprocess.run(["ps", "-A", "-o", "pgid=,stat=,args="], capture_output=True, text=True).stdout
+        return [line for line in listing.splitlines() if line.split()[0] == str(pgid) and "Z" not in line.split()[1]]
+
+    for pid in (stack.server_pid, stack.worker_pid, stack.fleet_pid):
+        wait_for(lambda pid=pid: not running(pid), 30, f"process group {pid} to end: {running(pid)}")

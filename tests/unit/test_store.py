@@ -64,7 +64,7 @@ def test_unknown_schema_version_is_named(store: DuckDBStore) -> None:
 
 
 def test_ingest_is_idempotent_and_keeps_every_field(store: DuckDBStore, tmp_path: Path) -> None:
-    original = record(4, embedding=[0.5, 0.25], user_rating=5, session_id="s1")
+    original = record(4, embedding=[0.5, 0.25] * 192, user_rating=5, session_id="s1")
     store.record_execution(original)
     store.record_decision(Decision(task_id="task-4", task_type="qa", strategy="weighted", candidates=(),
                                    pick="a", probability=0.9, reason="best"))
@@ -76,7 +76,7 @@ def test_ingest_is_idempotent_and_keeps_every_field(store: DuckDBStore, tmp_path
     assert (second.executions, second.duplicates) == (0, 1)
     row = store.query("SELECT * FROM executions")[0]
     assert row["execution_id"] == original.execution_id
-    assert row["embedding"] == [0.5, 0.25] and row["user_rating"] == 5 and json.loads(row["metadata"]) == {"i": 4}
+    assert list(row["embedding"]) == [0.5, 0.25] * 192 and row["user_rating"] == 5 and json.loads(row["metadata"]) == {"i": 4}
     assert row["actual_cost"] == pytest.approx(0.004)
     assert list(store.spool_path.glob("*.jsonl")) == []
 
