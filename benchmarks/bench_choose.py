@@ -75,6 +75,34 @@ def latency_rows(decisions: int) -> list[dict]:
     return rows
 
 
+def rotation_rows(decisions: int) -> list[dict]:
+    """Thompson, 20 targets, task types in rotation (one context each): the cost of many contexts."""
+    names = [f"t{i}" for i in range(20)]
+    rates = {n: 0.5 + 0.38 * i / 19 for i, n in enumerate(names)}
+    rows = []
+    for contexts in (1, 100, 500):
+        tasks = [Task(task_type=f"type{c}", payload="What is 2 + 2?") for c in range(contexts)]
+        for state in ("static", "learning"):
+            rng = random.Random(4)
+            router = build("thompson", names)
+            for i in range(2_000):
+                router.observe(outcome(names[i % 20], rates[names[i % 20]], rng, task_type=f"type{i % contexts}"))
+            for task in tasks:  # every context seen once before timing
+                router.choose(task)
+            wall = []
+            clock = time.perf_counter_ns
+            for i in range(decisions):
+                task = tasks[i % contexts]
+                start = clock()
+                pick = router.choose(task).pick
+                wall.append((clock() - start) / 1000)
+                if state == "learning":
+                    router.observe(outcome(pick, rates[pick], rng, task_type=task.task_type))
+            rows.append({"contexts_in_rotation": contexts, "state": state,
+                         "median_us": median(wall), "p99_us": p99(wall)})
+    return rows
+
+
 def mabwiser_row(decisions: int) -> dict | None:
     """MABWiser Thompson select+update on 20 arms, and our Router.choose+observe alike, same process."""
     try:
@@ -136,12 +164,14 @@ def main(quick: bool, json_path: str | None) -> dict:
     latency = latency_rows(decisions)
     report("choose", "Router.choose: weighted (default) and Thompson, fixed state and learning", latency,
            f"{decisions:,} decisions each; µs wall and thread CPU")
+    rotation = rotation_rows(decisions)
+    report("choose_contexts", "Thompson, 20 targets: task types in rotation", rotation)
     mab = mabwiser_row(decisions)
     if mab:
         report("choose_mabwiser", "Thompson, 20 arms: Router.choose+observe vs MABWiser select+update", [mab])
     memory = memory_rows(200 if quick else 1000, 20, 5)
     report("choose_memory", "Memory per (target, task type)", memory)
-    result = {"latency": latency, "mabwiser": mab, "memory": memory}
+    result = {"latency": latency, "contexts": rotation, "mabwiser": mab, "memory": memory}
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2))
     return result
