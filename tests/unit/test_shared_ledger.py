@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import random
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -31,6 +32,7 @@ def spend_until_refused(path: str | None, overshoot: float, seed: int, queue, st
         except BudgetExceededError:
             refusals += 1
             continue
+        time.sleep(0.005)  # the call: its estimate is held in flight meanwhile
         actual = estimate * (1 + overshoot) if rng.random() < 0.5 else estimate * rng.uniform(0.5, 1.0)
         over += ledger.reconcile(reservation, actual)
         charged += actual
@@ -57,7 +59,7 @@ def test_three_processes_share_one_budget_within_the_stated_bound(tmp_path, over
     charged, over = sum(r[0] for r in results), sum(r[1] for r in results)
     # The bound: the limit plus the sum of reported overshoots (0 when estimates are upper bounds).
     assert charged <= LIMIT + over + 1e-9
-    assert sum(r[0] > 0 for r in results) >= 2  # they competed (SQLite may starve one under load)
+    assert sum(r[0] > 0 for r in results) >= 2  # they competed
     assert SharedBudgetLedger([BUDGET], path).spent(BUDGET, NOW) == pytest.approx(charged)
     if overshoot == 0.0:
         assert over == 0.0 and charged <= LIMIT
