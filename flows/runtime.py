@@ -29,6 +29,8 @@ from routing.calls.retry import RetryPolicy
 from routing.context.session import SessionTracker
 from routing.errors import UnknownNameError, UnknownTargetError
 from routing.experiments.live import LiveConfig, PolicyRouting, policy_strategy
+from routing.feedback import Verdict as Feedback
+from routing.feedback import apply_feedback
 from routing.models import Decision, ExecutionRecord, Outcome, QueuedTask, RoutedResult, Task, utcnow
 from routing.published import PublishedState, apply_published
 from routing.router import Router
@@ -209,6 +211,17 @@ class RoutingRuntime:
             self.router.observe(Outcome.from_record(record))
         if self.gossip is not None:
             self.gossip.maybe_read()
+
+    def strategies(self) -> list[Strategy]:
+        """The strategy in force and every running experiment variant's."""
+        variants = self.policies.variant_routers.values() if self.policies else ()
+        return [self.router.strategy, *(router.strategy for router in variants)]
+
+    def learn_feedback(self, judged: dict, verdict: Feedback) -> int:
+        """Let the learners correct what they learned from a judged attempt (a blocks.store.feedback
+        row); how many took it in (none when the task was routed by another process)."""
+        return apply_feedback(self.strategies(), judged["task_id"], judged["target"], bool(judged["success"]),
+                              judged["quality_score"], verdict)  # fmt: skip
 
     def finished(self, result: RoutedResult) -> None:
         if self.policies is not None:

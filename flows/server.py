@@ -5,8 +5,8 @@ it and everything it spawned as one process group), waits until the API answers,
 work pool, registers the blocks, saves a working `default` runtime (store, targets and settings blocks:
 the discovered providers, or the local fleet, which it then also starts, when no provider key is set),
 deploys every flow of prefect.yaml (which also creates the automations its triggers define), starts a
-worker and says where the UI is. Logs go to `<home>/server.log`, `<home>/worker.log` and
-`<home>/fleet.log`, process ids to `<home>/*.pid`, the API address to `<home>/server.json` for later
+worker and the OpenAI-compatible gateway over the `default` runtime, and says where the UI and the
+gateway are. Logs go to `<home>/server.log`, `<home>/worker.log`, `<home>/fleet.log` and `<home>/gateway.log`, process ids to `<home>/*.pid`, the API address to `<home>/server.json` for later
 commands. The server's database and profiles live under
 `<home>/prefect` unless PREFECT_HOME is set, so `up` never touches another profile's server. Running
 `up` again reuses a live server and worker and redeploys.
@@ -49,6 +49,8 @@ class StackConfig:
     worker: bool = True
     timeout_seconds: float = 120.0
     fleet_port: int = 8700
+    gateway: bool = True
+    gateway_port: int = 8800
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -63,6 +65,10 @@ class StackConfig:
     def fleet_url(self) -> str:
         return f"http://127.0.0.1:{self.fleet_port}/v1"
 
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
 
 @dataclass(frozen=True)
 class Stack:
@@ -73,6 +79,8 @@ class Stack:
     deployments: list[str]
     targets: list[str] = field(default_factory=list)
     fleet_pid: int | None = None
+    gateway_pid: int | None = None
+    gateway_url: str | None = None
 
 
 def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
@@ -128,7 +136,28 @@ def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
             echo(
                 f"starting a process worker on pool {config.pool!r} (pid {worker_pid}); log: {home / 'worker.log'}"
             )
-    return Stack(config.api_url, config.ui_url, server_pid, worker_pid, deployments, targets, fleet_pid)
+    gateway_pid = _start_gateway(config, home, env, echo) if config.gateway else None
+    gateway_url = f"{config.gateway_url}/v1" if gateway_pid else None
+    return Stack(config.api_url, config.ui_url, server_pid, worker_pid, deployments, targets, fleet_pid, gateway_pid, gateway_url)
+
+
+def _start_gateway(config: StackConfig, home: Path, env: dict[str, str], echo: Callable[[str], None]) -> int:
+    """The gateway over the saved `default` runtime, on loopback, as a background process (reused when up)."""
+    pid = _running(home / "gateway.pid", "gateway")
+    if pid is None:
+        args = [sys.executable, "-m", "flows.cli", "gateway", "--port", str(config.gateway_port), "--runtime", "default"]
+        pid = _spawn(args, home / "gateway", env, config.project)
+    deadline = time.monotonic() + config.timeout_seconds
+    while not _healthy(config.gateway_url):
+        if _command_line(pid) is None:
+            tail = "\n".join((home / "gateway.log").read_text(errors="replace").splitlines()[-15:])
+            raise ServerError(f"the gateway exited before answering at {config.gateway_url}:\n{tail}")
+        if time.monotonic() > deadline:
+            raise ServerError(f"the gateway did not answer at {config.gateway_url} within {config.timeout_seconds:g} s")
+        time.sleep(0.5)
+    echo(f"gateway (pid {pid}) at {config.gateway_url}/v1 (OpenAI-compatible; metrics at {config.gateway_url}/metrics);"
+         f" log: {home / 'gateway.log'}")  # fmt: skip
+    return pid
 
 
 def stop(home: Path = DEFAULT_HOME, timeout_seconds: float = 20.0) -> list[str]:
@@ -137,7 +166,7 @@ def stop(home: Path = DEFAULT_HOME, timeout_seconds: float = 20.0) -> list[str]:
     if home.exists() and not home.is_dir():  # nothing `up` started can live in a file
         return [f"nothing to stop: {home} is a file, not the directory `adaptive-router up` keeps its state in"]
     done = []
-    for name in ("worker", "fleet", "server"):
+    for name in ("gateway", "worker", "fleet", "server"):
         pid_file = home / f"{name}.pid"
         pid = _running(pid_file, name)
         if pid is None:
@@ -229,7 +258,7 @@ def _running(pid_file: Path, role: str) -> int | None:
     except (FileNotFoundError, ValueError):
         return None
     command = _command_line(pid)
-    owner = "flows.cli" if role == "fleet" else "prefect"
+    owner = "flows.cli" if role in ("fleet", "gateway") else "prefect"
     if command is None or owner not in command or role not in command:
         return None
     return pid

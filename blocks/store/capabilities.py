@@ -66,3 +66,13 @@ def save_benchmark_run(
         _insert(con, "benchmark_results", raw)
         con.execute("DELETE FROM capability_scores")
         _insert(con, "capability_scores", scores)
+
+
+def latest_benchmarks(store: DuckDBStore, category: Category | None = None) -> list[dict]:
+    """The current capability scores (the last benchmark run's), per target and category."""
+    where, params = ("WHERE category = ?", [category.value]) if category else ("", [])
+    return store.query(
+        f"""SELECT category, target, score, mean_quality, mean_duration_ms, mean_cost, cases, run_id, computed_at
+            FROM capability_scores {where} ORDER BY category, score DESC, target""",
+        params,
+    )

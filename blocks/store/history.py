@@ -37,9 +37,15 @@ def performance(store: DuckDBStore) -> list[dict[str, Any]]:
     )
 
 
-def decisions(store: DuckDBStore, task_id: str | None = None, last: int = 1) -> list[dict[str, Any]]:
-    """One task's decisions, or the `last` decisions, newest first, with every attempt they led to."""
-    where, params = ("WHERE task_id = ?", [task_id]) if task_id else ("", [])
+def decisions(
+    store: DuckDBStore, task_id: str | None = None, last: int = 1, task_type: str | None = None, pick: str | None = None
+) -> list[dict[str, Any]]:
+    """One task's decisions, or the `last` decisions (of `task_type`, picking `pick`, when given),
+    newest first, with every attempt they led to."""
+    filters = {"task_id": task_id, "task_type": task_type, "pick": pick}
+    clauses = [f"{column} = ?" for column, value in filters.items() if value is not None]
+    where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+    params = [value for value in filters.values() if value is not None]
     rows = store.query(
         f"""SELECT decision_id, task_id, task_type, timestamp, strategy, pick, probability, reason,
                    candidates::VARCHAR AS candidates

@@ -289,6 +289,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             for _table in ("executions", "solutions")
         ),
     ),
+    Migration(
+        9,
+        "drop quality_policies: nothing ever wrote or read it (quality floors are task constraints)",
+        up=("DROP TABLE quality_policies",),
+        down=(
+            """CREATE TABLE quality_policies (
+                policy_id VARCHAR PRIMARY KEY, task_type VARCHAR NOT NULL, min_quality DOUBLE,
+                min_success_rate DOUBLE, max_latency_ms DOUBLE, max_cost DOUBLE,
+                active BOOLEAN NOT NULL DEFAULT TRUE, updated_at TIMESTAMP NOT NULL)""",
+        ),
+    ),
 )
 
 HEAD = MIGRATIONS[-1].version

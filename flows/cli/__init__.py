@@ -11,7 +11,7 @@ import os
 
 import typer
 
-from flows.cli import costs, decisions, demo, ops, replay, similar, status
+from flows.cli import costs, decisions, demo, feedback, gateway, mcp, ops, replay, similar, status
 from flows.cli.experiments import ab_test_app, policy_app
 from flows.cli.fleet import fleet_app
 from flows.cli.store import db_app
@@ -57,6 +57,9 @@ COMMANDS = {
     "stop": ops.stop,
     "env": ops.env,
     "replay": replay.replay,
+    "feedback": feedback.feedback,
+    "gateway": gateway.gateway,
+    "mcp": mcp.mcp,
 }
 for command_name, command in COMMANDS.items():
     app.command(command_name)(command)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Literal
@@ -25,6 +25,7 @@ from routing.stats.book import StatsBook
 from routing.strategies.base import Choice, draw
 
 Feedback = Literal["excellent", "good", "fair", "poor"]
+FEEDBACK_MEMORY = 10_000  # decisions whose state is kept for feedback that comes later
 State = tuple[str, str, str, str]
 
 
@@ -132,6 +133,12 @@ class QTable:
         entry = self._q[state].setdefault(action, [self.initial_q, 0, None])
         entry[0] = value
         entry[1] += 1
+        entry[2] = utcnow()
+
+    def adjust(self, state: State, action: str, delta: float) -> None:
+        """Move Q(state, action) by `delta` without counting a visit (a correction, not an outcome)."""
+        entry = self._q[state].setdefault(action, [self.initial_q, 0, None])
+        entry[0] += delta
         entry[2] = utcnow()
 
     def __len__(self) -> int:
@@ -257,11 +264,16 @@ class QLearningStrategy:
         self._rng = random.Random(seed)
         self._pending: dict[tuple[str, str], deque[State]] = defaultdict(lambda: deque(maxlen=1024))
         self._last: dict[str, State] = {}
+        self._chosen: OrderedDict[str, State] = OrderedDict()  # task id -> state, for late feedback
 
     def distribution(self, task: Task, targets: Sequence[Target], book: StatsBook) -> dict[str, float]:
         """The policy in `task`'s state, which becomes the last state seen for its task type (so an
-        ensemble that draws from this distribution has its outcomes credited to that state)."""
+        ensemble that draws from this distribution has its outcomes credited to that state) and the
+        state feedback on this task will correct."""
         state = self._last[task.task_type] = self.learner.state(task)
+        self._chosen[task.id] = state
+        if len(self._chosen) > FEEDBACK_MEMORY:
+            self._chosen.popitem(last=False)
         return self.learner.policy(state, [t.name for t in targets])
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
@@ -297,3 +309,15 @@ class QLearningStrategy:
             state = self._last.get(outcome.task_type, (outcome.task_type, "unknown", "unknown", "unknown"))
         self.learner.record(outcome.task_type, outcome.success)
         self.learner.learn(state, outcome.target, self.reward(outcome), self.learner.after(state))
+
+    def feedback(self, task_id: str, target: str, success: bool, quality_score: float | None, verdict: Feedback) -> bool:
+        """Correct Q(state, target) of a task this strategy chose for by the difference feedback makes to
+        the reward: Q += lr * (reward(success, quality, verdict) - reward(success, quality)). Only with
+        the seed's reward (not `willingness_to_pay`, whose reward is in dollars) and for tasks chosen in
+        the last FEEDBACK_MEMORY decisions; False otherwise."""
+        state = self._chosen.get(task_id)
+        if state is None or self.reward is not outcome_reward:
+            return False
+        change = reward(success, quality_score, verdict) - reward(success, quality_score)
+        self.learner.table.adjust(state, target, self.learner.config.learning_rate * change)
+        return True

@@ -62,7 +62,8 @@ def deployed(tmp_path_factory) -> Iterator[tuple[Stack, StackConfig, DuckDBStore
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
     config = StackConfig(
-        port=free_port(), fleet_port=free_port(), home=root / "home", project=REPO, schedules=False, env=env
+        port=free_port(), fleet_port=free_port(), gateway_port=free_port(), home=root / "home", project=REPO,
+        schedules=False, env=env,
     )
     try:
         stack = up(config, echo=lambda line: None)
@@ -159,6 +160,8 @@ def test_every_deployment_that_needs_no_input_completes_on_the_default_runtime(d
     stack, config, _ = deployed
     env = {**os.environ, "PREFECT_API_URL": stack.api_url, "PREFECT_HOME": config.env["PREFECT_HOME"]}
     assert stack.fleet_pid is not None and len(stack.targets) >= 3
+    models = httpx.get(f"{stack.gateway_url}/models", timeout=10).raise_for_status().json()
+    assert {m["id"] for m in models["data"]} == {"router", *(slug.rsplit("/", 1)[-1] for slug in stack.targets)}
     with httpx.Client(base_url=stack.api_url, timeout=10) as client:
         settings = client.post("/block_documents/filter", json={}).raise_for_status().json()
     assert "default" in {b["name"] for b in settings if b["block_type"]["slug"] == "adaptive-router-settings"}
@@ -188,7 +191,8 @@ def test_stop_leaves_no_process(deployed) -> None:
     stack, config, _ = deployed
     said = stop(config.home)
     assert said == [f"stopped the {name} (pid {pid})" for name, pid in
-                    (("worker", stack.worker_pid), ("fleet", stack.fleet_pid), ("server", stack.server_pid))]
+                    (("gateway", stack.gateway_pid), ("worker", stack.worker_pid), ("fleet", stack.fleet_pid),
+                     ("server", stack.server_pid))]
 
     def running(pgid: int) -> list[str]:
         with contextlib.suppress(ChildProcessError):
@@ -196,5 +200,5 @@ def test_stop_leaves_no_process(deployed) -> None:
         listing = subprocess.run(["ps", "-A", "-o", "pgid=,stat=,args="], capture_output=True, text=True).stdout
         return [line for line in listing.splitlines() if line.split()[0] == str(pgid) and "Z" not in line.split()[1]]
 
-    for pid in (stack.server_pid, stack.worker_pid, stack.fleet_pid):
+    for pid in (stack.server_pid, stack.worker_pid, stack.fleet_pid, stack.gateway_pid):
         wait_for(lambda pid=pid: not running(pid), 30, f"process group {pid} to end: {running(pid)}")

@@ -42,7 +42,7 @@ def deployed(tmp_path_factory) -> Iterator[tuple[Stack, StackConfig, DuckDBStore
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     }
-    config = StackConfig(port=free_port(), home=root / "home", project=REPO, schedules=False, env=env)
+    config = StackConfig(port=free_port(), gateway_port=free_port(), home=root / "home", project=REPO, schedules=False, env=env)
     try:
         stack = up(config, echo=lambda line: None)
         yield stack, config, store
