@@ -8,6 +8,8 @@ so pooled HTTP clients are reused across calls and threads.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import tempfile
 import threading
 import time
@@ -78,6 +80,17 @@ def seal_process_spools() -> int:
     return shipped
 
 
+_warm_targets: dict[str, TargetBlock] = {}
+
+
+def _warm(target: TargetBlock) -> TargetBlock:
+    """The copy of `target` this process already holds, with its connections open: every call shipped
+    to a worker brings a fresh copy, whose first call pays for a new client (~45 ms measured)."""
+    key = hashlib.sha256(pickle.dumps(target)).hexdigest()  # secrets included, only as a digest
+    with _writers_lock:
+        return _warm_targets.setdefault(key, target)
+
+
 @dataclass(frozen=True)
 class SpooledCall:
     """One attempt for a worker elsewhere to make and spool: everything its record needs."""
@@ -101,7 +114,7 @@ def call_targets_spooled(calls: list[SpooledCall], spool: str) -> list[tuple[Att
     writer = process_spool(spool)
 
     def one(call: SpooledCall) -> tuple[AttemptResult, ExecutionRecord]:
-        result = _execute(call.target, call.task)
+        result = _execute(_warm(call.target), call.task)
         record = build_record(call.task, call.decision, call.target.descriptor(), result, call.attempt, call.estimate)
         writer.append("execution", record)
         return result, record
