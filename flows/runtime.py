@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prefect.events import emit_event
 
@@ -21,6 +22,7 @@ from blocks.store.budgets import load_budgets, spend_rows
 from blocks.store.experiments import live_path, load_live
 from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
+from blocks.store.ledger import SharedBudgetLedger
 from blocks.store.objectives import load_objectives
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
@@ -89,8 +91,13 @@ class RoutingRuntime:
         breakers: BreakerBoard | None = None,
         retry: RetryPolicy | None = None,
         budgets: Sequence[Budget] = (),
+        shared_ledger: str | Path | None = None,
     ) -> RoutingRuntime:
-        """Assemble a runtime; `budgets` start from what the store says each has spent this period."""
+        """Assemble a runtime; `budgets` start from what the store says each has spent this period.
+
+        With `shared_ledger` (a SQLite file every router process reaches, see blocks/store/ledger.py)
+        budgets hold across processes; the store's spend seeds that file only when it is new.
+        """
         gossiped: list[BreakerGossip] = []
 
         def on_transition(transition: Transition) -> None:
@@ -103,7 +110,11 @@ class RoutingRuntime:
         gossiped.append(gossip)
         router = Router([t.descriptor() for t in targets], strategy=strategy, available=breakers.available)
         ledger = None
-        if budgets:
+        if budgets and shared_ledger is not None:
+            ledger = SharedBudgetLedger(budgets, shared_ledger)
+            if ledger.is_new():
+                ledger.load(spend_rows(store, list(budgets), utcnow()))
+        elif budgets:
             ledger = BudgetLedger(budgets)
             ledger.load(spend_rows(store, list(budgets), utcnow()))
         runtime = cls(

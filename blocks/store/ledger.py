@@ -113,6 +113,13 @@ class SharedBudgetLedger(BudgetLedger):
         ]
         return BudgetCheck(tuple(violations))
 
+    def is_new(self) -> bool:
+        """Nothing charged or reserved yet: the file may be seeded with the store's spend."""
+        return self._transaction(
+            lambda con: con.execute("SELECT (SELECT count(*) FROM spent) + (SELECT count(*) FROM inflight)")
+            .fetchone()[0] == 0
+        )
+
     def check(self, task: Task, target: Target, estimate: float, now: datetime) -> BudgetCheck:
         return self._transaction(lambda con: self._violations(con, task.task_type, target.name, estimate, now))
 

@@ -78,6 +78,8 @@ def test_reservations_of_a_dead_process_lapse_after_their_lease(tmp_path) -> Non
     ledger.reserve(task, target, LIMIT, NOW)  # never reconciled: its process "died"
     assert ledger.remaining(task, target, NOW) == pytest.approx(LIMIT)
     held = SharedBudgetLedger([BUDGET], tmp_path / "m.sqlite")
+    assert held.is_new()
     held.reserve(task, target, 0.6, NOW)
     with pytest.raises(BudgetExceededError, match="in flight"):
         held.reserve(task, target, 0.6, NOW)
+    assert not held.is_new()
