@@ -5,6 +5,10 @@ Each row is the median wall time of one routed call to a fleet model (~5 ms of s
   call-target task one task run inside an open flow run (what route-batch pays per call)
   routed-call      the routing subflow, as `route()` runs it (heartbeats off)
   routed-call +hb  the same subflow with Prefect's default heartbeat (the cost we avoid)
+  route()          the public entry point: choose, then the routed-call subflow (what users call)
+  bare subflow     a subflow that only calls the adapter, heartbeats off: the Prefect floor
+  litellm mock     LiteLLM's `completion(..., mock_response=...)`, no network: a peer's own overhead,
+                   from a separate venv (pinned litellm, put on sys.path after ours: LITELLM_SITE=...)
 
     python benchmarks/bench_subflow.py [--quick] [--no-server]
 """
@@ -33,7 +37,7 @@ def child(calls: int) -> None:
     from blocks.fleet.launcher import FleetServer
     from blocks.fleet.targets import fleet_targets
     from blocks.store import DuckDBStore
-    from flows.route import fast_subflows, routed_call
+    from flows.route import fast_subflows, route, routed_call
     from flows.runtime import RoutingRuntime, register_runtime
     from routing import Task
     from tasks.calls import call_target
@@ -53,19 +57,43 @@ def child(calls: int) -> None:
                 samples.append((time.perf_counter() - start) * 1000)
             return samples
 
+        @flow(name="bare-subflow")
+        def bare_subflow() -> object:
+            return run_coro_as_sync(target.execute(task))
+
         @flow(name="bench-parent")
         def parent() -> dict[str, list[float]]:
             with fast_subflows():
                 fast = timed(lambda: routed_call(task, "bench"))
+                floor = timed(bare_subflow)
             return {
                 "call-target task": timed(lambda: call_target(target, task)),
                 "routed-call": fast,
+                "route()": timed(lambda: route(task, "bench")),
+                "bare subflow": floor,
                 "routed-call +hb": timed(lambda: routed_call(task, "bench")),
             }
 
         bare = timed(lambda: run_coro_as_sync(target.execute(task)))
-        results = {"bare adapter": bare, **parent()}
+        results = {"bare adapter": bare, **parent(), **litellm_mock(timed)}
     print("RESULT " + json.dumps(results))
+
+
+def litellm_mock(timed) -> dict[str, list[float]]:
+    """LiteLLM's mock completion in this process, if LITELLM_SITE names a site-packages holding it."""
+    site = os.environ.get("LITELLM_SITE")
+    if not site:
+        return {}
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    sys.path.append(site)  # after ours: shared dependencies resolve to this venv's versions
+    try:
+        import litellm
+    except ImportError as exc:
+        print(f"litellm not importable from {site}: {exc}", file=sys.stderr)
+        return {}
+    messages = [{"role": "user", "content": "Say hello."}]
+    return {"litellm mock": timed(lambda: litellm.completion(model="gpt-4o-mini", messages=messages,
+                                                              mock_response="Hello."))}
 
 
 def run_child(calls: int, env: dict[str, str]) -> dict[str, list[float]]:

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prefect.events import emit_event
 
@@ -19,7 +20,9 @@ from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore, StoreError
 from blocks.store.budgets import load_budgets, spend_rows
 from blocks.store.experiments import live_path, load_live
+from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
+from blocks.store.ledger import SharedBudgetLedger
 from blocks.store.objectives import load_objectives
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
@@ -43,6 +46,10 @@ ResultHook = Callable[[RoutedResult], None]
 
 
 logger = logging.getLogger("adaptive_router")
+
+
+GOSSIP_DIRECTORY = "breakers"
+"""Beside the published state: where every process's open breakers are gossiped (blocks/store/gossip.py)."""
 
 
 def log_transition(transition: Transition) -> None:
@@ -70,6 +77,7 @@ class RoutingRuntime:
     published: PublishedReader | None = None
     sessions: SessionTracker = field(default_factory=SessionTracker)
     hooks: list[ResultHook] = field(default_factory=list)
+    gossip: BreakerGossip | None = None
     live: PublishedReader | None = None  # the policy in force and the running experiments
     embedder: Embedder | None = None  # embeds prompts in the flow, never in its parameters
     policies: PolicyRouting | None = None
@@ -85,12 +93,30 @@ class RoutingRuntime:
         breakers: BreakerBoard | None = None,
         retry: RetryPolicy | None = None,
         budgets: Sequence[Budget] = (),
+        shared_ledger: str | Path | None = None,
     ) -> RoutingRuntime:
-        """Assemble a runtime; `budgets` start from what the store says each has spent this period."""
-        breakers = breakers or BreakerBoard(on_transition=log_transition)
+        """Assemble a runtime; `budgets` start from what the store says each has spent this period.
+
+        With `shared_ledger` (a SQLite file every router process reaches, see blocks/store/ledger.py)
+        budgets hold across processes; the store's spend seeds that file only when it is new.
+        """
+        gossiped: list[BreakerGossip] = []
+
+        def on_transition(transition: Transition) -> None:
+            log_transition(transition)
+            for gossip in gossiped:  # other processes learn what this one's breakers found
+                gossip.publish()
+
+        breakers = breakers or BreakerBoard(on_transition=on_transition)
+        gossip = BreakerGossip(published_path(store).parent / GOSSIP_DIRECTORY, breakers)
+        gossiped.append(gossip)
         router = Router([t.descriptor() for t in targets], strategy=strategy, available=breakers.available)
         ledger = None
-        if budgets:
+        if budgets and shared_ledger is not None:
+            ledger = SharedBudgetLedger(budgets, shared_ledger)
+            if ledger.is_new():
+                ledger.load(spend_rows(store, list(budgets), utcnow()))
+        elif budgets:
             ledger = BudgetLedger(budgets)
             ledger.load(spend_rows(store, list(budgets), utcnow()))
         runtime = cls(
@@ -101,6 +127,7 @@ class RoutingRuntime:
             retry=retry or RetryPolicy(),
             ledger=ledger,
             published=PublishedReader(published_path(store)),
+            gossip=gossip,
             live=PublishedReader(live_path(store), load_live),
         )
         if store.path.exists():
@@ -193,10 +220,16 @@ class RoutingRuntime:
     def record(self, record: ExecutionRecord) -> None:
         """Spool the attempt (durable before returning) and let the router learn from it."""
         self.store.record_execution(record)
+        self.learn(record)
+
+    def learn(self, record: ExecutionRecord) -> None:
+        """Let the router learn from an attempt (spooled already), and look at the peers' breakers."""
         if self.policies is not None:
             self.policies.observe(Outcome.from_record(record), record.decision_id)
         else:
             self.router.observe(Outcome.from_record(record))
+        if self.gossip is not None:
+            self.gossip.maybe_read()
 
     def strategies(self) -> list[Strategy]:
         """The strategy in force and every running experiment variant's."""

@@ -10,13 +10,21 @@ Text a target returns is never refused after the call was paid for: lone UTF-16 
 from __future__ import annotations
 
 import math
-import uuid
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, NonNegativeFloat, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    WrapValidator,
+    model_validator,
+)
 
 from routing.calls.redaction import redact
 
@@ -110,7 +118,11 @@ def utcnow() -> datetime:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """A random (version 4) UUID as 32 hex digits; ~4x cheaper than `uuid.uuid4().hex` (hot path)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 class Category(StrEnum):
@@ -231,6 +243,17 @@ class Candidate:
     details: dict[str, float] = field(default_factory=dict)
 
 
+def _built_candidates(value: Any, handler):
+    """Candidates a strategy built are taken as they are (~1 µs each saved on the hot path); anything
+    else (JSON, dicts) is validated field by field."""
+    if type(value) is tuple and all(type(c) is Candidate for c in value):
+        return value
+    return handler(value)
+
+
+Candidates = Annotated[tuple[Candidate, ...], WrapValidator(_built_candidates)]
+
+
 class Decision(_Strict):
     """What the router chose and why; logged so that any policy can be evaluated on it later."""
 
@@ -239,7 +262,7 @@ class Decision(_Strict):
     task_type: NonBlank
     timestamp: datetime = Field(default_factory=utcnow)
     strategy: str
-    candidates: tuple[Candidate, ...]
+    candidates: Candidates
     pick: str
     probability: float = Field(ge=0, le=1, description="Propensity of the pick under the policy in force.")
     reason: str

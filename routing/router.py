@@ -17,6 +17,13 @@ from routing.validation import require_unique
 
 Availability = Callable[[str], bool]
 
+CAPABILITY_SETS_KEPT = 256
+"""Distinct required-capability sets whose capable targets are remembered (targets never change)."""
+
+
+def _always(name: str) -> bool:
+    return True
+
 
 class Router:
     """Routes tasks across `targets`; their order is the default order used until data says otherwise."""
@@ -34,7 +41,8 @@ class Router:
         self.targets = {t.name: t for t in targets}
         self.strategy = strategy or WeightedScore()
         self.book = book or StatsBook()
-        self.available = available or (lambda name: True)
+        self.available = available or _always
+        self._capable: dict[frozenset, list[Target]] = {}  # by required capabilities
 
     def target(self, name: str) -> Target:
         try:
@@ -44,11 +52,19 @@ class Router:
 
     def eligible(self, task: Task) -> list[Target]:
         """Targets that have every capability the task requires and are available now, in default order."""
-        capable = [t for t in self.targets.values() if task.required_capabilities <= t.capabilities]
+        required = task.required_capabilities
+        capable = self._capable.get(required)
+        if capable is None:
+            capable = [t for t in self.targets.values() if required <= t.capabilities]
+            if len(self._capable) < CAPABILITY_SETS_KEPT:
+                self._capable[required] = capable
         if not capable:
-            needed = ", ".join(sorted(task.required_capabilities))
+            needed = ", ".join(sorted(required))
             raise NoEligibleTargetError(f"task {task.id}: no target has every required capability ({needed})")
-        up = [t for t in capable if self.available(t.name)]
+        if self.available is _always:
+            return list(capable)  # a copy: callers may change theirs
+        available = self.available
+        up = [t for t in capable if available(t.name)]
         if not up:
             names = ", ".join(t.name for t in capable)
             raise NoEligibleTargetError(f"task {task.id}: every capable target is unavailable ({names})")

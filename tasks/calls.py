@@ -8,14 +8,24 @@ so pooled HTTP clients are reused across calls and threads.
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
+from blocks.store.remote_spool import RemoteSpool
+from blocks.store.spool import SpoolWriter
 from blocks.targets.base import TargetBlock
-from routing.models import AttemptResult, ErrorType, Task
+from routing.calls.outcomes import build_record
+from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, Task
 
 
 @task(
@@ -26,10 +36,14 @@ from routing.models import AttemptResult, ErrorType, Task
 )
 def call_target(target: TargetBlock, task: Task) -> AttemptResult:
     """Run `task` on `target`; an adapter that raises is reported as a failed attempt, not a crash."""
+    return _execute(target, task)
+
+
+def _execute(target: TargetBlock, task: Task) -> AttemptResult:
     started = time.perf_counter()
     try:
         return run_coro_as_sync(target.execute(task))
-    except Exception as exc:  # a broken adapter must not lose the outcome or stop the fallback chain
+    except Exception as exc:  # noqa: BLE001 -- a broken adapter must not lose the outcome or stop the chain
         return AttemptResult(
             target=target.target_name,
             ok=False,
@@ -37,3 +51,73 @@ def call_target(target: TargetBlock, task: Task) -> AttemptResult:
             error_type=ErrorType.INTERNAL,
             error_message=target.redact(f"adapter {type(target).__name__} raised {type(exc).__name__}: {exc}"),
         )
+
+
+_writers: dict[str, SpoolWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def process_spool(spool: str) -> SpoolWriter:
+    """This process's writer for a spool (a directory, or an fsspec URL whose segments are written to a
+    local directory of this process's and shipped on sealing): one open segment per process."""
+    with _writers_lock:
+        writer = _writers.get(spool)
+        if writer is None:
+            local = Path(tempfile.mkdtemp(prefix="adaptive-router-spool-")) if "://" in spool else Path(spool)
+            writer = _writers[spool] = SpoolWriter(local)
+        return writer
+
+
+def seal_process_spools() -> int:
+    """Seal every segment this process has open (shipping those of URL spools), so the ingester may take
+    them; returns how many segments were shipped."""
+    shipped = 0
+    with _writers_lock:
+        for spool, writer in _writers.items():
+            writer.close()
+            if "://" in spool:
+                shipped += len(RemoteSpool(spool).ship(writer.directory))
+    return shipped
+
+
+_warm_targets: dict[str, TargetBlock] = {}
+
+
+def _warm(target: TargetBlock) -> TargetBlock:
+    """The copy of `target` this process already holds, with its connections open: every call shipped
+    to a worker brings a fresh copy, whose first call pays for a new client (~45 ms measured)."""
+    key = hashlib.sha256(pickle.dumps(target)).hexdigest()  # secrets included, only as a digest
+    with _writers_lock:
+        return _warm_targets.setdefault(key, target)
+
+
+@dataclass(frozen=True)
+class SpooledCall:
+    """One attempt for a worker elsewhere to make and spool: everything its record needs."""
+
+    target: TargetBlock
+    task: Task
+    decision: Decision
+    attempt: int
+    estimate: float
+
+
+@task(
+    name="call-targets-spooled",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
+def call_targets_spooled(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
+    """`call_target` for a worker process elsewhere (a Dask worker), for several attempts at once, made
+    concurrently: each attempt's record is spooled here, in this process's own segment of `spool` (a
+    directory or an fsspec URL), before the results go back to the flow."""
+    writer = process_spool(spool)
+
+    def one(call: SpooledCall) -> tuple[AttemptResult, ExecutionRecord]:
+        result = _execute(_warm(call.target), call.task)
+        record = build_record(call.task, call.decision, call.target.descriptor(), result, call.attempt, call.estimate)
+        writer.append("execution", record)
+        return result, record
+
+    with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:
+        return list(pool.map(one, calls))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -277,6 +277,7 @@ class BreakerBoard:
         self._on_transition = on_transition
         self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
+        self._peers_open: dict[str, float] = {}  # target -> until when another process found it dead
 
     def breaker(self, target: str) -> CircuitBreaker:
         breaker = self._breakers.get(target)
@@ -294,8 +295,27 @@ class BreakerBoard:
         return breaker
 
     def available(self, target: str) -> bool:
-        """The Router's eligibility filter: never reserves a trial slot."""
+        """The Router's eligibility filter: never reserves a trial slot; a target another process's
+        breaker holds open (see `adopt_peers`) is unavailable here too until that breaker's retry time."""
+        if self._peers_open:
+            until = self._peers_open.get(target)
+            if until is not None and self._clock() < until:
+                return False
         return self.breaker(target).peek()
+
+    def open_until(self) -> dict[str, float]:
+        """Targets whose breaker is open here, with when each starts letting trials through (to gossip)."""
+        found = {}
+        for name, breaker in list(self._breakers.items()):
+            snap = breaker.snapshot()
+            if snap.state is BreakerState.OPEN and snap.retry_at is not None:
+                found[name] = snap.retry_at
+        return found
+
+    def adopt_peers(self, open_until: Mapping[str, float]) -> None:
+        """Take what other processes' breakers found: each target held open until the time given
+        (replacing what was adopted before; a target no peer holds open any more is released)."""
+        self._peers_open = dict(open_until)
 
     def allow(self, target: str) -> bool:
         """Ask right before calling `target`; a True while half-open must be followed by `record`."""

@@ -19,7 +19,15 @@ from routing.calls.plan import AttemptPlan
 from routing.calls.retry import RetryPolicy
 from routing.context.category import detect_category
 from routing.context.session import SessionTracker
-from routing.models import AttemptResult, Decision, ErrorType, ExecutionRecord, QueuedTask, RoutedResult, Task
+from routing.models import (
+    AttemptResult,
+    Decision,
+    ErrorType,
+    ExecutionRecord,
+    QueuedTask,
+    RoutedResult,
+    Task,
+)
 from routing.router import Router
 from routing.spend.budgets import BudgetExceededError, Reservation
 
@@ -57,6 +65,10 @@ class ChainHost(Protocol):
 
     def record(self, record: ExecutionRecord) -> None:
         """Keep the attempt (durably) and let the router learn from it."""
+        ...
+
+    def learn(self, record: ExecutionRecord) -> None:
+        """Let the router learn from an attempt another process kept already."""
         ...
 
     def queue(self, queued: QueuedTask) -> None: ...
@@ -115,13 +127,25 @@ class AttemptChain:
                     self.queued_until = exc.retry_at
         return None
 
-    def record(self, host: ChainHost, call: PlannedCall, result: AttemptResult) -> None:
+    def record(
+        self, host: ChainHost, call: PlannedCall, result: AttemptResult, spooled: ExecutionRecord | None = None
+    ) -> None:
+        """Settle, keep and learn from one attempt; `spooled` is its record when the process that made
+        the call spooled it already (a distributed worker): the router then only learns from it."""
         host.settle(call.reservation, result.cost)
-        target = host.router.target(call.target)
-        record = build_record(self.task, self.decision, target, result, len(self.attempts) + 1, call.estimate)
-        host.record(record)
+        if spooled is None:
+            target = host.router.target(call.target)
+            record = build_record(self.task, self.decision, target, result, self.next_attempt, call.estimate)
+            host.record(record)
+        else:
+            record = spooled
+            host.learn(record)
         self.attempts.append(record)
         self.plan.record(result, record.success)
+
+    @property
+    def next_attempt(self) -> int:
+        return len(self.attempts) + 1
 
     def result(self) -> RoutedResult:
         winner = next((a for a in self.attempts if a.success), None)

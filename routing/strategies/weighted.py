@@ -30,6 +30,10 @@ class WeightedScoreConfig(BaseModel):
         return self
 
 
+RANKINGS_KEPT = 4096
+"""(task type, eligible targets) rankings kept for reuse while their statistics are unchanged."""
+
+
 class WeightedScore:
     """The first scorer: success and relative speed, trusted only after `min_samples` per target.
 
@@ -44,30 +48,21 @@ class WeightedScore:
     def __init__(self, config: WeightedScoreConfig | None = None, seed: int | None = None) -> None:
         self.config = config or WeightedScoreConfig()
         self._rng = random.Random(seed)
+        self._ranked: dict[tuple, tuple] = {}  # (task type, names) -> (stats, counts, ranking, trusted)
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         cfg = self.config
-        stats = [book.get(t.name, task.task_type) for t in targets]
-        trusted = all(s is not None and s.n >= cfg.min_samples for s in stats)
-        p50s = [s.p50_latency_ms if s is not None else None for s in stats]
-        fastest = min((p for p in p50s if p), default=None)
-        candidates = []
-        for position, (target, s, p50) in enumerate(zip(targets, stats, p50s)):
-            success = s.success_rate if s is not None else None
-            speed = fastest / p50 if fastest and p50 else 0.0
-            score = (success or 0.0) * cfg.success_weight + speed * cfg.speed_weight
-            candidates.append(
-                Candidate(
-                    target=target.name,
-                    score=score if trusted else -position,
-                    samples=s.n if s is not None else 0,
-                    success_rate=success,
-                    p50_latency_ms=p50,
-                    details={"speed_score": speed, "weighted_score": score},
-                )
-            )
-        if trusted:
-            candidates.sort(key=lambda c: c.score, reverse=True)
+        task_type = task.task_type
+        stats = [book.get(t.name, task_type) for t in targets]
+        counts = [s.n if s is not None else 0 for s in stats]
+        key = (task_type, tuple(t.name for t in targets))
+        ranked = self._ranked.pop(key, None)
+        if ranked is None or ranked[1] != counts or any(a is not b for a, b in zip(ranked[0], stats)):
+            ranked = (stats, counts, *self._rank(targets, stats, ranked[2] if ranked else ()))
+        elif len(self._ranked) >= RANKINGS_KEPT:
+            del self._ranked[next(iter(self._ranked))]
+        self._ranked[key] = ranked
+        candidates, trusted = ranked[2], ranked[3]
         k = len(candidates)
         if k > 1 and self._rng.random() < cfg.explore_rate:
             pick = self._rng.choice(candidates).target
@@ -77,12 +72,51 @@ class WeightedScore:
             why = (
                 f"best score {candidates[0].score:.3f} over {candidates[0].samples} calls"
                 if trusted
-                else f"default order (fewer than {cfg.min_samples} calls per target for {task.task_type!r})"
+                else f"default order (fewer than {cfg.min_samples} calls per target for {task_type!r})"
             )
         top = candidates[0].target
         explore_share = cfg.explore_rate / k if k > 1 else 0.0
         probability = (1 - cfg.explore_rate if k > 1 else 1.0) * (pick == top) + explore_share
-        return Choice(tuple(candidates), pick, min(1.0, probability), why)
+        return Choice(candidates, pick, min(1.0, probability), why)
+
+    def _rank(self, targets: Sequence[Target], stats: list, before: tuple) -> tuple[tuple[Candidate, ...], bool]:
+        """(the candidates best first, whether scores are trusted); a candidate of `before` whose figures
+        are unchanged is reused (after one outcome, usually all but one)."""
+        cfg = self.config
+        trusted = all(s is not None and s.n >= cfg.min_samples for s in stats)
+        p50s = [s.p50_latency_ms if s is not None else None for s in stats]
+        fastest = min((p for p in p50s if p), default=None)
+        reusable = {c.target: c for c in before}
+        candidates = []
+        for position, (target, s, p50) in enumerate(zip(targets, stats, p50s)):
+            success = s.success_rate if s is not None else None
+            speed = fastest / p50 if fastest and p50 else 0.0
+            score = (success or 0.0) * cfg.success_weight + speed * cfg.speed_weight
+            shown = score if trusted else -position
+            old = reusable.get(target.name)
+            if (
+                old is not None
+                and old.score == shown
+                and old.samples == (s.n if s is not None else 0)
+                and old.success_rate == success
+                and old.p50_latency_ms == p50
+                and old.details["speed_score"] == speed
+            ):
+                candidates.append(old)
+                continue
+            candidates.append(
+                Candidate(
+                    target=target.name,
+                    score=shown,
+                    samples=s.n if s is not None else 0,
+                    success_rate=success,
+                    p50_latency_ms=p50,
+                    details={"speed_score": speed, "weighted_score": score},
+                )
+            )
+        if trusted:
+            candidates.sort(key=lambda c: c.score, reverse=True)
+        return tuple(candidates), trusted
 
     def observe(self, outcome: Outcome) -> None:
         """Nothing of its own to learn: it reads the shared StatsBook."""

@@ -27,6 +27,10 @@ def quality_reward(outcome: Outcome) -> float:
     return success_reward(outcome)
 
 
+def _score(c) -> float:
+    return c.score
+
+
 def task_context(task_type: str, category: str) -> tuple[str, str]:
     return (task_type, str(category))
 
@@ -68,22 +72,28 @@ class BanditStrategy:
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         names, context, penalty = self._frame(task, targets, book)
-        pick, propensity = self.bandit.pick(context, names, penalty)
-        means = self.bandit.means(context, names)
-        counts = self.bandit.counts(context, names)
+        bandit = self.bandit
+        j, propensity, view = bandit.pick_in_view(context, names, penalty)
+        # A candidate is rebuilt only when the figures behind it changed (one arm after an update).
+        kept = view.extra
         candidates = []
-        for j, name in enumerate(names):
-            stats = book.get(name, task.task_type)
-            mean = means[name]
-            cost = penalty[j] if penalty is not None else 0.0
-            details = {"cost_penalty": cost}
-            if mean is not None:
-                details["mean_reward"] = mean
-            score = 0.0 if mean is None else mean - cost
-            candidates.append(candidate(name, score, stats, details, samples=round(counts[name])))
-        candidates.sort(key=lambda c: c.score, reverse=True)
-        mean = means[pick]
-        estimate = "untried" if mean is None else f"mean reward {mean:.3f} over {counts[pick]:.0f} calls"
+        task_type = task.task_type
+        for row, name in enumerate(names):
+            stats = book.get(name, task_type)
+            mean = bandit.estimate(view, row)
+            cost = penalty[row] if penalty is not None else 0.0
+            key = (mean, view.n[row], cost, stats, stats.n if stats is not None else 0)
+            entry = kept.get(row)
+            if entry is None or entry[0] != key:
+                details = {"cost_penalty": cost}
+                if mean is not None:
+                    details["mean_reward"] = mean
+                score = 0.0 if mean is None else mean - cost
+                entry = kept[row] = (key, candidate(name, score, stats, details, samples=round(view.n[row])))
+            candidates.append(entry[1])
+        candidates.sort(key=_score, reverse=True)
+        pick, mean, count = names[j], bandit.estimate(view, j), view.n[j]
+        estimate = "untried" if mean is None else f"mean reward {mean:.3f} over {count:.0f} calls"
         reason = (
             f"{self.name}: drew {pick} with probability {propensity:.3f} "
             f"for {task.task_type}/{task.category} ({estimate})"
@@ -123,9 +133,11 @@ class BanditStrategy:
     def _frame(self, task: Task, targets: Sequence[Target], book: StatsBook):
         """(eligible names, bandit context, cost penalty per name or None) for one decision."""
         names = [t.name for t in targets]
+        known = self.bandit._index
         for name in names:
-            self.bandit.add_arm(name)
-        context = task_context(task.task_type, task.category)
+            if name not in known:
+                self.bandit.add_arm(name)
+        context = (task.task_type, str(task.category))
         if self.willingness_to_pay is None:
             return names, context, None
         penalty = []

@@ -13,8 +13,11 @@ sum `s` and sum of squares `ss`, kept globally and per context.
 
 `pick` returns an arm with its propensity (what a router logs); `probabilities` gives every arm's (k
 integrals for Thompson sampling), for callers that mix distributions. What is derived from the
-statistics (pooled views, posteriors, propensities) is cached until the next `update`, so decisions in
-an unchanged state cost one draw each.
+statistics (pooled views, posteriors, propensities) is cached per (context, arm set), least recently
+used evicted beyond `view_limit`; an update re-pools only the arms it changed (every arm's stamp says
+when it last changed), so decisions in an unchanged state cost one draw each and a decision after an
+update redoes one arm, in whichever context. Contexts beyond `max_contexts` are forgotten least
+recently updated first (an unseen context falls back to the global estimate).
 
 Drift: `discount=γ` multiplies every statistic of the updated context (and the global one) by γ before
 each update, so an observation weighs γ^age (memory ~1/(1-γ) calls); `window=N` keeps only the last N
@@ -43,13 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.errors import UnknownNameError
 from routing.models import FINITE
-from routing.strategies.bandits.posteriors import (
-    CACHE_LIMIT,
-    KEPT_LIMIT,
-    BetaPosteriors,
-    NormalPosteriors,
-    Posteriors,
-)
+from routing.strategies.bandits.posteriors import BetaPosteriors, NormalPosteriors, Posteriors
 from routing.validation import require_unique
 
 Context = Hashable | None
@@ -64,6 +61,12 @@ class BanditOptions(BaseModel):
     window: int | None = Field(default=None, ge=1, description="Observations kept per context.")
     prior_strength: float = Field(
         default=10.0, ge=0, description="Most observations the global estimate counts for in a context."
+    )
+    max_contexts: int = Field(
+        default=100_000, ge=1, description="Contexts kept; the least recently updated is forgotten first."
+    )
+    view_limit: int = Field(
+        default=1024, ge=1, description="(context, arm set) views cached; least recently used dropped first."
     )
 
     @model_validator(mode="after")
@@ -89,8 +92,10 @@ class _Stats:
         self.s.append(0.0)
         self.ss.append(0.0)
 
-    def add(self, i: int, reward: float, discount: float | None, window: int | None) -> None:
+    def add(self, i: int, reward: float, discount: float | None, window: int | None) -> int | None:
+        """Add one observation of arm i; returns the arm a full window evicted, if any."""
         n, s, ss = self.n, self.s, self.ss
+        evicted = None
         if discount is not None:
             for j in range(len(n)):
                 n[j] *= discount
@@ -99,6 +104,7 @@ class _Stats:
         elif self.recent is not None:
             if len(self.recent) == window:
                 j, old = self.recent.popleft()
+                evicted = j
                 n[j] = max(0.0, n[j] - 1.0)
                 s[j] -= old
                 ss[j] = max(0.0, ss[j] - old * old)
@@ -106,20 +112,27 @@ class _Stats:
         n[i] += 1.0
         s[i] += reward
         ss[i] += reward * reward
+        return evicted
 
 
 class _View:
-    """The considered arms' statistics in one context (pooled with the global ones), as of now.
+    """The considered arms' statistics in one context (pooled with the global ones), as of `stamp`.
 
-    Views live until the bandit's next update, and `memo` keeps what learners derive from one
-    meanwhile (posteriors, probabilities), so repeated decisions in one state compute them once.
+    `memo` keeps what learners derive from the view (probabilities, propensities) until an arm of it
+    changes; `kept` is what a learner keeps across changes (Thompson's posteriors, refreshed per arm),
+    and `extra` what a caller keeps per arm (the adapter's candidates).
     """
 
-    __slots__ = ("key", "memo", "n", "names", "s", "ss")
+    __slots__ = ("context", "extra", "idx", "kept", "key", "memo", "n", "names", "s", "ss", "stamp")
 
-    def __init__(self, key: Hashable, names: list[str], n: list[float], s: list[float], ss: list[float]):
-        self.key, self.names, self.n, self.s, self.ss = key, names, n, s, ss
+    def __init__(self, key: Hashable, context: Context, names: list[str], idx: list[int], stamp: int):
+        self.key, self.context, self.names, self.idx, self.stamp = key, context, names, idx, stamp
+        self.n = [0.0] * len(idx)
+        self.s = [0.0] * len(idx)
+        self.ss = [0.0] * len(idx)
         self.memo: dict[Hashable, object] = {}
+        self.kept: object = None
+        self.extra: dict[Hashable, object] = {}
 
     def remember(self, key: Hashable, compute: Callable[[], object]):
         """memo[key], computed on first use."""
@@ -147,8 +160,10 @@ class Bandit:
         self._index = {a: i for i, a in enumerate(self._arms)}
         self._rng = random.Random(seed)
         self._global = _Stats(len(self._arms), self.options.window)
-        self._contexts: dict[Hashable, _Stats] = {}
-        self._views: dict[tuple[Context, tuple[str, ...] | None], _View] = {}
+        self._contexts: dict[Hashable, _Stats] = {}  # least recently updated first
+        self._views: dict[tuple[Context, tuple[str, ...] | None], _View] = {}  # least recently used first
+        self._clock = 0  # bumped by every update
+        self._changed = [0] * len(self._arms)  # per arm, the clock of its last change (in any context)
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -165,6 +180,7 @@ class Bandit:
         self._index[arm] = len(self._arms)
         self._arms.append(arm)
         self._global.grow()
+        self._changed.append(self._clock)
         for stats in self._contexts.values():
             stats.grow()
         self._views.clear()
@@ -174,13 +190,29 @@ class Bandit:
         reward = float(reward)
         self._check_reward(reward)
         discount, window = self.options.discount, self.options.window
-        self._global.add(i, reward, discount, window)
+        self._clock += 1
+        clock, changed = self._clock, self._changed
+        evicted = self._global.add(i, reward, discount, window)
+        if evicted is not None:
+            changed[evicted] = clock
         if context is not None:
-            stats = self._contexts.get(context)
+            stats = self._contexts.pop(context, None)
             if stats is None:
-                stats = self._contexts[context] = _Stats(len(self._arms), window)
-            stats.add(i, reward, discount, window)
-        self._views.clear()
+                stats = _Stats(len(self._arms), window)
+                if len(self._contexts) >= self.options.max_contexts:
+                    self._forget(next(iter(self._contexts)))
+            self._contexts[context] = stats
+            evicted = stats.add(i, reward, discount, window)
+            if evicted is not None:
+                changed[evicted] = clock
+        if discount is not None:
+            changed[:] = [clock] * len(changed)
+        changed[i] = clock
+
+    def _forget(self, context: Hashable) -> None:
+        """Drop a context's statistics and the views pooled from them."""
+        del self._contexts[context]
+        self._views = {key: view for key, view in self._views.items() if view.context != context}
 
     def select(self, context: Context = None, arms: Sequence[str] | None = None, penalty=None) -> str:
         """Pick an arm (among `arms` if given), each arm's value lowered by `penalty[i]` if given."""
@@ -208,6 +240,18 @@ class Bandit:
         self._position(arm)
         return self.probabilities(context, arms, penalty).get(arm, 0.0)
 
+    def pick_in_view(self, context: Context, arms: Sequence[str], penalty=None) -> tuple[int, float, _View]:
+        """`pick` for a caller that also reads the view: (the pick's row, its propensity, the view).
+
+        The view's `n` are the counts behind each arm's estimate and `estimate(view, row)` its mean.
+        """
+        view = self._view(context, arms)
+        j = self._select(view, penalty)
+        return j, self._propensity(view, j, penalty), view
+
+    def estimate(self, view: _View, row: int) -> float | None:
+        return self._mean(view.n[row], view.s[row])
+
     def means(self, context: Context = None, arms: Sequence[str] | None = None) -> dict[str, float | None]:
         """Estimated mean reward of each arm (None for an arm without data and without a prior)."""
         view = self._view(context, arms)
@@ -233,35 +277,47 @@ class Bandit:
 
     def _view(self, context: Context, arms: Sequence[str] | None) -> _View:
         key = (context, None if arms is None else tuple(arms))
-        view = self._views.get(key)
+        views = self._views
+        view = views.pop(key, None)
         if view is None:
-            if len(self._views) >= CACHE_LIMIT:
-                self._views.clear()
-            view = self._views[key] = self._pool(key, context, arms)
+            if len(views) >= self.options.view_limit:
+                del views[next(iter(views))]
+            view = self._new_view(key, context, arms)
+            self._pool(view, range(len(view.idx)))
+        elif view.stamp != self._clock:
+            changed, stamp = self._changed, view.stamp
+            rows = [r for r, i in enumerate(view.idx) if changed[i] > stamp]
+            if rows:
+                self._pool(view, rows)
+                view.memo.clear()
+            view.stamp = self._clock
+        views[key] = view
         return view
 
-    def _pool(self, key: Hashable, context: Context, arms: Sequence[str] | None) -> _View:
-        """The considered arms' statistics, pooled with the global data in a context."""
-        g = self._global
+    def _new_view(self, key: Hashable, context: Context, arms: Sequence[str] | None) -> _View:
         if arms is None:
-            names, idx = list(self._arms), range(len(self._arms))
-        else:
-            if not arms:
-                raise ValueError("arms must not be empty")
-            names, idx = list(arms), [self._position(a) for a in arms]
-        if context is None:
-            return _View(key, names, [g.n[i] for i in idx], [g.s[i] for i in idx], [g.ss[i] for i in idx])
-        stats = self._contexts.get(context)
+            return _View(key, context, list(self._arms), list(range(len(self._arms))), self._clock)
+        if not arms:
+            raise ValueError("arms must not be empty")
+        return _View(key, context, list(arms), [self._position(a) for a in arms], self._clock)
+
+    def _pool(self, view: _View, rows) -> None:
+        """Re-pool the view's arms at `rows` from the global statistics and the context's own."""
+        g = self._global
+        stats = None if view.context is None else self._contexts.get(view.context)
         cap = self.options.prior_strength
-        n, s, ss = [], [], []
-        for i in idx:
+        n, s, ss = view.n, view.s, view.ss
+        for r in rows:
+            i = view.idx[r]
             gn = g.n[i]
+            if view.context is None:
+                n[r], s[r], ss[r] = gn, g.s[i], g.ss[i]
+                continue
             w = 1.0 if gn <= cap else cap / gn
             cn, cs, css = (stats.n[i], stats.s[i], stats.ss[i]) if stats is not None else (0.0, 0.0, 0.0)
-            n.append(cn + w * gn)
-            s.append(cs + w * g.s[i])
-            ss.append(css + w * g.ss[i])
-        return _View(key, names, n, s, ss)
+            n[r] = cn + w * gn
+            s[r] = cs + w * g.s[i]
+            ss[r] = css + w * g.ss[i]
 
     def _all_probabilities(self, view: _View, penalty) -> list[float]:
         key = ("probabilities", _penalty_key(penalty))
@@ -423,7 +479,6 @@ class ThompsonSampling(_ThompsonBandit):
         if not (alpha > 0 and beta > 0):
             raise ValueError(f"alpha and beta must be > 0, got alpha={alpha}, beta={beta}")
         self.alpha, self.beta = alpha, beta
-        self._kept: dict[Hashable, BetaPosteriors] = {}  # by view key, least recently used first
         super().__init__(arms, seed, **options)
 
     def _mean(self, n, s):
@@ -434,17 +489,13 @@ class ThompsonSampling(_ThompsonBandit):
             raise ValueError(f"reward must be in [0, 1] for Beta-Bernoulli Thompson sampling, got {reward}")
 
     def _posteriors(self, view):
-        """The view's Beta posteriors, refreshed from those kept for its context and arms."""
+        """The view's Beta posteriors, kept with the view and refreshed for the arms that changed."""
         a0, b0 = self.alpha, self.beta
         a = [a0 + s for s in view.s]
         b = [b0 + max(n - s, 0.0) for n, s in zip(view.n, view.s)]
-        kept = self._kept.pop(view.key, None)
-        if kept is None or len(kept.a) != len(a):
-            kept = BetaPosteriors(len(a))
-        self._kept[view.key] = kept
-        if len(self._kept) > KEPT_LIMIT:
-            del self._kept[next(iter(self._kept))]
-        return kept.refresh(a, b)
+        if view.kept is None:
+            view.kept = BetaPosteriors(len(a))
+        return view.kept.refresh(a, b)
 
 
 class GaussianThompsonSampling(_ThompsonBandit):

@@ -26,12 +26,10 @@ Beta(0.5, 0.5) prior, whose untried arms have CDFs with a square-root kink at 1.
 TABLE = 256
 """Points per tabulated Beta CDF (see `BetaPosteriors`)."""
 
-CACHE_LIMIT = 256
-"""Views (pooled statistics of a context and arm set) kept between updates before they are dropped."""
+DIRECT_USES = 3
+"""Uses of an arm's CDF with unchanged (a, b) evaluated exactly before it is tabulated (a table costs
+about as much as three or four exact evaluations at NODES points)."""
 
-KEPT_LIMIT = 64
-"""(context, arm set) pairs whose Beta posteriors and CDF tables Thompson sampling keeps across updates
-(least recently used dropped first; ~80 kB each with 20 arms)."""
 
 
 def _graded_rule(nodes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +127,9 @@ class BetaPosteriors(Posteriors):
     arms whose (a, b) changed (one per update, without discounting).
 
     scipy's betainc costs ~0.2 µs a point, too much at NODES points of every other arm per decision, so
-    an arm's CDF is tabulated the first time it is needed with its current (a, b): TABLE even steps
+    an arm's CDF is tabulated once it has been needed DIRECT_USES times with the same (a, b) (until
+    then each use costs NODES exact betainc points, less than a table while arms keep changing, as they
+    do one per update while a router learns): TABLE even steps
     between its tail quantiles, read by linear interpolation (off by ~5e-5, ~1e-4 for skewed posteriors,
     ~7e-4 next to an end where a or b is just above 1). The table is the running Simpson integral of the
     density, started from exact betainc values two steps in from each end (a or b below 2 makes the
@@ -148,6 +148,7 @@ class BetaPosteriors(Posteriors):
         self._unsettled: set[int] = set()  # arms whose (a, b) changed since their quantiles were computed
         self._exact = [False] * k
         self._tabled = [False] * k
+        self._used = [0] * k  # uses since its (a, b) last changed, while not tabulated
 
     def refresh(self, a: list[float], b: list[float]) -> BetaPosteriors:
         """Take the arms' current parameters (what depends on them is redone for changed arms only)."""
@@ -162,12 +163,17 @@ class BetaPosteriors(Posteriors):
         return generator.beta(self.a, self.b)
 
     def cdf(self, x, shift, rows):
-        tabled = [j for j in rows if not self._exact[j]]
-        self._tabulate([j for j in tabled if not self._tabled[j]])
+        exact_arm, tabled_arm, used = self._exact, self._tabled, self._used
+        direct = [exact_arm[j] or not (tabled_arm[j] or used[j] >= DIRECT_USES) for j in rows]
+        for j in rows:
+            if not (exact_arm[j] or tabled_arm[j]):
+                used[j] += 1
+        tabled = [j for j, d in zip(rows, direct) if not d]
+        self._tabulate([j for j in tabled if not tabled_arm[j]])
         if len(tabled) == len(rows):
             return self._interpolated(x, shift, rows)
         values = np.empty((len(rows), *x.shape))
-        exact = np.array([self._exact[j] for j in rows])
+        exact = np.array(direct)
         if tabled:
             values[~exact] = self._interpolated(x, shift, tabled)
         e = np.array(rows)[exact][:, None, None]
@@ -193,6 +199,7 @@ class BetaPosteriors(Posteriors):
         self.log_norm[j] = betaln(a, b)
         self._exact[j] = min(a, b) < 1
         self._tabled[j] = False
+        self._used[j] = 0
 
     def _interpolated(self, x: np.ndarray, shift: np.ndarray | None, rows: list[int]) -> np.ndarray:
         """F_j(x + shift[j]) of tabled arms, shape (len(rows), *x.shape)."""

@@ -1,0 +1,76 @@
+"""The spool on any fsspec URL (s3://, gs://, az://, a shared directory): many machines, one ingester.
+
+Object stores have no append and no locks, so writers keep spooling locally (the `SpoolWriter`:
+durable before the call returns, one segment per process) and *ship* sealed segments to the URL: an
+upload under a hidden `.part` name, then a rename to `<name>.jsonl`, so a reader never sees half a
+segment (an S3 PUT is atomic as it is; the rename makes a plain directory behave the same). The single
+ingester (the `ingest-outcomes` deployment, concurrency 1) *fetches* every shipped segment into its own
+local spool, ingests as usual (rows keyed by id: a segment ingested twice adds nothing), and deletes a
+shipped segment only after its rows committed. A crash at any point leaves the segment to be fetched
+again; nothing is lost and nothing is stored twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import fsspec
+
+from blocks.store.spool import SEALED_SUFFIX, claimable_segments
+
+
+class RemoteSpool:
+    """Sealed segments on an fsspec URL; `storage_options` go to fsspec (endpoint, credentials)."""
+
+    def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
+        self.root = self.root.rstrip("/")
+
+    def ship(self, local: Path) -> list[str]:
+        """Upload every claimable local segment (sealed, or left open by a dead writer), then delete the
+        local copy; returns the shipped names."""
+        self.fs.makedirs(self.root, exist_ok=True)
+        shipped = []
+        for segment in list(claimable_segments(Path(local))):
+            name = segment.with_suffix(SEALED_SUFFIX).name
+            part = f"{self.root}/.{name}.part"
+            self.fs.put_file(str(segment), part)
+            self.fs.mv(part, f"{self.root}/{name}")
+            segment.unlink()
+            shipped.append(name)
+        return shipped
+
+    def shipped(self) -> list[str]:
+        """Full paths of the segments waiting on the URL."""
+        try:
+            return sorted(self.fs.glob(f"{self.root}/*{SEALED_SUFFIX}"))
+        except FileNotFoundError:
+            return []
+
+    def fetch(self, local: Path) -> dict[str, Path]:
+        """Download every shipped segment into `local` (as a sealed segment); remote path -> local copy."""
+        local = Path(local)
+        local.mkdir(parents=True, exist_ok=True)
+        fetched = {}
+        for remote in self.shipped():
+            copy = local / Path(remote).name
+            part = copy.with_name(f".{copy.name}.part")
+            self.fs.get_file(remote, str(part))
+            part.rename(copy)
+            fetched[remote] = copy
+        return fetched
+
+    def delete(self, remotes: list[str]) -> None:
+        for remote in remotes:
+            self.fs.rm_file(remote)
+
+
+def ingest_shipped(store, spool: RemoteSpool):
+    """Fetch the shipped segments into `store`'s spool, ingest, then delete those whose rows committed
+    (a segment the ingestion consumed is gone from the local spool); returns the store's IngestReport."""
+    fetched = spool.fetch(store.spool_path)
+    report = store.ingest()
+    spool.delete([remote for remote, copy in fetched.items() if not copy.exists()])
+    return report
