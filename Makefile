@@ -13,7 +13,7 @@ export PYTHONDONTWRITEBYTECODE :=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test,bench,embeddings]"
+	$(BIN)/python -m pip install --quiet -e ".[test,bench,embeddings,scale]"
 	@# Prefect imports ~2x faster from compiled bytecode; these machines set PYTHONDONTWRITEBYTECODE.
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	touch $(STAMP)
