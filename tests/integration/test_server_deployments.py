@@ -13,63 +13,29 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 from deployments import FLOW_NAMES
+from stack_support import REPO, running_stack, wait_for
 
 from blocks.store import DuckDBStore
 from blocks.store.snapshots import load_published, published_path
-from flows.server import Stack, StackConfig, stop, up
+from flows.server import Stack, StackConfig, stop
 from routing.models import ExecutionRecord
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float, what: str) -> object:
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.5)
-    return value
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory) -> Iterator[tuple[Stack, StackConfig, DuckDBStore]]:
-    root = tmp_path_factory.mktemp("stack")
-    store = DuckDBStore(database=str(root / "data" / "router.duckdb"))
-    env = {
-        "PREFECT_HOME": str(root / "prefect"),
-        "ADAPTIVE_ROUTER_DB": str(store.path),
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    config = StackConfig(
-        port=free_port(), fleet_port=free_port(), gateway_port=free_port(), home=root / "home", project=REPO,
-        schedules=False, env=env,
-    )
-    try:
-        stack = up(config, echo=lambda line: None)
-        yield stack, config, store
-    finally:
-        stop(config.home)
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 def executions(target: str, n: int, rate: float, start: int = 0) -> list[ExecutionRecord]:

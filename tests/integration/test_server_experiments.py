@@ -13,41 +13,26 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from experiments_support import route_synthetic
-from test_server_deployments import free_port, wait_for
+from stack_support import REPO, running_stack, wait_for
 
 from blocks.store import DuckDBStore
 from blocks.store.experiments import apply_policy, load_experiment, load_policy_state, start_experiment
-from flows.server import Stack, StackConfig, stop, up
+from flows.server import Stack, StackConfig
 from routing.experiments.assignment import ExperimentConfig, Status, new_experiment
 from routing.experiments.policy import parse_policy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory) -> Iterator[tuple[Stack, StackConfig, DuckDBStore]]:
-    root = tmp_path_factory.mktemp("stack")
-    store = DuckDBStore(database=str(root / "data" / "router.duckdb"))
-    env = {
-        "PREFECT_HOME": str(root / "prefect"),
-        "ADAPTIVE_ROUTER_DB": str(store.path),
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    }
-    config = StackConfig(port=free_port(), gateway_port=free_port(), home=root / "home", project=REPO, schedules=False, env=env)
-    try:
-        stack = up(config, echo=lambda line: None)
-        yield stack, config, store
-    finally:
-        stop(config.home)
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 def test_a_regressed_experiment_is_rolled_back_by_the_automation(deployed) -> None:
