@@ -104,6 +104,7 @@ def test_propensities_sum_to_one_over_arms_subsets_and_penalties(cls) -> None:
         assert list(probabilities) == (arms or list(bandit.arms))
 
 
+@pytest.mark.slow  # Monte Carlo: pick frequencies against propensities
 @pytest.mark.parametrize("cls", LEARNERS)
 def test_propensities_match_the_frequencies_of_select(cls) -> None:
     bandit = trained(cls, epsilon=0.3) if cls is EpsilonGreedy else trained(cls)
@@ -186,6 +187,7 @@ def test_pick_propensity_matches_adaptive_quadrature(a, b, shift) -> None:
         assert posteriors.argmax_probability(i, shift) == pytest.approx(exact(i), abs=2e-4)
 
 
+@pytest.mark.slow  # Monte Carlo: pick frequencies against propensities
 @pytest.mark.parametrize("cls", [ThompsonSampling, GaussianThompsonSampling, EpsilonGreedy])
 @pytest.mark.parametrize("willingness_to_pay", [None, 1.0])
 def test_logged_propensities_match_the_frequencies_of_the_picks(cls, willingness_to_pay) -> None:

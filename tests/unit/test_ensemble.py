@@ -59,6 +59,7 @@ def members() -> dict:
     }
 
 
+@pytest.mark.slow  # Monte Carlo: pick frequencies against the mixture
 def test_propensity_is_the_weighted_mixture_of_member_distributions() -> None:
     ensemble = EnsembleStrategy(members(), seed=1)
     expected = {

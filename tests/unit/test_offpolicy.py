@@ -52,6 +52,7 @@ def test_hand_computed_example() -> None:
     assert ips(logs, target).effective_sample_size == pytest.approx(8.4**2 / (2 * 0.04 + 2 * 16))
 
 
+@pytest.mark.slow  # Monte Carlo: simulated logs
 @pytest.mark.parametrize("estimator", ["ips", "snips", "doubly_robust"])
 def test_estimates_cover_the_true_value(estimator) -> None:
     logs = logged(20_000, seed=1)

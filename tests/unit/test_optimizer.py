@@ -245,6 +245,7 @@ def _meets(p: TargetPerformance, c: Constraints) -> bool:
     )
 
 
+@pytest.mark.slow  # property-based (hypothesis)
 @settings(max_examples=300, deadline=None)
 @given(problems)
 def test_selection_meets_every_satisfiable_constraint_and_names_the_unsatisfiable(problem):

@@ -56,6 +56,7 @@ performances = st.lists(
 )
 
 
+@pytest.mark.slow  # property-based (hypothesis)
 @settings(max_examples=200, deadline=None)
 @given(performances)
 def test_frontier_is_exactly_the_undominated_points(perfs):
@@ -71,6 +72,7 @@ def test_frontier_is_exactly_the_undominated_points(perfs):
         assert frontier
 
 
+@pytest.mark.slow  # property-based (hypothesis)
 @settings(max_examples=200, deadline=None)
 @given(performances.filter(lambda ps: len(ps) >= 2))
 def test_dominance_is_a_strict_partial_order(perfs):
