@@ -86,7 +86,7 @@ def run_demo(
     the embedding model is installed (the runtime then embeds each prompt inside the flow: embeddings in
 the flow's parameters would exceed Prefect's 512 kB limit), else Thompson sampling.
     """
-    embedder = default_embedder() if strategy in (None, "contextual") else None
+    embedder = default_embedder()  # every strategy's executions keep their embedding for `similar`
     strategy = strategy or ("contextual" if embedder is not None else "thompson")
     if tasks < 1:
         raise ValueError(f"tasks must be at least 1, got {tasks}")
