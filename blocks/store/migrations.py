@@ -337,3 +337,7 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 HEAD = MIGRATIONS[-1].version
+
+COMPACT_AFTER = frozenset({10})
+"""Migrations that rebuild a large table: the file keeps the old copy's blocks as free space until
+`DuckDBStore.compact()`, which `upgrade()` runs after them."""

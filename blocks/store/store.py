@@ -39,7 +39,7 @@ from blocks.store.integrity import (
     open_failure,
     open_for_reading,
 )
-from blocks.store.migrations import EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
+from blocks.store.migrations import COMPACT_AFTER, EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
 from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
@@ -201,7 +201,39 @@ class DuckDBStore(Block, StrictBlock):
         target = HEAD if to is None else to
         _check_version(target)
         with self.connect() as con:
-            return _apply(con, target)
+            applied = _apply(con, target)
+        if COMPACT_AFTER.intersection(applied):
+            self.compact()
+        return applied
+
+    def compact(self) -> int:
+        """Rewrite the file without the blocks that dropped tables and deleted rows freed; returns the
+        bytes given back. DuckDB reuses freed blocks for new rows but never shortens its file.
+
+        The copy is written beside the file and renamed over it while this process still holds the
+        store's lock, so other processes wait as they do for an ingest and none can write to the old
+        file meanwhile. Needs free disk space for the copy; run it where nothing else in this process
+        holds the store open (`db upgrade` does, after a migration that rebuilds a large table).
+        """
+        path = self.path
+        if not path.exists():
+            return 0
+        before = path.stat().st_size
+        fresh = path.with_name(f".{path.name}.compacting")
+        for leftover in (fresh, Path(f"{fresh}.wal")):
+            leftover.unlink(missing_ok=True)
+        try:
+            with _INGESTING[str(path.resolve())], self.connect() as con:
+                con.execute("CHECKPOINT")
+                (name,) = con.execute("SELECT current_database()").fetchone()
+                con.execute("ATTACH '{}' AS compacted".format(str(fresh).replace("'", "''")))
+                con.execute('COPY FROM DATABASE "{}" TO compacted'.format(name.replace('"', '""')))
+                con.execute("DETACH compacted")
+                os.replace(fresh, path)
+        except (duckdb.Error, OSError) as exc:
+            fresh.unlink(missing_ok=True)
+            raise StoreError(f"cannot compact {path}: {str(exc).strip().splitlines()[0]}; the store is unchanged") from exc
+        return before - path.stat().st_size
 
     def downgrade(self, to: int) -> list[int]:
         """Revert migrations above `to` (0 empties the schema); returns the versions reverted."""
