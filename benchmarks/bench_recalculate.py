@@ -293,7 +293,7 @@ def main(quick: bool) -> None:
     sizes = [(100_000, "100k")] + ([] if quick else [(1_000_000, "1M"), (10_000_000, "10M")])
     rows = []
     with tempfile.TemporaryDirectory() as spool_directory:
-        spooled = spool(Path(spool_directory), 5_000 if quick else 10_000)
+        spooled = spool(Path(spool_directory), 2_000 if quick else 10_000)
         for n, label in sizes:
             with tempfile.TemporaryDirectory() as directory:
                 rows += measure(n, label, Path(directory), dashboards=n == sizes[-1][0], spooled=spooled)
@@ -302,7 +302,7 @@ def main(quick: bool) -> None:
         "Recalculation, summaries, dashboard reads and storage by number of executions",
         rows,
         notes="DuckDB on this machine; synthetic rows without text or embeddings; ids are 32 hex digits; "
-        "ingestion: 5,000 (--quick) or 10,000 spooled records into the store holding the rows above.",
+        "ingestion: 2,000 (--quick) or 10,000 spooled records into the store holding the rows above.",
     )
 
 
