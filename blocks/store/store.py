@@ -3,11 +3,10 @@
 Never holds a connection for a whole run: DuckDB lets one process at a time open the file, so every
 operation opens, works and closes, retrying while another process holds the lock. Routed calls write
 only to the spool (see `spool.py`); `ingest()` moves spooled records into the tables in one
-transaction per segment, keyed by their ids, so running it twice or from two processes duplicates
-nothing (an anti join on the id, not a primary-key index), and a segment is deleted only after its
-rows are committed. No record can block it: what the
-tables refuse is kept aside with the reason (`_ingest_segment`). Reads go through `read()`, which
-never waits on a writer (see `integrity.py`).
+transaction per segment, keyed by their ids (an anti join on the id, not a primary-key index), so
+running it twice or from two processes duplicates nothing, and a segment is deleted only after its
+rows are committed. No record can block it: what the tables refuse is kept aside with the reason
+(`_ingest_segment`). Reads go through `read()`, which never waits on a writer (see `integrity.py`).
 """
 
 from __future__ import annotations
@@ -47,10 +46,10 @@ from routing.models import Decision, ExecutionRecord, QueuedTask
 from routing.validation import describe
 
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
-_INGESTING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
-"""One ingest at a time per database file in this process: connections of one process share the
-database, and two loads checking the same ids in parallel would both insert them."""
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
+_INGESTING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+"""One ingest or compaction at a time per database file in this process: connections of one process
+share the database, and two loads checking the same ids in parallel would both insert them."""
 
 
 class RejectedLine(BaseModel):
