@@ -101,7 +101,7 @@ def test_threads_ingesting_copies_of_a_segment_store_each_row_once(store: DuckDB
     """Connections of one process share the database: without the per-file ingest lock two threads
     could both find an id missing and both insert it (there is no primary key to refuse the second)."""
     sent = [ExecutionRecord(task_id=f"t{i}", task_type="qa", target="a", success=True, duration_ms=1.0)
-            for i in range(2000)]
+            for i in range(1000)]
     with store:
         for record in sent:
             store.record_execution(record)
@@ -124,7 +124,7 @@ def test_threads_ingesting_copies_of_a_segment_store_each_row_once(store: DuckDB
         thread.join()
     assert failures == []
     assert store.query("SELECT count(*) AS n, count(DISTINCT execution_id) AS ids FROM executions") == [
-        {"n": 2000, "ids": 2000}
+        {"n": 1000, "ids": 1000}
     ]
 
 
