@@ -72,7 +72,7 @@ class Router:
 
     def choose(self, task: Task) -> Decision:
         choice = self.strategy.choose(task, self.eligible(task), self.book)
-        return Decision(
+        return Decision.built(
             task_id=task.id,
             task_type=task.task_type,
             strategy=self.strategy.name,

@@ -94,10 +94,8 @@ class BanditStrategy:
         candidates.sort(key=_score, reverse=True)
         pick, mean, count = names[j], bandit.estimate(view, j), view.n[j]
         estimate = "untried" if mean is None else f"mean reward {mean:.3f} over {count:.0f} calls"
-        reason = (
-            f"{self.name}: drew {pick} with probability {propensity:.3f} "
-            f"for {task.task_type}/{task.category} ({estimate})"
-        )
+        # The propensity is the decision's `probability`, possibly still Deferred: not repeated here.
+        reason = f"{self.name}: drew {pick} for {task.task_type}/{task.category} ({estimate})"
         return Choice(tuple(candidates), pick, propensity, reason)
 
     def adopt(self, state: PublishedState, prior_cap: int) -> list[str]:

@@ -26,6 +26,9 @@ Beta(0.5, 0.5) prior, whose untried arms have CDFs with a square-root kink at 1.
 TABLE = 256
 """Points per tabulated Beta CDF (see `BetaPosteriors`)."""
 
+DRAWS = 32
+"""Beta draws made ahead per arm (see `BetaPosteriors.sample`)."""
+
 DIRECT_USES = 3
 """Uses of an arm's CDF with unchanged (a, b) evaluated exactly before it is tabulated (a table costs
 about as much as three or four exact evaluations at NODES points)."""
@@ -135,6 +138,12 @@ class BetaPosteriors(Posteriors):
     density, started from exact betainc values two steps in from each end (a or b below 2 makes the
     density's slope singular there). A density with a or b below 1 is itself singular: such arms are
     evaluated with betainc.
+
+    Draws are made DRAWS at a time per arm, with scalar parameters: numpy checks array parameters with
+    a few array operations per call (~30 µs for 20 arms), a scalar call costs ~1.5 µs. Each decision
+    takes every arm's next unused draw, and an arm whose (a, b) changed throws its remaining draws away,
+    so every draw is a fresh independent Beta(a_j, b_j) draw, as one array call would give. Arms start
+    at staggered places in their rows, so in a fixed state about k / DRAWS arms are refilled a decision.
     """
 
     def __init__(self, k: int) -> None:
@@ -149,6 +158,10 @@ class BetaPosteriors(Posteriors):
         self._exact = [False] * k
         self._tabled = [False] * k
         self._used = [0] * k  # uses since its (a, b) last changed, while not tabulated
+        self.draws = np.empty((k, DRAWS))
+        self._rows = np.arange(k)
+        self._next = np.full(k, DRAWS)  # per arm, the column of its next unused draw (DRAWS: none left)
+        self._stale: list[int] = list(range(k))  # arms whose draws must be remade
 
     def refresh(self, a: list[float], b: list[float]) -> BetaPosteriors:
         """Take the arms' current parameters (what depends on them is redone for changed arms only)."""
@@ -157,10 +170,26 @@ class BetaPosteriors(Posteriors):
                 self._known[j] = ab
                 self.a[j], self.b[j] = ab
                 self._unsettled.add(j)
+                self._stale.append(j)
         return self
 
     def sample(self, generator):
-        return generator.beta(self.a, self.b)
+        stale, draws, at = self._stale, self.draws, self._next
+        if stale:
+            if len(stale) > len(at) // 2:  # one array call beats many scalar ones
+                rows = np.unique(stale)
+                draws[rows] = generator.beta(self.a[rows, None], self.b[rows, None], (len(rows), DRAWS))
+                at[rows] = rows % DRAWS  # staggered: the rows run out on different decisions
+            else:
+                for j in set(stale):
+                    draws[j] = generator.beta(self.a[j], self.b[j], DRAWS)
+                    at[j] = 0
+            stale.clear()
+        values = draws[self._rows, at]
+        at += 1
+        for j in np.flatnonzero(at == DRAWS).tolist():
+            stale.append(j)
+        return values
 
     def cdf(self, x, shift, rows):
         exact_arm, tabled_arm, used = self._exact, self._tabled, self._used
@@ -247,7 +276,7 @@ class NormalPosteriors(Posteriors):
         self.lo, self.hi = self.mu - z * self.sd, self.mu + z * self.sd
 
     def sample(self, generator):
-        return generator.normal(self.mu, self.sd)
+        return self.mu + self.sd * generator.standard_normal(len(self.mu))  # no array-parameter checks
 
     def cdf(self, x, shift, rows):
         r = np.array(rows)[:, None, None]
