@@ -126,10 +126,14 @@ class _View:
 
     `memo` keeps what learners derive from the view (probabilities, propensities) until an arm of it
     changes; `kept` is what a learner keeps across changes (Thompson's posteriors, refreshed per arm),
-    and `extra` what a caller keeps per arm (the adapter's candidates).
+    and `extra` what a caller keeps (the adapter's candidates). `version` counts the re-poolings and
+    `row_version[r]` is the version that last changed row r, so a caller can redo only those rows.
     """
 
-    __slots__ = ("context", "extra", "idx", "kept", "key", "memo", "n", "names", "s", "ss", "stamp")
+    __slots__ = (
+        "context", "extra", "idx", "kept", "key", "memo", "n", "names", "row_version", "s", "ss", "stamp",
+        "version",
+    )
 
     def __init__(self, key: Hashable, context: Context, names: list[str], idx: list[int], stamp: int):
         self.key, self.context, self.names, self.idx, self.stamp = key, context, names, idx, stamp
@@ -139,6 +143,8 @@ class _View:
         self.memo: dict[Hashable, object] = {}
         self.kept: object = None
         self.extra: dict[Hashable, object] = {}
+        self.version = 0
+        self.row_version = [0] * len(idx)
 
     def remember(self, key: Hashable, compute: Callable[[], object]):
         """memo[key], computed on first use."""
@@ -311,6 +317,10 @@ class Bandit:
             if rows:
                 self._pool(view, rows)
                 view.memo.clear()
+                view.version += 1
+                row_version = view.row_version
+                for r in rows:
+                    row_version[r] = view.version
             view.stamp = self._clock
         views[key] = view
         return view
@@ -518,13 +528,22 @@ class ThompsonSampling(_ThompsonBandit):
             raise ValueError(f"reward must be in [0, 1] for Beta-Bernoulli Thompson sampling, got {reward}")
 
     def _posteriors(self, view):
-        """The view's Beta posteriors, kept with the view and refreshed for the arms that changed."""
+        """The view's Beta posteriors, kept with the view and refreshed for the rows that changed."""
         a0, b0 = self.alpha, self.beta
-        a = [a0 + s for s in view.s]
-        b = [b0 + max(n - s, 0.0) for n, s in zip(view.n, view.s)]
-        if view.kept is None:
-            view.kept = BetaPosteriors(len(a))
-        return view.kept.refresh(a, b)
+        kept = view.kept
+        if kept is None:
+            kept = view.kept = BetaPosteriors(len(view.n))
+            rows = range(len(view.n))
+        else:
+            since = kept.version
+            rows = [r for r, v in enumerate(view.row_version) if v > since]
+        kept.version = view.version
+        n, s = view.n, view.s
+        a, b = {}, {}
+        for r in rows:
+            a[r] = a0 + s[r]
+            b[r] = b0 + max(n[r] - s[r], 0.0)
+        return kept.refresh(a, b, rows)
 
 
 class GaussianThompsonSampling(_ThompsonBandit):

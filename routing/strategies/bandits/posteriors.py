@@ -9,6 +9,7 @@ over tabulated Beta CDFs (to ~1e-4).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.special import betainc, betaincinv, betaln, ndtr, ndtri
@@ -28,6 +29,9 @@ TABLE = 256
 
 DRAWS = 32
 """Beta draws made ahead per arm (see `BetaPosteriors.sample`)."""
+
+DRAWS_AFTER_CHANGE = 4
+"""Draws made for an arm whose (a, b) just changed: it often changes again at the next update."""
 
 DIRECT_USES = 3
 """Uses of an arm's CDF with unchanged (a, b) evaluated exactly before it is tabulated (a table costs
@@ -140,10 +144,11 @@ class BetaPosteriors(Posteriors):
     evaluated with betainc.
 
     Draws are made DRAWS at a time per arm, with scalar parameters: numpy checks array parameters with
-    a few array operations per call (~30 µs for 20 arms), a scalar call costs ~1.5 µs. Each decision
-    takes every arm's next unused draw, and an arm whose (a, b) changed throws its remaining draws away,
-    so every draw is a fresh independent Beta(a_j, b_j) draw, as one array call would give. Arms start
-    at staggered places in their rows, so in a fixed state about k / DRAWS arms are refilled a decision.
+    a few array operations per call (~30 µs for 20 arms), a scalar call costs ~1.5 µs. Decisions read
+    the columns of `draws` in turn; an arm's row, filled at some column, runs out when the reading comes
+    back to that column, and an arm whose (a, b) changed throws its unread draws away and gets
+    DRAWS_AFTER_CHANGE new ones at once (a learning router changes one arm an update, often the same). Every draw is thus a fresh independent Beta(a_j, b_j) draw, as one array call would give.
+    Rows run out at staggered columns, so in a fixed state about k / DRAWS arms are refilled a decision.
     """
 
     def __init__(self, k: int) -> None:
@@ -158,38 +163,60 @@ class BetaPosteriors(Posteriors):
         self._exact = [False] * k
         self._tabled = [False] * k
         self._used = [0] * k  # uses since its (a, b) last changed, while not tabulated
+        self.version = 0  # the owner's note of the state last taken (see ThompsonSampling._posteriors)
         self.draws = np.empty((k, DRAWS))
-        self._rows = np.arange(k)
-        self._next = np.full(k, DRAWS)  # per arm, the column of its next unused draw (DRAWS: none left)
-        self._stale: list[int] = list(range(k))  # arms whose draws must be remade
+        self._column = 0  # read by the next decision
+        self._due: list[list[int]] = [[] for _ in range(DRAWS)]  # per column, the arms whose rows it ends
+        self._due_at = [0] * k
+        self._due[0].extend(range(k))
+        self._stale: list[int] = list(range(k))  # arms whose draws must be remade now
 
-    def refresh(self, a: list[float], b: list[float]) -> BetaPosteriors:
-        """Take the arms' current parameters (what depends on them is redone for changed arms only)."""
-        for j, ab in enumerate(zip(a, b)):
-            if ab != self._known[j]:
-                self._known[j] = ab
+    def refresh(
+        self, a: Sequence[float] | Mapping[int, float], b: Sequence[float] | Mapping[int, float],
+        rows: Iterable[int] | None = None,
+    ) -> BetaPosteriors:
+        """Take the arms' current parameters, a[r] and b[r] for each r in `rows` (default all): what
+        depends on them is redone for changed arms only."""
+        known = self._known
+        for j in range(len(a)) if rows is None else rows:
+            ab = (a[j], b[j])
+            if ab != known[j]:
+                known[j] = ab
                 self.a[j], self.b[j] = ab
                 self._unsettled.add(j)
                 self._stale.append(j)
         return self
 
     def sample(self, generator):
-        stale, draws, at = self._stale, self.draws, self._next
-        if stale:
-            if len(stale) > len(at) // 2:  # one array call beats many scalar ones
-                rows = np.unique(stale)
-                draws[rows] = generator.beta(self.a[rows, None], self.b[rows, None], (len(rows), DRAWS))
-                at[rows] = rows % DRAWS  # staggered: the rows run out on different decisions
-            else:
-                for j in set(stale):
-                    draws[j] = generator.beta(self.a[j], self.b[j], DRAWS)
-                    at[j] = 0
+        column, draws, a, b = self._column, self.draws, self.a, self.b
+        due = self._due[column]
+        stale = self._stale
+        if len(stale) > len(a) // 2:  # many arms at once (a new view): one array call beats many scalar
+            rows = sorted(set(stale))
+            draws[rows] = generator.beta(a[rows, None], b[rows, None], (len(rows), DRAWS))
+            for place, j in enumerate(rows):  # staggered: the rows run out at different columns
+                self._move(j, (column + 1 + place) % DRAWS)
             stale.clear()
-        values = draws[self._rows, at]
-        at += 1
-        for j in np.flatnonzero(at == DRAWS).tolist():
-            stale.append(j)
-        return values
+        for j in due:  # rows that ran out
+            draws[j] = generator.beta(a[j], b[j], DRAWS)
+        end = column + DRAWS_AFTER_CHANGE
+        for j in stale:  # arms that changed: a few new draws, which run out at `end`
+            if self._due_at[j] == column:
+                continue  # refilled above
+            if end < DRAWS:
+                draws[j, column:end] = generator.beta(a[j], b[j], DRAWS_AFTER_CHANGE)
+                self._move(j, end)
+            else:
+                draws[j] = generator.beta(a[j], b[j], DRAWS)
+                self._move(j, column)
+        stale.clear()
+        self._column = (column + 1) % DRAWS
+        return draws[:, column].copy()
+
+    def _move(self, j: int, column: int) -> None:
+        self._due[self._due_at[j]].remove(j)
+        self._due[column].append(j)
+        self._due_at[j] = column
 
     def cdf(self, x, shift, rows):
         exact_arm, tabled_arm, used = self._exact, self._tabled, self._used
