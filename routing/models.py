@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -120,9 +121,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_ID_POOL_BYTES = 16 * 256
+_id_lock = threading.Lock()
+_id_pool = b""
+_id_at = _ID_POOL_BYTES
+
+
+def _new_id_pool() -> None:
+    """Forget the random bytes fetched ahead (a forked child must not hand out its parent's ids)."""
+    global _id_at
+    _id_at = _ID_POOL_BYTES
+
+
+os.register_at_fork(after_in_child=_new_id_pool)
+
+
 def new_id() -> str:
-    """A random (version 4) UUID as 32 hex digits; ~4x cheaper than `uuid.uuid4().hex` (hot path)."""
-    raw = bytearray(os.urandom(16))
+    """A random (version 4) UUID as 32 hex digits; ~4x cheaper than `uuid.uuid4().hex` (hot path).
+
+    The random bytes come from `os.urandom` 256 ids at a time (a system call an id costs ~1 µs)."""
+    global _id_pool, _id_at
+    with _id_lock:
+        at = _id_at
+        if at >= _ID_POOL_BYTES:
+            _id_pool, at = os.urandom(_ID_POOL_BYTES), 0
+        _id_at = at + 16
+        raw = bytearray(_id_pool[at : at + 16])
     raw[6] = raw[6] & 0x0F | 0x40
     raw[8] = raw[8] & 0x3F | 0x80
     return raw.hex()

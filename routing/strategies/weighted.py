@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -12,8 +13,7 @@ from routing.stats.book import StatsBook
 from routing.strategies.base import Choice
 
 
-def _score(candidate: Candidate) -> float:
-    return candidate.score
+_score = attrgetter("score")
 
 
 class WeightedScoreConfig(BaseModel):

@@ -5,6 +5,7 @@ from outcomes, and the published priors a stationary bandit may be seeded with.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from routing.models import Outcome, Target, Task
@@ -27,8 +28,7 @@ def quality_reward(outcome: Outcome) -> float:
     return success_reward(outcome)
 
 
-def _score(c) -> float:
-    return c.score
+_score = attrgetter("score")
 
 
 def task_context(task_type: str, category: str) -> tuple[str, str]:
@@ -93,7 +93,12 @@ class BanditStrategy:
             by_row = [None] * len(names)
         else:
             since = kept[1]
-            rows = {r for r, v in enumerate(view.row_version) if v > since}
+            if since == view.version:
+                rows = set()
+            elif since == view.version - 1:
+                rows = set(view.last_rows)
+            else:
+                rows = {r for r, v in enumerate(view.row_version) if v > since}
             if book.version != kept[2]:
                 if book.version == kept[2] + 1:
                     where = view.extra.get("rows") or view.extra.setdefault("rows", {n: r for r, n in enumerate(names)})

@@ -126,13 +126,14 @@ class _View:
 
     `memo` keeps what learners derive from the view (probabilities, propensities) until an arm of it
     changes; `kept` is what a learner keeps across changes (Thompson's posteriors, refreshed per arm),
-    and `extra` what a caller keeps (the adapter's candidates). `version` counts the re-poolings and
-    `row_version[r]` is the version that last changed row r, so a caller can redo only those rows.
+    and `extra` what a caller keeps (the adapter's candidates). `version` counts the re-poolings,
+    `row_version[r]` is the version that last changed row r and `last_rows` the rows the latest one
+    changed, so a caller can redo only those rows.
     """
 
     __slots__ = (
-        "context", "extra", "idx", "kept", "key", "memo", "n", "names", "row_version", "s", "ss", "stamp",
-        "version",
+        "context", "extra", "idx", "kept", "key", "last_rows", "memo", "n", "names", "row_version", "s",
+        "ss", "stamp", "version",
     )
 
     def __init__(self, key: Hashable, context: Context, names: list[str], idx: list[int], stamp: int):
@@ -145,6 +146,7 @@ class _View:
         self.extra: dict[Hashable, object] = {}
         self.version = 0
         self.row_version = [0] * len(idx)
+        self.last_rows: list[int] = []
 
     def remember(self, key: Hashable, compute: Callable[[], object]):
         """memo[key], computed on first use."""
@@ -318,6 +320,7 @@ class Bandit:
                 self._pool(view, rows)
                 view.memo.clear()
                 view.version += 1
+                view.last_rows = rows
                 row_version = view.row_version
                 for r in rows:
                     row_version[r] = view.version
@@ -536,7 +539,10 @@ class ThompsonSampling(_ThompsonBandit):
             rows = range(len(view.n))
         else:
             since = kept.version
-            rows = [r for r, v in enumerate(view.row_version) if v > since]
+            if since == view.version - 1:
+                rows = view.last_rows
+            else:
+                rows = [r for r, v in enumerate(view.row_version) if v > since]
         kept.version = view.version
         n, s = view.n, view.s
         a, b = {}, {}
