@@ -331,6 +331,7 @@ def resolve(value: float | Deferred) -> float:
     return value() if type(value) is Deferred else value
 
 
+_ONLY_CANDIDATES = frozenset({Candidate})
 _DECISION_SET = frozenset({"task_id", "task_type", "strategy", "candidates", "pick", "probability", "reason"})
 
 
@@ -372,7 +373,7 @@ class Decision(_Strict):
         (validation and string cleaning cost ~20 µs a decision); a `Deferred` probability is computed
         on first use and must lie in [0, 1] as the field requires."""
         deferred = probability if type(probability) is Deferred else None
-        if type(candidates) is not tuple or not all(type(c) is Candidate for c in candidates):
+        if type(candidates) is not tuple or not set(map(type, candidates)) <= _ONLY_CANDIDATES:
             return cls(task_id=task_id, task_type=task_type, strategy=strategy, candidates=candidates,
                        pick=pick, probability=resolve(probability), reason=reason)
         decision = cls.__new__(cls)

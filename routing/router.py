@@ -40,7 +40,7 @@ class Router:
         require_unique((t.name for t in targets), "target names")
         self.targets = {t.name: t for t in targets}
         self.strategy = strategy or WeightedScore()
-        self.book = book or StatsBook()
+        self.book = book if book is not None else StatsBook()  # an empty book is falsy
         self.available = available or _always
         self._capable: dict[frozenset, list[Target]] = {}  # by required capabilities
 
