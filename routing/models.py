@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
-from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import (

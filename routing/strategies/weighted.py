@@ -12,7 +12,6 @@ from routing.models import FINITE, Candidate, Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.base import Choice
 
-
 _score = attrgetter("score")
 
 
