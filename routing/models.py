@@ -325,6 +325,16 @@ class Deferred:
     def resolved(self) -> bool:
         return self._compute is None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its value (the computation may hold what cannot be pickled)."""
+        return (_known, (self(),))
+
+
+def _known(value: float) -> Deferred:
+    deferred = Deferred(float)
+    deferred._compute, deferred._value = None, value
+    return deferred
+
 
 def resolve(value: float | Deferred) -> float:
     """`value`, computed first when deferred."""

@@ -188,3 +188,15 @@ def test_ids_differ_in_a_forked_child() -> None:
     ours = {new_id() for _ in range(300)}
     assert theirs not in ours and len(ours) == 300
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ours | {theirs})
+
+
+def test_a_router_holding_unread_propensities_pickles_with_them_computed() -> None:
+    names = ["a", "b", "c"]
+    router = Router([Target(name=n) for n in names], BanditStrategy(ThompsonSampling, names, seed=7))
+    rng = random.Random(8)
+    for i in range(12):
+        router.observe(outcome(names[i % 3], rng))
+    decision = router.choose(task())
+    copied = pickle.loads(pickle.dumps((router, decision)))
+    assert copied[1].probability == decision.probability
+    assert copied[0].choose(task()).probability >= 0.0
