@@ -147,7 +147,8 @@ class BetaPosteriors(Posteriors):
     a few array operations per call (~30 µs for 20 arms), a scalar call costs ~1.5 µs. Decisions read
     the columns of `draws` in turn; an arm's row, filled at some column, runs out when the reading comes
     back to that column, and an arm whose (a, b) changed throws its unread draws away and gets
-    DRAWS_AFTER_CHANGE new ones at once (a learning router changes one arm an update, often the same). Every draw is thus a fresh independent Beta(a_j, b_j) draw, as one array call would give.
+    DRAWS_AFTER_CHANGE new ones at once (a learning router changes one arm an update, often the same;
+    a view used in rotation with others finds most arms changed, and refills them in one call). Every draw is thus a fresh independent Beta(a_j, b_j) draw, as one array call would give.
     Rows run out at staggered columns, so in a fixed state about k / DRAWS arms are refilled a decision.
     """
 
@@ -168,8 +169,8 @@ class BetaPosteriors(Posteriors):
         self._column = 0  # read by the next decision
         self._due: list[list[int]] = [[] for _ in range(DRAWS)]  # per column, the arms whose rows it ends
         self._due_at = [0] * k
-        self._due[0].extend(range(k))
-        self._stale: list[int] = list(range(k))  # arms whose draws must be remade now
+        self._due[0].extend(range(k))  # all run out at once: the first decision fills them staggered
+        self._stale: list[int] = []  # arms whose (a, b) changed since the last draw
 
     def refresh(
         self, a: Sequence[float] | Mapping[int, float], b: Sequence[float] | Mapping[int, float],
@@ -189,26 +190,35 @@ class BetaPosteriors(Posteriors):
 
     def sample(self, generator):
         column, draws, a, b = self._column, self.draws, self.a, self.b
-        due = self._due[column]
-        stale = self._stale
-        if len(stale) > len(a) // 2:  # many arms at once (a new view): one array call beats many scalar
-            rows = sorted(set(stale))
-            draws[rows] = generator.beta(a[rows, None], b[rows, None], (len(rows), DRAWS))
-            for place, j in enumerate(rows):  # staggered: the rows run out at different columns
-                self._move(j, (column + 1 + place) % DRAWS)
-            stale.clear()
-        for j in due:  # rows that ran out
-            draws[j] = generator.beta(a[j], b[j], DRAWS)
+        ran_out, stale = sorted(self._due[column]), self._stale
+        many = len(a) // 2
         end = column + DRAWS_AFTER_CHANGE
-        for j in stale:  # arms that changed: a few new draws, which run out at `end`
-            if self._due_at[j] == column:
-                continue  # refilled above
-            if end < DRAWS:
-                draws[j, column:end] = generator.beta(a[j], b[j], DRAWS_AFTER_CHANGE)
-                self._move(j, end)
-            else:
+        if len(ran_out) > many:  # rows that ran out together: one array call, and their ends staggered
+            draws[ran_out] = generator.beta(a[ran_out, None], b[ran_out, None], (len(ran_out), DRAWS))
+            for place, j in enumerate(ran_out):
+                self._move(j, (column + 1 + place) % DRAWS)
+        else:
+            for j in ran_out:
                 draws[j] = generator.beta(a[j], b[j], DRAWS)
-                self._move(j, column)
+        if len(stale) > many and end < DRAWS:  # many arms changed (a view used in rotation): one call
+            rows = sorted(set(stale).difference(ran_out))
+            if rows:
+                shape = (len(rows), DRAWS_AFTER_CHANGE)
+                draws[rows, column:end] = generator.beta(a[rows, None], b[rows, None], shape)
+            for j in rows:
+                self._move(j, end)
+        else:
+            refilled = set(ran_out)
+            for j in stale:  # arms that changed: a few new draws, which run out at `end`
+                if j in refilled:
+                    continue
+                refilled.add(j)
+                if end < DRAWS:
+                    draws[j, column:end] = generator.beta(a[j], b[j], DRAWS_AFTER_CHANGE)
+                    self._move(j, end)
+                else:
+                    draws[j] = generator.beta(a[j], b[j], DRAWS)
+                    self._move(j, column)
         stale.clear()
         self._column = (column + 1) % DRAWS
         return draws[:, column].copy()
