@@ -48,6 +48,11 @@ def _not_blank(value: str) -> str:
 _ID_CHECK = AfterValidator(_not_blank)
 NonBlank = Annotated[str, Field(min_length=1, max_length=512), _ID_CHECK]
 """An id or a name: refused (not cleaned) when blank or holding NUL or a lone surrogate."""
+
+
+def id_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The model's `NonBlank` fields (the store's bulk load checks them in SQL)."""
+    return frozenset(name for name, info in model.model_fields.items() if _ID_CHECK in info.metadata)
 Int32 = Annotated[int, Field(ge=0, le=INT32_MAX)]
 """A non-negative count stored in an INTEGER column."""
 TokenCount = Annotated[int, Field(ge=0, le=INT64_MAX)]

@@ -30,6 +30,7 @@ from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
+from blocks.store import bulk
 from blocks.store.integrity import (
     StoreCheck,
     check_path,
@@ -436,25 +437,83 @@ _KINDS: dict[str, tuple[type[BaseModel], str, str, Callable[[Any], dict[str, Any
 def _ingest_segment(
     con: duckdb.DuckDBPyConnection, database: Path, segment: Path, rejected_dir: Path, report: IngestReport
 ) -> None:
-    """Validate every line, bulk-load the valid ones, set aside what cannot be loaded, then unlink.
+    """Load a segment (DuckDB reads it, see `bulk.py`), set aside what cannot be loaded, then unlink.
 
-    DuckDB aborts a whole transaction on its first failed statement and has no savepoints, so when
-    the bulk load of a segment fails on its data (an out-of-range number, text its JSON reader
-    refuses) the rows are split in halves and each half is loaded in a transaction of its own, down
-    to single rows: good rows commit, a row that fails alone goes to `rejected/` with DuckDB's reason.
-    Every load inserts only ids the table lacks (an anti join inside the load's transaction; executions
-    have no primary-key index since schema 10, which cost ~70 bytes a row), so a crash half way
-    re-ingests without duplicates. DuckDB's file lock keeps other processes out for the whole ingest
-    and `_INGESTING` keeps other threads of this one out, so no two loads check the same ids at once.
-    A failure of the environment (disk full, I/O) stops the ingest and keeps the segment spooled.
+    Kinds whose every line the SQL guard vouches for are inserted by DuckDB straight from the file,
+    in one transaction; lines of other kinds (and every line, when the guard doubts one or DuckDB
+    raises) take the per-line path: Python validation, then `_Loader`. Every load inserts only ids
+    the table lacks (an anti join inside the load's transaction; executions have no primary-key
+    index since schema 10, which cost ~70 bytes a row), so a crash half way re-ingests without
+    duplicates. DuckDB's file lock keeps other processes out for the whole ingest and `_INGESTING`
+    keeps other threads of this one out, so no two loads check the same ids at once. A failure of the
+    environment (disk full, I/O) stops the ingest and keeps the segment spooled.
     """
+    if not segment.exists():  # another ingester took it
+        return
+    rest = _bulk_load(con, database, segment, report)
+    if rest is None or rest:
+        bad = _load_lines(con, database, segment, report, rest)
+        if bad is None:
+            return
+        if bad:
+            _set_aside(segment, rejected_dir, sorted(bad), report)
+    segment.unlink(missing_ok=True)
+    report.segments += 1
+
+
+def _bulk_load(con: duckdb.DuckDBPyConnection, database: Path, segment: Path, report: IngestReport) -> set[str] | None:
+    """Insert with DuckDB alone every kind the guard vouches for; returns the kinds present that it
+    could not check (for the per-line path), or None when the segment must take the per-line path
+    whole (nothing was committed)."""
+    added: dict[str, tuple[int, int]] = {}
+    present: dict[str | None, int] = {}
+    try:
+        bulk.read_segment(con, str(segment))
+        try:
+            present = bulk.kinds_present(con)
+            if not set(present) <= set(_KINDS):
+                return None  # an unknown kind: the per-line path names it
+            with _transaction(con):
+                for kind, count in present.items():
+                    model, table, key, _ = _KINDS[kind]
+                    try:
+                        predicate = bulk.guard(model, _embedding_size(table))
+                    except bulk.Unsupported:
+                        continue
+                    if not bulk.unique_ids(con, kind, key):
+                        raise bulk.Doubt
+                    select = bulk.projection(model, bulk.columns(con, table))
+                    added[kind] = (bulk.insert(con, kind, table, key, select, predicate), count)
+        finally:
+            bulk.drop(con)
+    except bulk.Doubt:
+        return None
+    except _ENVIRONMENT_ERRORS as exc:
+        raise _environment_failure(database, exc) from exc
+    except duckdb.Error:
+        return None
+    for kind, (rows, count) in added.items():
+        _count(report, kind, rows, count)
+    return set(present) - set(added)
+
+
+def _embedding_size(table: str) -> int | None:
+    return EMBEDDING_DIMENSIONS if table == "executions" else None
+
+
+def _load_lines(
+    con: duckdb.DuckDBPyConnection, database: Path, segment: Path, report: IngestReport, kinds: set[str] | None
+) -> list[tuple[int, str, str]] | None:
+    """The per-line path over the lines of `kinds` (all lines when None; a line of an unknown kind
+    counts as any): validate each in Python, bulk-load the valid ones, bisecting on failure. Returns
+    the (line, raw, reason) of what must be set aside, or None when the segment has gone."""
     rows: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _KINDS}
     raw: dict[tuple[str, str], tuple[int, str]] = {}
     bad: list[tuple[int, str, str]] = []
     try:
         text = segment.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:  # another ingester took it
-        return
+        return None
     except OSError as exc:
         raise StoreError(f"cannot read spool segment {segment}: {exc.strerror or exc}") from exc
     for number, line in enumerate(text.split("\n"), start=1):  # JSON lines end in \n only, not \u2028
@@ -462,7 +521,10 @@ def _ingest_segment(
             continue
         try:
             envelope = json.loads(line)
-            model_cls, _, key, to_row = _KINDS[envelope["kind"]]
+            kind = envelope["kind"]
+            if kinds is not None and kind not in kinds and kind in _KINDS:
+                continue  # loaded by DuckDB already
+            model_cls, _, key, to_row = _KINDS[kind]
             row = to_row(model_cls.model_validate(envelope["data"]))
         except (ValueError, KeyError, TypeError) as exc:
             bad.append((number, line, _rejection_reason(exc)))
@@ -476,10 +538,12 @@ def _ingest_segment(
                 for row_id, reason in loader.load(kind, list(by_id.values())):
                     number, line = raw[(kind, row_id)]
                     bad.append((number, line, reason))
-    if bad:
-        _set_aside(segment, rejected_dir, sorted(bad), report)
-    segment.unlink(missing_ok=True)
-    report.segments += 1
+    return bad
+
+
+def _count(report: IngestReport, kind: str, added: int, rows: int) -> None:
+    setattr(report, f"{kind}s", getattr(report, f"{kind}s") + added)
+    report.duplicates += rows - added
 
 
 # DuckDB's errors of the environment, not of a row: never a reason to set a row aside
@@ -521,8 +585,7 @@ class _Loader:
                 [str(staged), columns],
             )
             added = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
-        setattr(self.report, f"{kind}s", getattr(self.report, f"{kind}s") + added)
-        self.report.duplicates += len(rows) - added
+        _count(self.report, kind, added, len(rows))
 
 
 def _environment_failure(path: Path, exc: duckdb.Error) -> StoreError:

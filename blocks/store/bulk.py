@@ -1,0 +1,191 @@
+"""DuckDB loads a spooled segment itself: one read of the file, one guarded insert per record kind.
+
+Validating every spooled line in Python (json.loads, pydantic, json.dumps to a staging file) cost
+~3/4 of an ingest. Here DuckDB parses the segment (`read_json`, each record's data as a map of raw
+JSON values) and inserts it with the anti join on the id in one statement per kind. Python only
+states the rules: a guard generated from the record model's JSON schema (types, bounds, enums,
+lengths, exact key set) plus what the schema cannot say (ids not blank, no NUL anywhere, no NaN or
+Infinity, timestamps in UTC, ids unique in the segment). A guard is a *sufficient* condition for the
+model to accept the line unchanged: whatever it cannot vouch for (a rejected record, a record the
+model would clean, a field shape it cannot check) sends the whole segment to the per-line path in
+`store.py`, as does any DuckDB error, so every rejection, reason and clean-up stays the model's.
+Column lists come from the table (DESCRIBE) and the model's fields, never from a list kept here.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import duckdb
+from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainValidator, WrapValidator
+
+from routing.models import id_fields
+
+_INTEGER = ("UBIGINT", "BIGINT")
+_NUMBER = ("UBIGINT", "BIGINT", "DOUBLE")
+_UTC_TIMESTAMP = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?Z?"  # DuckDB ignores other offsets
+_NUMBERS_ONLY = r"\[[-+0-9.eE, ]*\]"
+_VALIDATORS = (AfterValidator, BeforeValidator, PlainValidator, WrapValidator)
+
+
+DOUBT = "spooled line the bulk guard cannot vouch for"
+
+
+class Doubt(Exception):
+    """A line the guard cannot vouch for: the segment takes the per-line path."""
+
+
+class Unsupported(Exception):
+    """A field shape the guard cannot check in SQL: lines of that kind take the per-line path."""
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _check(schema: dict[str, Any], defs: dict[str, Any], v: str) -> str:
+    """SQL that is true when the JSON value `v` surely satisfies `schema` (else Unsupported)."""
+    if "$ref" in schema:
+        return _check(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, v)
+    if "anyOf" in schema:
+        return "(" + " OR ".join(_check(branch, defs, v) for branch in schema["anyOf"]) + ")"
+    kind = schema.get("type")
+    terms: list[str]
+    if kind == "null":  # a JSON null in the map reads as SQL NULL
+        return f"{v} IS NULL"
+    if kind == "boolean":
+        return f"json_type({v}) = 'BOOLEAN'"
+    if kind in ("integer", "number"):
+        value = f"CAST({v} AS {'HUGEINT' if kind == 'integer' else 'DOUBLE'})"
+        terms = [f"json_type({v}) IN {_INTEGER if kind == 'integer' else _NUMBER}"]
+        if kind == "number":
+            terms.append(f"isfinite({value})")
+        for key, op in (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">"), ("exclusiveMaximum", "<")):
+            if key in schema:
+                terms.append(f"{value} {op} {schema[key]!r}")
+        return "(" + " AND ".join(terms) + ")"
+    if kind == "string":
+        text = f"({v}->>'$')"
+        terms = [f"json_type({v}) = 'VARCHAR'"]
+        if "enum" in schema:
+            terms.append(f"{text} IN ({', '.join(_quote(str(e)) for e in schema['enum'])})")
+        if schema.get("format") == "date-time":
+            terms.append(f"regexp_full_match({text}, {_quote(_UTC_TIMESTAMP)})")
+        elif "format" in schema or "pattern" in schema:
+            raise Unsupported(schema)
+        if "minLength" in schema:
+            terms.append(f"length({text}) >= {int(schema['minLength'])}")
+        if "maxLength" in schema:
+            terms.append(f"length({text}) <= {int(schema['maxLength'])}")
+        return "(" + " AND ".join(terms) + ")"
+    if kind == "object" and set(schema) <= {"type", "title", "description", "additionalProperties"}:
+        return f"json_type({v}) = 'OBJECT'"  # free-form (metadata): NaN and NUL are refused line-wide
+    if kind == "array" and schema.get("items", {}).get("type") == "number" and "maxItems" not in schema:
+        items = schema["items"]
+        terms = [f"regexp_full_match(CAST({v} AS VARCHAR), {_quote(_NUMBERS_ONLY)})"]
+        bounds = [f"x {op} {items[key]!r}" for key, op in (("minimum", ">="), ("maximum", "<=")) if key in items]
+        if bounds:
+            terms.append(f"list_bool_and(list_transform(CAST({v} AS DOUBLE[]), lambda x: {' AND '.join(bounds)}))")
+        return "(" + " AND ".join(terms) + ")"
+    raise Unsupported(schema)
+
+
+@functools.cache
+def guard(model: type[BaseModel], length: int | None = None) -> str:
+    """A SQL predicate over `data` (MAP(VARCHAR, JSON)) true when the model would take the line as
+    it is (raises Unsupported when it cannot say); `length` is the stored embedding size, if any."""
+    ids = id_fields(model)
+    for name, info in model.model_fields.items():
+        if name not in ids and any(isinstance(m, _VALIDATORS) for m in info.metadata):
+            raise Unsupported(f"{name} has a validator")
+    decorators = model.__pydantic_decorators__
+    checks = set(decorators.model_validators) | set(decorators.field_validators) | set(decorators.validators)
+    if checks - {"_sanitise"}:  # a rule the JSON schema does not show (cleaning is guarded line-wide)
+        raise Unsupported(f"validators {sorted(checks)}")
+    schema = model.model_json_schema()
+    if schema.get("additionalProperties") is not False:
+        raise Unsupported("extra keys allowed")
+    defs = schema.get("$defs", {})
+    fields = sorted(schema["properties"])
+    terms = [f"list_sort(map_keys(data)) = [{', '.join(_quote(f) for f in fields)}]"]
+    for name, field_schema in schema["properties"].items():
+        value = f"data[{_quote(name)}]"
+        terms.append(_check(field_schema, defs, value))
+        if name in ids:  # not blank: a printable ASCII character is enough to be sure
+            terms.append(f"regexp_matches({value}->>'$', '[!-~]')")
+        if name == "embedding" and length is not None:  # another size is stored as NULL: per-line path
+            terms.append(f"({value} IS NULL OR json_array_length({value}) = {length})")
+    # anywhere in the line: no NUL (the model cleans it), no bare NaN/Infinity (free-form values)
+    terms.append("NOT list_bool_or(list_transform(map_values(data), "
+                 "lambda x: coalesce(contains(CAST(x AS VARCHAR), '\\u0000') OR regexp_matches(CAST(x AS VARCHAR), 'NaN|Infinity'), "
+                 "false)))")
+    return " AND ".join(terms)
+
+
+def columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    """Column name -> type, as the table has them now (a later migration's columns included)."""
+    return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {_ident(table)})").fetchall())
+
+
+def projection(model: type[BaseModel], table_columns: dict[str, str]) -> str:
+    """The SELECT list turning the map of JSON values into the table's columns (by name): the model's
+    fields the table has; a column the model lacks keeps its default."""
+    parts = []
+    for name in model.model_fields:
+        if name not in table_columns:
+            continue
+        kind = table_columns[name]
+        value = f"data[{_quote(name)}]"
+        expression = f"{value}->>'$'" if kind == "VARCHAR" else value if kind == "JSON" else f"CAST({value} AS {kind})"
+        parts.append(f"{expression} AS {_ident(name)}")
+    return ", ".join(parts)
+
+
+def read_segment(con: duckdb.DuckDBPyConnection, path: str) -> None:
+    """The segment as the temporary table `spooled(kind, data)`; raises on anything DuckDB cannot read."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE spooled AS SELECT kind, data FROM read_json(?, format='newline_delimited', "
+        "columns={'kind': 'VARCHAR', 'data': 'MAP(VARCHAR, JSON)'}, ignore_errors=false)",
+        [path],
+    )
+
+
+def kinds_present(con: duckdb.DuckDBPyConnection) -> dict[str | None, int]:
+    return dict(con.execute("SELECT kind, count(*) FROM spooled GROUP BY kind").fetchall())
+
+
+def unique_ids(con: duckdb.DuckDBPyConnection, kind: str, key: str) -> bool:
+    """No id appears twice among the lines of `kind` (the per-line path keeps the last of them)."""
+    (ids, rows) = con.execute(
+        f"SELECT count(DISTINCT data[{_quote(key)}]), count(*) FROM spooled WHERE kind = ?", [kind]
+    ).fetchone()
+    return ids == rows
+
+
+def insert(con: duckdb.DuckDBPyConnection, kind: str, table: str, key: str, select: str, predicate: str) -> int:
+    """Insert the lines of `kind` whose id the table lacks (anti join, inside the caller's
+    transaction); returns the rows added. A line failing `predicate` raises `Doubt` from inside
+    the statement (DuckDB's `error()`), so the guard costs no pass of its own."""
+    try:
+        (added,) = con.execute(
+            f"INSERT INTO {_ident(table)} BY NAME SELECT staged.* FROM (SELECT {select} FROM spooled WHERE kind = ? "
+            f"AND (coalesce({predicate}, false) OR error({_quote(DOUBT)}))) AS staged "
+            f"ANTI JOIN {_ident(table)} AS stored ON stored.{_ident(key)} = staged.{_ident(key)}",
+            [kind],
+        ).fetchone()
+    except duckdb.InvalidInputException as exc:
+        if DOUBT in str(exc):
+            raise Doubt from exc
+        raise
+    return added
+
+
+def drop(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP TABLE IF EXISTS spooled")
+
+
