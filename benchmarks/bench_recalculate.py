@@ -14,12 +14,14 @@ Synthetic executions are generated inside DuckDB (20 targets, 12 task types, 6 c
                          in use), and copies with the ids as UUIDs and without the id columns
   ingestion              records spooled as routed calls spool them, then `DuckDBStore.ingest()` into the
                          store at schema 9 and after migration 10; then the same segment again (all
-                         duplicates), as a retried ingest sees it
+                         duplicates), as a retried ingest sees it; beside it the per-line path alone
+                         (the code before the bulk load) and the bare `INSERT ... SELECT FROM read_json`
   pandas baseline        the recalculation's aggregates done by loading the rows into pandas instead
 
 Aims: full recalculation of 10M under 10 s, summary queries under 50 ms p95, <= 120 bytes per execution.
 
     python benchmarks/bench_recalculate.py [--quick]      (--quick: 100k only, under a minute)
+    python benchmarks/bench_recalculate.py --ingest [--quick]   (ingestion only, into an empty store)
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ from pathlib import Path
 import duckdb
 from common import report
 
-from blocks.store import DuckDBStore
+from blocks.store import DuckDBStore, IngestReport
+from blocks.store import store as store_module
 from blocks.store.snapshots import publish
 from blocks.store.stats import recalculate
 from blocks.store.summaries import Summary, rebuild
@@ -174,26 +177,74 @@ def spool(directory: Path, count: int) -> Path:
     return spooler.spool_path
 
 
-def ingestion(store: DuckDBStore, spooled: Path, repeat: int = 3) -> tuple[float, float]:
-    """Median rows per second of `store.ingest()` over the spooled segments, new and then all duplicates;
-    each repeat on a fresh copy of the store's file."""
+def bare_load(store: DuckDBStore) -> int:
+    """The issue's baseline: DuckDB alone inserting each segment (`INSERT ... SELECT FROM read_json`, typed
+    by the table, with the anti join on the id), no validation at all; returns the rows added."""
+    added = 0
+    with store.connect() as con:
+        columns = con.execute("SELECT column_name, column_type FROM (DESCRIBE executions)").fetchall()
+        struct = "STRUCT(" + ", ".join(f'"{name}" {kind}' for name, kind in columns) + ")"
+        for segment in sorted(store.spool_path.glob("*.jsonl")):
+            added += con.execute(
+                "INSERT INTO executions BY NAME SELECT s.* FROM (SELECT unnest(data) FROM read_json(?, "
+                f"format='newline_delimited', columns={{'kind': 'VARCHAR', 'data': '{struct}'}})) AS s "
+                "ANTI JOIN executions AS e ON e.execution_id = s.execution_id",
+                [str(segment)],
+            ).fetchone()[0]
+            segment.unlink()
+    return added
+
+
+def ingestion(store: DuckDBStore, spooled: Path, repeat: int = 3) -> dict[str, tuple[float, float]]:
+    """Median rows per second over the spooled segments, new and then all duplicates, each repeat on a
+    fresh copy of the store's file, three ways in turn: `store.ingest()` (DuckDB loads a segment
+    behind its guard), the per-line path alone (Python validates every line: the code before), and
+    the bare `INSERT ... SELECT FROM read_json` baseline."""
     original = store.path.with_name("ingest-original.duckdb")
     shutil.copy(store.path, original)
-    rates: list[tuple[float, float]] = []
+    ways = {
+        "ingest()": lambda: store.ingest(),
+        "per-line path (before)": lambda: _per_line(store),
+        "bare read_json insert": lambda: bare_load(store),
+    }
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
     for _ in range(repeat):
-        shutil.copy(original, store.path)
-        pair = []
-        for _ in range(2):
-            shutil.copytree(spooled, store.spool_path, dirs_exist_ok=True)
-            count = sum(1 for segment in store.spool_path.glob("*.jsonl") for _ in segment.open())
-            started = time.perf_counter()
-            report = store.ingest()
-            seconds = time.perf_counter() - started
-            assert report.executions + report.duplicates == count and not report.rejected, report
-            pair.append(count / seconds)
-        rates.append((pair[0], pair[1]))
+        for name, load in ways.items():
+            shutil.copy(original, store.path)
+            pair = []
+            for _ in range(2):
+                shutil.copytree(spooled, store.spool_path, dirs_exist_ok=True)
+                count = sum(1 for segment in store.spool_path.glob("*.jsonl") for _ in segment.open())
+                started = time.perf_counter()
+                result = load()
+                seconds = time.perf_counter() - started
+                if isinstance(result, IngestReport):
+                    assert result.executions + result.duplicates == count and not result.rejected, result
+                pair.append(count / seconds)
+            rates[name].append((pair[0], pair[1]))
     original.unlink()
-    return statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)
+    return {name: (statistics.median(r[0] for r in pairs), statistics.median(r[1] for r in pairs))
+            for name, pairs in rates.items()}  # fmt: skip
+
+
+def _per_line(store: DuckDBStore) -> IngestReport:
+    real = store_module._bulk_load
+    store_module._bulk_load = lambda *args: None
+    try:
+        return store.ingest()
+    finally:
+        store_module._bulk_load = real
+
+
+def ingestion_rows(label: str, schema: str, measured: dict[str, tuple[float, float]]) -> list[dict]:
+    bare_new, bare_again = measured["bare read_json insert"]
+    rows = []
+    for name, (new, again) in measured.items():
+        rows.append(row(label, f"{name}: new rows, {schema}", new, "rows/s, median of 3",
+                        f"{new / bare_new:.2f}x of bare"))
+        rows.append(row(label, f"{name}: duplicates, {schema}", again, "rows/s, median of 3",
+                        f"{again / bare_again:.2f}x of bare"))  # fmt: skip
+    return rows
 
 
 def pandas_baseline(con: duckdb.DuckDBPyConnection) -> None:
@@ -236,9 +287,7 @@ def migrated(n: int, label: str, path: Path, spooled: Path) -> tuple[DuckDBStore
                            (f"{head}, blocks in use", in_use))
     ]  # fmt: skip
     rows.append(row(label, f"migration to {head} (incl. compaction)", migration_s * 1000, "ms"))
-    for schema, (new, again) in (("schema 9", ingest_9), (head, ingest_head)):
-        rows.append(row(label, f"ingest new rows, {schema}", new, "rows/s, median of 3"))
-        rows.append(row(label, f"ingest duplicates, {schema}", again, "rows/s, median of 3"))
+    rows += ingestion_rows(label, "schema 9", ingest_9) + ingestion_rows(label, head, ingest_head)
     return store, rows
 
 
@@ -289,6 +338,17 @@ def measure(n: int, label: str, directory: Path, dashboards: bool, spooled: Path
     return rows
 
 
+def ingest_only(quick: bool) -> None:
+    """Ingestion alone, into a fresh store at the latest schema (`--ingest`)."""
+    with tempfile.TemporaryDirectory() as directory:
+        spooled = spool(Path(directory) / "spool-source", 2_000 if quick else 10_000)
+        store = DuckDBStore(database=str(Path(directory) / "ingest.duckdb"))
+        head = f"schema {store.current_version()}"
+        rows = ingestion_rows("empty", head, ingestion(store, spooled))
+    report("ingest", "Ingestion of spooled executions, three ways, same segments, same process", rows,
+           notes=f"{2_000 if quick else 10_000:,} spooled executions in one segment (as routed calls spool them).")
+
+
 def main(quick: bool) -> None:
     sizes = [(100_000, "100k")] + ([] if quick else [(1_000_000, "1M"), (10_000_000, "10M")])
     rows = []
@@ -307,4 +367,7 @@ def main(quick: bool) -> None:
 
 
 if __name__ == "__main__":
-    main("--quick" in sys.argv)
+    if "--ingest" in sys.argv:
+        ingest_only("--quick" in sys.argv)
+    else:
+        main("--quick" in sys.argv)

@@ -15,6 +15,7 @@ Column lists come from the table (DESCRIBE) and the model's fields, never from a
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 import duckdb
@@ -22,8 +23,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, PlainValidator,
 
 from routing.models import id_fields
 
-_INTEGER = ("UBIGINT", "BIGINT")
-_NUMBER = ("UBIGINT", "BIGINT", "DOUBLE")
+_JSON_INTEGER = r"-?[0-9]+"
+_JSON_NUMBER = r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?"
 _UTC_TIMESTAMP = r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d{1,6})?Z?"  # DuckDB ignores other offsets
 _NUMBERS_ONLY = r"\[[-+0-9.eE, ]*\]"
 _VALIDATORS = (AfterValidator, BeforeValidator, PlainValidator, WrapValidator)
@@ -49,20 +50,26 @@ def _ident(name: str) -> str:
 
 
 def _check(schema: dict[str, Any], defs: dict[str, Any], v: str) -> str:
-    """SQL that is true when the JSON value `v` surely satisfies `schema` (else Unsupported)."""
+    """SQL that is true when the JSON value `v` surely satisfies `schema` (else Unsupported).
+
+    Tests work on the value's JSON text (`raw`, free to read) rather than parsing it again: DuckDB
+    writes strings back with only control characters, quotes and backslashes escaped, so a string's
+    text is never shorter than the string and a NUL shows as `\\u0000`.
+    """
     if "$ref" in schema:
         return _check(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, v)
     if "anyOf" in schema:
         return "(" + " OR ".join(_check(branch, defs, v) for branch in schema["anyOf"]) + ")"
     kind = schema.get("type")
+    raw = f"CAST({v} AS VARCHAR)"
     terms: list[str]
     if kind == "null":  # a JSON null in the map reads as SQL NULL
         return f"{v} IS NULL"
     if kind == "boolean":
-        return f"json_type({v}) = 'BOOLEAN'"
+        return f"{raw} IN ('true', 'false')"
     if kind in ("integer", "number"):
-        value = f"CAST({v} AS {'HUGEINT' if kind == 'integer' else 'DOUBLE'})"
-        terms = [f"json_type({v}) IN {_INTEGER if kind == 'integer' else _NUMBER}"]
+        value = f"CAST({raw} AS {'HUGEINT' if kind == 'integer' else 'DOUBLE'})"
+        terms = [f"regexp_full_match({raw}, {_quote(_JSON_INTEGER if kind == 'integer' else _JSON_NUMBER)})"]
         if kind == "number":
             terms.append(f"isfinite({value})")
         for key, op in (("minimum", ">="), ("maximum", "<="), ("exclusiveMinimum", ">"), ("exclusiveMaximum", "<")):
@@ -70,24 +77,27 @@ def _check(schema: dict[str, Any], defs: dict[str, Any], v: str) -> str:
                 terms.append(f"{value} {op} {schema[key]!r}")
         return "(" + " AND ".join(terms) + ")"
     if kind == "string":
-        text = f"({v}->>'$')"
-        terms = [f"json_type({v}) = 'VARCHAR'"]
+        terms = [f"starts_with({raw}, '\"')", f"NOT contains({raw}, '\\u0000')"]
         if "enum" in schema:
-            terms.append(f"{text} IN ({', '.join(_quote(str(e)) for e in schema['enum'])})")
+            terms.append(f"{raw} IN ({', '.join(_quote(json.dumps(str(e))) for e in schema['enum'])})")
         if schema.get("format") == "date-time":
-            terms.append(f"regexp_full_match({text}, {_quote(_UTC_TIMESTAMP)})")
+            terms.append(f"regexp_full_match({raw}, {_quote(chr(34) + _UTC_TIMESTAMP + chr(34))})")
         elif "format" in schema or "pattern" in schema:
             raise Unsupported(schema)
-        if "minLength" in schema:
-            terms.append(f"length({text}) >= {int(schema['minLength'])}")
+        if schema.get("minLength", 0) > 1:
+            terms.append(f"length({v}->>'$') >= {int(schema['minLength'])}")
+        elif schema.get("minLength") == 1:
+            terms.append(f"{raw} <> '\"\"'")
         if "maxLength" in schema:
-            terms.append(f"length({text}) <= {int(schema['maxLength'])}")
+            terms.append(f"length({raw}) - 2 <= {int(schema['maxLength'])}")
         return "(" + " AND ".join(terms) + ")"
     if kind == "object" and set(schema) <= {"type", "title", "description", "additionalProperties"}:
-        return f"json_type({v}) = 'OBJECT'"  # free-form (metadata): NaN and NUL are refused line-wide
+        # free-form (metadata): the model turns NaN into None and cleans NUL, so neither may appear
+        return (f"(starts_with({raw}, '{{') AND NOT contains({raw}, '\\u0000') "
+                f"AND NOT regexp_matches({raw}, 'NaN|Infinity'))")
     if kind == "array" and schema.get("items", {}).get("type") == "number" and "maxItems" not in schema:
         items = schema["items"]
-        terms = [f"regexp_full_match(CAST({v} AS VARCHAR), {_quote(_NUMBERS_ONLY)})"]
+        terms = [f"regexp_full_match({raw}, {_quote(_NUMBERS_ONLY)})"]
         bounds = [f"x {op} {items[key]!r}" for key, op in (("minimum", ">="), ("maximum", "<=")) if key in items]
         if bounds:
             terms.append(f"list_bool_and(list_transform(CAST({v} AS DOUBLE[]), lambda x: {' AND '.join(bounds)}))")
@@ -97,8 +107,8 @@ def _check(schema: dict[str, Any], defs: dict[str, Any], v: str) -> str:
 
 @functools.cache
 def guard(model: type[BaseModel], length: int | None = None) -> str:
-    """A SQL predicate over `data` (MAP(VARCHAR, JSON)) true when the model would take the line as
-    it is (raises Unsupported when it cannot say); `length` is the stored embedding size, if any."""
+    """A SQL predicate over `fields(model)` true when the model would take the line as it is (raises
+    Unsupported when it cannot say); `length` is the stored embedding size, if any."""
     ids = id_fields(model)
     for name, info in model.model_fields.items():
         if name not in ids and any(isinstance(m, _VALIDATORS) for m in info.metadata):
@@ -112,24 +122,26 @@ def guard(model: type[BaseModel], length: int | None = None) -> str:
         raise Unsupported("extra keys allowed")
     defs = schema.get("$defs", {})
     fields = sorted(schema["properties"])
-    terms = [f"list_sort(map_keys(data)) = [{', '.join(_quote(f) for f in fields)}]"]
+    terms = [f"list_sort(_keys) = [{', '.join(_quote(f) for f in fields)}]"]
     for name, field_schema in schema["properties"].items():
-        value = f"data[{_quote(name)}]"
+        value = _ident(name)
         terms.append(_check(field_schema, defs, value))
         if name in ids:  # not blank: a printable ASCII character is enough to be sure
             terms.append(f"regexp_matches({value}->>'$', '[!-~]')")
         if name == "embedding" and length is not None:  # another size is stored as NULL: per-line path
             terms.append(f"({value} IS NULL OR json_array_length({value}) = {length})")
-    # anywhere in the line: no NUL (the model cleans it), no bare NaN/Infinity (free-form values)
-    terms.append("NOT list_bool_or(list_transform(map_values(data), "
-                 "lambda x: coalesce(contains(CAST(x AS VARCHAR), '\\u0000') OR regexp_matches(CAST(x AS VARCHAR), 'NaN|Infinity'), "
-                 "false)))")
     return " AND ".join(terms)
 
 
 def columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     """Column name -> type, as the table has them now (a later migration's columns included)."""
     return dict(con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {_ident(table)})").fetchall())
+
+
+def fields(model: type[BaseModel]) -> str:
+    """The lines' keys and each field's JSON value as a column of its own, looked up in the map once
+    (the guard and the projection read each several times)."""
+    return ", ".join(["map_keys(data) AS _keys"] + [f"data[{_quote(n)}] AS {_ident(n)}" for n in model.model_fields])
 
 
 def projection(model: type[BaseModel], table_columns: dict[str, str]) -> str:
@@ -140,7 +152,7 @@ def projection(model: type[BaseModel], table_columns: dict[str, str]) -> str:
         if name not in table_columns:
             continue
         kind = table_columns[name]
-        value = f"data[{_quote(name)}]"
+        value = _ident(name)
         expression = f"{value}->>'$'" if kind == "VARCHAR" else value if kind == "JSON" else f"CAST({value} AS {kind})"
         parts.append(f"{expression} AS {_ident(name)}")
     return ", ".join(parts)
@@ -167,14 +179,17 @@ def unique_ids(con: duckdb.DuckDBPyConnection, kind: str, key: str) -> bool:
     return ids == rows
 
 
-def insert(con: duckdb.DuckDBPyConnection, kind: str, table: str, key: str, select: str, predicate: str) -> int:
+def insert(
+    con: duckdb.DuckDBPyConnection, kind: str, table: str, key: str, columns: str, select: str, predicate: str
+) -> int:
     """Insert the lines of `kind` whose id the table lacks (anti join, inside the caller's
-    transaction); returns the rows added. A line failing `predicate` raises `Doubt` from inside
+    transaction), reading `columns` (`fields()`); returns the rows added. A line failing `predicate` raises `Doubt` from inside
     the statement (DuckDB's `error()`), so the guard costs no pass of its own."""
     try:
         (added,) = con.execute(
-            f"INSERT INTO {_ident(table)} BY NAME SELECT staged.* FROM (SELECT {select} FROM spooled WHERE kind = ? "
-            f"AND (coalesce({predicate}, false) OR error({_quote(DOUBT)}))) AS staged "
+            f"INSERT INTO {_ident(table)} BY NAME SELECT staged.* FROM (SELECT {select} FROM "
+            f"(SELECT {columns} FROM spooled WHERE kind = ?) WHERE coalesce({predicate}, false) OR error({_quote(DOUBT)})) "
+            "AS staged "
             f"ANTI JOIN {_ident(table)} AS stored ON stored.{_ident(key)} = staged.{_ident(key)}",
             [kind],
         ).fetchone()
