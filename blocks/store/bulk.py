@@ -183,15 +183,17 @@ def insert(
     con: duckdb.DuckDBPyConnection, kind: str, table: str, key: str, columns: str, select: str, predicate: str
 ) -> int:
     """Insert the lines of `kind` whose id the table lacks (anti join, inside the caller's
-    transaction), reading `columns` (`fields()`); returns the rows added. A line failing `predicate` raises `Doubt` from inside
-    the statement (DuckDB's `error()`), so the guard costs no pass of its own."""
+    transaction), reading `columns` (`fields()`); returns the rows added. A line failing `predicate` raises
+    `Doubt` from inside the statement (DuckDB's `error()` in a CASE, which evaluates it for that line
+    only, whatever order the optimizer gives the filters), so the guard costs no pass of its own."""
     try:
         (added,) = con.execute(
             f"INSERT INTO {_ident(table)} BY NAME SELECT staged.* FROM (SELECT {select} FROM "
-            f"(SELECT {columns} FROM spooled WHERE kind = ?) WHERE coalesce({predicate}, false) OR error({_quote(DOUBT)})) "
-            "AS staged "
+            f"(SELECT kind, {columns} FROM spooled WHERE kind = $kind) "
+            f"WHERE CASE WHEN kind IS DISTINCT FROM $kind THEN false WHEN coalesce({predicate}, false) THEN true "
+            f"ELSE error({_quote(DOUBT)}) END) AS staged "
             f"ANTI JOIN {_ident(table)} AS stored ON stored.{_ident(key)} = staged.{_ident(key)}",
-            [kind],
+            {"kind": kind},
         ).fetchone()
     except duckdb.InvalidInputException as exc:
         if DOUBT in str(exc):

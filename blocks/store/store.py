@@ -12,6 +12,7 @@ rows are committed. No record can block it: what the tables refuse is kept aside
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -46,6 +47,7 @@ from routing.errors import StoreError, StoreLockedError
 from routing.models import Decision, ExecutionRecord, QueuedTask
 from routing.validation import describe
 
+logger = logging.getLogger("adaptive_router.store")
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
 _INGESTING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
@@ -490,7 +492,10 @@ def _bulk_load(con: duckdb.DuckDBPyConnection, database: Path, segment: Path, re
         return None
     except _ENVIRONMENT_ERRORS as exc:
         raise _environment_failure(database, exc) from exc
-    except duckdb.Error:
+    except (duckdb.BinderException, duckdb.ParserException, duckdb.CatalogException) as exc:
+        logger.warning("bulk load of %s fell back to the per-line path: %s", segment.name, exc)  # ours, not the data's
+        return None
+    except duckdb.Error:  # the data: DuckDB's reader or the table refused a line
         return None
     for kind, (rows, count) in added.items():
         _count(report, kind, rows, count)
