@@ -63,12 +63,12 @@ def _check(schema: dict[str, Any], defs: dict[str, Any], v: str) -> str:
     kind = schema.get("type")
     raw = f"CAST({v} AS VARCHAR)"
     terms: list[str]
-    if kind == "null":  # a JSON null in the map reads as SQL NULL
-        return f"{v} IS NULL"
+    if kind == "null":
+        return f"{raw} = 'null'"
     if kind == "boolean":
         return f"{raw} IN ('true', 'false')"
     if kind in ("integer", "number"):
-        value = f"CAST({raw} AS {'HUGEINT' if kind == 'integer' else 'DOUBLE'})"
+        value = f"TRY_CAST({raw} AS {'HUGEINT' if kind == 'integer' else 'DOUBLE'})"
         terms = [f"regexp_full_match({raw}, {_quote(_JSON_INTEGER if kind == 'integer' else _JSON_NUMBER)})"]
         if kind == "number":
             terms.append(f"isfinite({value})")
@@ -100,7 +100,7 @@ def _check(schema: dict[str, Any], defs: dict[str, Any], v: str) -> str:
         terms = [f"regexp_full_match({raw}, {_quote(_NUMBERS_ONLY)})"]
         bounds = [f"x {op} {items[key]!r}" for key, op in (("minimum", ">="), ("maximum", "<=")) if key in items]
         if bounds:
-            terms.append(f"list_bool_and(list_transform(CAST({v} AS DOUBLE[]), lambda x: {' AND '.join(bounds)}))")
+            terms.append(f"list_bool_and(list_transform(TRY_CAST({v} AS DOUBLE[]), lambda x: {' AND '.join(bounds)}))")
         return "(" + " AND ".join(terms) + ")"
     raise Unsupported(schema)
 
@@ -129,7 +129,7 @@ def guard(model: type[BaseModel], length: int | None = None) -> str:
         if name in ids:  # not blank: a printable ASCII character is enough to be sure
             terms.append(f"regexp_matches({value}->>'$', '[!-~]')")
         if name == "embedding" and length is not None:  # another size is stored as NULL: per-line path
-            terms.append(f"({value} IS NULL OR json_array_length({value}) = {length})")
+            terms.append(f"(CAST({value} AS VARCHAR) = 'null' OR json_array_length({value}) = {length})")
     return " AND ".join(terms)
 
 
@@ -139,13 +139,18 @@ def columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
 
 
 def fields(model: type[BaseModel]) -> str:
-    """The lines' keys and each field's JSON value as a column of its own, looked up in the map once
-    (the guard and the projection read each several times)."""
-    return ", ".join(["map_keys(data) AS _keys"] + [f"data[{_quote(n)}] AS {_ident(n)}" for n in model.model_fields])
+    """The line's keys and each field's JSON value (SQL NULL when absent) as a column of its own, each
+    found by one parse of the line (`json_keys`, one multi-path `json_extract`) for the guard and the
+    projection to read as often as they need."""
+    names = list(model.model_fields)
+    paths = ", ".join(_quote("$." + json.dumps(n)) for n in names)
+    return ", ".join(["_keys"] + [f"_values[{i}] AS {_ident(n)}" for i, n in enumerate(names, start=1)]) + (
+        f" FROM (SELECT kind, json_keys(data) AS _keys, json_extract(data, [{paths}]) AS _values FROM spooled)"
+    )
 
 
 def projection(model: type[BaseModel], table_columns: dict[str, str]) -> str:
-    """The SELECT list turning the map of JSON values into the table's columns (by name): the model's
+    """The SELECT list turning the fields' JSON values into the table's columns (by name): the model's
     fields the table has; a column the model lacks keeps its default."""
     parts = []
     for name in model.model_fields:
@@ -153,7 +158,12 @@ def projection(model: type[BaseModel], table_columns: dict[str, str]) -> str:
             continue
         kind = table_columns[name]
         value = _ident(name)
-        expression = f"{value}->>'$'" if kind == "VARCHAR" else value if kind == "JSON" else f"CAST({value} AS {kind})"
+        if kind == "VARCHAR":
+            expression = f"{value}->>'$'"
+        elif kind == "JSON":
+            expression = f"nullif(CAST({value} AS VARCHAR), 'null')::JSON"
+        else:
+            expression = f"CAST({value} AS {kind})"
         parts.append(f"{expression} AS {_ident(name)}")
     return ", ".join(parts)
 
@@ -162,7 +172,7 @@ def read_segment(con: duckdb.DuckDBPyConnection, path: str) -> None:
     """The segment as the temporary table `spooled(kind, data)`; raises on anything DuckDB cannot read."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE spooled AS SELECT kind, data FROM read_json(?, format='newline_delimited', "
-        "columns={'kind': 'VARCHAR', 'data': 'MAP(VARCHAR, JSON)'}, ignore_errors=false)",
+        "columns={'kind': 'VARCHAR', 'data': 'JSON'}, ignore_errors=false)",
         [path],
     )
 
@@ -174,7 +184,8 @@ def kinds_present(con: duckdb.DuckDBPyConnection) -> dict[str | None, int]:
 def unique_ids(con: duckdb.DuckDBPyConnection, kind: str, key: str) -> bool:
     """No id appears twice among the lines of `kind` (the per-line path keeps the last of them)."""
     (ids, rows) = con.execute(
-        f"SELECT count(DISTINCT data[{_quote(key)}]), count(*) FROM spooled WHERE kind = ?", [kind]
+        f"SELECT count(DISTINCT json_extract(data, {_quote('$.' + json.dumps(key))})), count(*) FROM spooled "
+        "WHERE kind = ?", [kind]
     ).fetchone()
     return ids == rows
 
@@ -189,7 +200,7 @@ def insert(
     try:
         (added,) = con.execute(
             f"INSERT INTO {_ident(table)} BY NAME SELECT staged.* FROM (SELECT {select} FROM "
-            f"(SELECT kind, {columns} FROM spooled WHERE kind = $kind) "
+            f"(SELECT kind, {columns} WHERE kind = $kind) "
             f"WHERE CASE WHEN kind IS DISTINCT FROM $kind THEN false WHEN coalesce({predicate}, false) THEN true "
             f"ELSE error({_quote(DOUBT)}) END) AS staged "
             f"ANTI JOIN {_ident(table)} AS stored ON stored.{_ident(key)} = staged.{_ident(key)}",
