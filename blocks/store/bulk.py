@@ -149,23 +149,22 @@ def fields(model: type[BaseModel]) -> str:
     )
 
 
+def _converted(name: str, kind: str, source: str = "staged") -> str:
+    """SQL turning the field's JSON value (a column of `source`) into a value of the column's type."""
+    value = f"{source}.{_ident(name)}"
+    if kind == "VARCHAR":
+        return f"{value}->>'$'"
+    if kind == "JSON":
+        return f"nullif(CAST({value} AS VARCHAR), 'null')::JSON"
+    return f"CAST({value} AS {kind})"
+
+
 def projection(model: type[BaseModel], table_columns: dict[str, str]) -> str:
     """The SELECT list turning the fields' JSON values into the table's columns (by name): the model's
     fields the table has; a column the model lacks keeps its default."""
-    parts = []
-    for name in model.model_fields:
-        if name not in table_columns:
-            continue
-        kind = table_columns[name]
-        value = _ident(name)
-        if kind == "VARCHAR":
-            expression = f"{value}->>'$'"
-        elif kind == "JSON":
-            expression = f"nullif(CAST({value} AS VARCHAR), 'null')::JSON"
-        else:
-            expression = f"CAST({value} AS {kind})"
-        parts.append(f"{expression} AS {_ident(name)}")
-    return ", ".join(parts)
+    return ", ".join(
+        f"{_converted(name, table_columns[name])} AS {_ident(name)}" for name in model.model_fields if name in table_columns
+    )
 
 
 def read_segment(con: duckdb.DuckDBPyConnection, path: str) -> None:
@@ -191,19 +190,21 @@ def unique_ids(con: duckdb.DuckDBPyConnection, kind: str, key: str) -> bool:
 
 
 def insert(
-    con: duckdb.DuckDBPyConnection, kind: str, table: str, key: str, columns: str, select: str, predicate: str
+    con: duckdb.DuckDBPyConnection, kind: str, table: str, key: str, model: type[BaseModel], predicate: str
 ) -> int:
     """Insert the lines of `kind` whose id the table lacks (anti join, inside the caller's
-    transaction), reading `columns` (`fields()`); returns the rows added. A line failing `predicate` raises
-    `Doubt` from inside the statement (DuckDB's `error()` in a CASE, which evaluates it for that line
-    only, whatever order the optimizer gives the filters), so the guard costs no pass of its own."""
+    transaction); returns the rows added. A line failing `predicate` raises `Doubt` from inside the
+    statement (DuckDB's `error()` in a CASE, which evaluates it for that line only, whatever order
+    the optimizer gives the filters), so the guard costs no pass of its own. Every line is guarded,
+    duplicates too (the per-line path refuses a bad duplicate as well); only new rows are converted."""
+    table_columns = columns(con, table)
     try:
         (added,) = con.execute(
-            f"INSERT INTO {_ident(table)} BY NAME SELECT staged.* FROM (SELECT {select} FROM "
-            f"(SELECT kind, {columns} WHERE kind = $kind) "
+            f"INSERT INTO {_ident(table)} BY NAME SELECT {projection(model, table_columns)} FROM "
+            f"(SELECT * FROM (SELECT kind, {fields(model)} WHERE kind = $kind) "
             f"WHERE CASE WHEN kind IS DISTINCT FROM $kind THEN false WHEN coalesce({predicate}, false) THEN true "
             f"ELSE error({_quote(DOUBT)}) END) AS staged "
-            f"ANTI JOIN {_ident(table)} AS stored ON stored.{_ident(key)} = staged.{_ident(key)}",
+            f"ANTI JOIN {_ident(table)} AS stored ON stored.{_ident(key)} = {_converted(key, table_columns[key])}",
             {"kind": kind},
         ).fetchone()
     except duckdb.InvalidInputException as exc:

@@ -484,8 +484,7 @@ def _bulk_load(con: duckdb.DuckDBPyConnection, database: Path, segment: Path, re
                         continue
                     if not bulk.unique_ids(con, kind, key):
                         raise bulk.Doubt
-                    select = bulk.projection(model, bulk.columns(con, table))
-                    added[kind] = (bulk.insert(con, kind, table, key, bulk.fields(model), select, predicate), count)
+                    added[kind] = (bulk.insert(con, kind, table, key, model, predicate), count)
         finally:
             bulk.drop(con)
     except bulk.Doubt:

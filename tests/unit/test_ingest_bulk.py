@@ -140,3 +140,13 @@ def test_a_column_the_model_lacks_keeps_its_default_and_the_load_stays_in_sql(st
         store.record_execution(record(1))
     assert store.ingest().executions == 1 and per_line == []
     assert store.query("SELECT weight FROM executions") == [{"weight": 1.0}]
+
+
+def test_a_bad_line_repeating_a_stored_id_is_still_refused(store: DuckDBStore, per_line: list) -> None:
+    """The guard sees every line, duplicates too: the per-line path refuses a bad duplicate as well."""
+    with store:
+        store.record_execution(record(1))
+    store.ingest()
+    spool_lines(store, [line(record(1).model_dump(mode="json") | {"surprise": 1})])
+    report = store.ingest()
+    assert per_line == [None] and [r.line for r in report.rejected] == [1] and len(rows(store)) == 1
