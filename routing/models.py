@@ -268,6 +268,7 @@ class Decision(_Strict):
     reason: str
     experiment_id: str | None = Field(default=None, description="The running experiment that assigned the task.")
     variant: str | None = Field(default=None, description="Its variant, whose policy made this decision.")
+    weight: float = Field(default=1.0, ge=1, description="1/sampling rate: how many decisions this row stands for.")
 
     @property
     def fallback_order(self) -> list[str]:
@@ -366,6 +367,7 @@ class ExecutionRecord(_Clean):
     solution_summary: str | None = None
     embedding: list[Float32] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, ge=1, description="1/sampling rate: how many attempts this row stands for.")
 
 
 class Outcome(_Strict):
