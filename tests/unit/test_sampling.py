@@ -195,3 +195,49 @@ def test_weighted_percentiles_and_means_match_numpy(store) -> None:
     assert stats["effective_n"] == pytest.approx(n_eff)
     variance = np.average((latencies - np.average(latencies, weights=weights)) ** 2, weights=weights)
     assert stats["latency_sd_ms"] == pytest.approx(math.sqrt(variance * n_eff / (n_eff - 1)))
+
+
+@pytest.fixture
+def captured_events(monkeypatch):
+    """Prefect's asserting events client (what its `asserting_events_worker` fixture installs), with
+    its worker started under an API URL as a deployed router has one, so that `emit_event` sends to it
+    and nothing starts an ephemeral server; nothing listens on the URL."""
+    from prefect.events.clients import AssertingEventsClient
+    from prefect.events.worker import EventsWorker
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        worker = EventsWorker.instance(AssertingEventsClient)
+        monkeypatch.setattr(EventsWorker, "instance", lambda *_: worker)
+
+        def drained() -> list:
+            worker.drain()
+            return [e for e in worker._client.events if e.event.startswith("adaptive-router.")]
+
+        yield drained
+        worker.drain()
+
+
+def test_events_only_for_the_sampled(store, captured_events) -> None:
+    runtime, observed = _runtime(store, DetailSampling(rates={"qa": 0.2}), emit_events=True)
+    results = _route(runtime, 200)
+    events = captured_events()
+    store.ingest()
+    decisions = {r["decision_id"] for r in store.query("SELECT decision_id FROM routing_decisions")}
+    executions = {r["execution_id"]: r["weight"] for r in store.query("SELECT execution_id, weight FROM executions")}
+    assert 0 < len(decisions) < 200 and len(observed) == sum(len(r.attempts) for r in results)
+    by_name: dict[str, list] = {}
+    for event in events:
+        by_name.setdefault(event.event, []).append(event)
+    assert set(by_name) == {"adaptive-router.routing.decision", "adaptive-router.execution.recorded"}
+    assert {e.resource.id.rsplit(".", 1)[1] for e in by_name["adaptive-router.routing.decision"]} == decisions
+    recorded = by_name["adaptive-router.execution.recorded"]
+    assert {e.resource.id.rsplit(".", 1)[1]: e.payload["weight"] for e in recorded} == executions
+    assert all(e.resource["adaptive-router.task-type"] == "qa" for e in events)
+    assert {e.related[0].id for e in recorded} <= {f"adaptive-router.target.{t}" for t in TRUTH}
+
+
+def test_no_events_unless_asked(store, captured_events) -> None:
+    runtime, _ = _runtime(store, DetailSampling())
+    _route(runtime, 20)
+    assert captured_events() == []
