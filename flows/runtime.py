@@ -89,6 +89,7 @@ class RoutingRuntime:
     sampling: DetailSampling = field(default_factory=DetailSampling)  # which tasks keep rows and events
     emit_events: bool = False  # a Prefect event per stored decision and attempt
     _always_kept: set[str] = field(default_factory=set)  # decisions of running experiments, in flight
+    _last_fate: tuple[str, float | None] = ("", None)  # the last decision's weight: its attempts follow it
     _default_strategy: Strategy | None = None
     _state: PublishedState | None = None
 
@@ -214,9 +215,14 @@ class RoutingRuntime:
         counts every assigned task."""
         if decision.experiment_id is not None:
             return 1.0
-        return self.sampling.weight(decision.id, decision.task_type)
+        weight = self.sampling.weight(decision.id, decision.task_type)
+        self._last_fate = (decision.id, weight)
+        return weight
 
     def _record_weight(self, record: ExecutionRecord) -> float | None:
+        last_id, weight = self._last_fate
+        if record.decision_id == last_id:
+            return weight
         if record.decision_id in self._always_kept:
             return 1.0
         return self.sampling.weight(record.decision_id or record.execution_id, record.task_type)
