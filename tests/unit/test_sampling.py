@@ -241,3 +241,26 @@ def test_no_events_unless_asked(store, captured_events) -> None:
     runtime, _ = _runtime(store, DetailSampling())
     _route(runtime, 20)
     assert captured_events() == []
+
+
+@pytest.mark.slow
+def test_a_distributed_worker_spools_only_the_sampled_attempts(store, tmp_path) -> None:
+    """The Dask path: the flow decides the weight (runtime.detail_weight) and the worker spools by it."""
+    from tasks.calls import SpooledCall, call_targets_spooled, process_spool
+
+    runtime, _ = _runtime(store, DetailSampling(default_rate=0.5))
+    spool = tmp_path / "worker-spool"
+    task = Task(id="t-dask", task_type="qa", payload="What is 2+2?")
+    decisions = [runtime.router.choose(task) for _ in range(30)]
+    weights = [runtime.detail_weight(d) for d in decisions]
+    assert {None, 2.0} == set(weights)
+    calls = [SpooledCall(target=runtime.target(d.pick), task=task, decision=d, attempt=1, estimate=0.0, weight=w)
+             for d, w in zip(decisions, weights)]  # fmt: skip
+    results = call_targets_spooled.fn(calls, str(spool))
+    process_spool(str(spool)).close()
+    assert len(results) == 30  # every attempt goes back to the flow to learn from
+    worker_store = store.model_copy(update={"spool_directory": str(spool)})
+    assert worker_store.ingest().executions == sum(w is not None for w in weights)
+    assert {r["decision_id"] for r in store.query("SELECT decision_id FROM executions WHERE weight = 2")} == {
+        d.id for d, w in zip(decisions, weights) if w is not None
+    }
