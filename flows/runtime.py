@@ -283,7 +283,7 @@ class RoutingRuntime:
                        record.target, {"task_id": record.task_id, "decision_id": record.decision_id,
                                        "attempt": record.attempt, "success": record.success,
                                        "duration_ms": record.duration_ms, "cost": record.actual_cost,
-                                       "error_type": record.error_type, "weight": weight})  # fmt: skip
+                                       "error_type": str(record.error_type or "") or None, "weight": weight})  # fmt: skip
 
     def _emit(self, event: str, resource_id: str, task_type: str, target: str, payload: dict) -> None:
         """One telemetry event, related to its task type and target so automations can filter on them."""
