@@ -54,40 +54,35 @@ def log_all(runtime: RoutingRuntime, pairs: list[tuple]) -> float:
     return time.perf_counter() - start
 
 
-def measure(rate: float, events: bool, count: int, repeats: int) -> dict:
-    per_outcome, ingest, sizes, kept = [], [], [], 0
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as scratch:
-            store = DuckDBStore(database=str(Path(scratch) / "bench.duckdb"))
-            store.upgrade()
-            targets = [OpenAICompatibleTarget(target_name=n, base_url="http://127.0.0.1:9/v1", model=n) for n in "ab"]
-            runtime = RoutingRuntime.build(targets, store, sampling=DetailSampling(default_rate=rate), emit_events=events)
-            runtime._observe = lambda record: None  # the logging alone
-            pairs = outcomes(count, runtime)
-            per_outcome.append(log_all(runtime, pairs) / count * 1e6)
-            sizes.append(sum(p.stat().st_size for p in store.spool_path.glob("*.jsonl")) / count)
-            start = time.perf_counter()
-            report_ = store.ingest()
-            ingest.append((time.perf_counter() - start) * 1e3)
-            kept = report_.decisions
-    return {
-        "rate": rate,
-        "events": events,
-        "outcomes": count,
-        "kept": kept,
-        "us_per_outcome": statistics.median(per_outcome),
-        "spool_bytes": statistics.median(sizes),
-        "ingest_ms": statistics.median(ingest),
-    }
+def measure_once(rate: float, events: bool, count: int) -> tuple[float, float, float, int]:
+    """One repeat: (logging us per outcome, spool bytes per outcome, ingest ms, decisions kept)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        store = DuckDBStore(database=str(Path(scratch) / "bench.duckdb"))
+        store.upgrade()
+        targets = [OpenAICompatibleTarget(target_name=n, base_url="http://127.0.0.1:9/v1", model=n) for n in "ab"]
+        runtime = RoutingRuntime.build(targets, store, sampling=DetailSampling(default_rate=rate), emit_events=events)
+        runtime._observe = lambda record: None  # the logging alone
+        pairs = outcomes(count, runtime)
+        logging_us = log_all(runtime, pairs) / count * 1e6
+        size = sum(p.stat().st_size for p in store.spool_path.glob("*.jsonl")) / count
+        start = time.perf_counter()
+        kept = store.ingest().decisions
+        return logging_us, size, (time.perf_counter() - start) * 1e3, kept
 
 
 def main(quick: bool, json_path: str | None) -> None:
     count, repeats = (5_000, 3) if quick else (20_000, 3)
-    rows = []
+    configs = [(rate, events) for events in (False, True) for rate in RATES]
+    runs: dict[tuple, list] = {config: [] for config in configs}
     with _captured_events():
-        for events in (False, True):
-            for rate in RATES:
-                rows.append(measure(rate, events, count, repeats))
+        for _ in range(repeats):  # repeats interleaved, so the machine's load falls on every rate alike
+            for config in configs:
+                runs[config].append(measure_once(*config, count))
+    rows = []
+    for (rate, events), samples in runs.items():
+        logging_us, size, ingest_ms, kept = (statistics.median(column) for column in zip(*samples))
+        rows.append({"rate": rate, "events": events, "outcomes": count, "kept": int(kept),
+                     "us_per_outcome": logging_us, "spool_bytes": size, "ingest_ms": ingest_ms})  # fmt: skip
     for row in rows:
         full = next(r for r in rows if r["events"] == row["events"] and r["rate"] == 1.0)
         row["saved_pct"] = 100 * (1 - row["us_per_outcome"] / full["us_per_outcome"])
