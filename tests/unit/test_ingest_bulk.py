@@ -95,6 +95,7 @@ HOSTILE = {  # a line only Python refuses or changes -> (rejected reason fragmen
     "time with an offset": ({"timestamp": "2026-01-01T12:00:00+02:00"}, None),
     "out of range": ({"user_rating": 9}, "user_rating"),
     "unknown enum value": ({"category": "astrology"}, "category"),
+    "weight below 1": ({"weight": 0.5}, "weight"),
     "another embedder's size": ({"embedding": [0.5] * 3}, None),
 }
 
@@ -133,13 +134,13 @@ def test_ids_repeated_within_a_segment_keep_the_per_line_rule(store: DuckDBStore
 
 
 def test_a_column_the_model_lacks_keeps_its_default_and_the_load_stays_in_sql(store: DuckDBStore, per_line: list) -> None:
-    """A later migration's column (e.g. a sampling weight) is read from the table, not from a list here."""
+    """A later migration's column is read from the table, not from a list here (as `weight` was)."""
     with store.connect() as con:
-        con.execute("ALTER TABLE executions ADD COLUMN weight DOUBLE DEFAULT 1.0")
+        con.execute("ALTER TABLE executions ADD COLUMN region VARCHAR DEFAULT 'here'")
     with store:
-        store.record_execution(record(1))
+        store.record_execution(record(1, weight=4.0))
     assert store.ingest().executions == 1 and per_line == []
-    assert store.query("SELECT weight FROM executions") == [{"weight": 1.0}]
+    assert store.query("SELECT region, weight FROM executions") == [{"region": "here", "weight": 4.0}]
 
 
 def test_a_bad_line_repeating_a_stored_id_is_still_refused(store: DuckDBStore, per_line: list) -> None:
