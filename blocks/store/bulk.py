@@ -1,11 +1,13 @@
 """DuckDB loads a spooled segment itself: one read of the file, one guarded insert per record kind.
 
 Validating every spooled line in Python (json.loads, pydantic, json.dumps to a staging file) cost
-~3/4 of an ingest. Here DuckDB parses the segment (`read_json`, each record's data as a map of raw
-JSON values) and inserts it with the anti join on the id in one statement per kind. Python only
+~3/4 of an ingest. Here DuckDB reads the segment (`read_json`, each record's data kept as JSON text;
+its keys and fields taken in one parse each: a MAP column cost ~4x) and inserts it with the anti
+join on the id in one statement per kind, converting only the rows it keeps. Python only
 states the rules: a guard generated from the record model's JSON schema (types, bounds, enums,
 lengths, exact key set) plus what the schema cannot say (ids not blank, no NUL anywhere, no NaN or
-Infinity, timestamps in UTC, ids unique in the segment). A guard is a *sufficient* condition for the
+Infinity, timestamps in UTC, ids unique in the segment), evaluated on every line, duplicates
+included, inside the insert itself. A guard is a *sufficient* condition for the
 model to accept the line unchanged: whatever it cannot vouch for (a rejected record, a record the
 model would clean, a field shape it cannot check) sends the whole segment to the per-line path in
 `store.py`, as does any DuckDB error, so every rejection, reason and clean-up stays the model's.
