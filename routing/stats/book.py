@@ -58,8 +58,8 @@ class TargetStats(DecayedSketch):
         return self.percentile(95)
 
     def nbytes(self) -> int:
-        """Bytes this object holds (itself and its bucket array; its numbers are a few dozen more)."""
-        return sys.getsizeof(self) + sys.getsizeof(self._counts)
+        """Bytes this object holds (itself and its array; its numbers are a few dozen more)."""
+        return sys.getsizeof(self) + sys.getsizeof(self._cells)
 
 
 class StatsBook:

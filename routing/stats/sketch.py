@@ -1,15 +1,16 @@
 """A latency distribution in bounded memory that follows drift: the book keeps one per (target, task type).
 
-Buckets are DDSketch's relative-error buckets (Masson, Rim & Lee, VLDB 2019): bucket k holds values in
-(gamma^(k-1), gamma^k] and answers 2 gamma^k / (gamma + 1), within alpha = (gamma - 1) / (gamma + 1) of every
-value in it. At most MAX_BUCKETS (96, 4 bytes each) are kept. A value that would widen the span past that
-first folds the lowest buckets into the one above them, as long as that bucket then holds at most LOW_SHARE
-(5%) of the weight (DDSketch's collapsing store: the fast tail matters least for routing); otherwise
-neighbouring buckets merge pairwise, squaring gamma (UDDSketch's uniform collapse, Epicoco et al. 2020), so
-a timeout far above the median coarsens every quantile a little instead of erasing the median. alpha starts
-at 1% and doubles with each collapse: 96 buckets span 6.8x at 1%, 46x at 2%, 2,170x at 4%, 4.7e6x at 7.9%.
-`relative_accuracy` says the current alpha; it never improves again (merged buckets cannot be split).
-Measured on 2,000 calls (tests/unit/test_stats.py): bimodal 20x apart and lognormal sigma 0.5 at 2%,
+The first RAW_LIMIT (32) values are kept as they are, sorted: a new pair's quantiles are exact (numpy's),
+and smaller than buckets would be. Then they go into DDSketch's relative-error buckets (Masson, Rim & Lee,
+VLDB 2019): bucket k holds values in (gamma^(k-1), gamma^k] and answers 2 gamma^k / (gamma + 1), within
+alpha = (gamma - 1) / (gamma + 1) of every value in it. At most MAX_BUCKETS (96, 4 bytes each) are kept. A
+value that would widen the span past that first folds the lowest buckets into the one above them, as long
+as that bucket then holds at most LOW_SHARE (5%) of the weight (DDSketch's collapsing store: the fast tail
+matters least for routing); otherwise neighbouring buckets merge pairwise, squaring gamma (UDDSketch's
+uniform collapse, Epicoco et al. 2020), so a timeout far above the median coarsens every quantile a little
+instead of erasing the median. alpha starts at 1% and doubles with each collapse: 96 buckets span 6.8x at
+1%, 46x at 2%, 2,170x at 4%, 4.7e6x at 7.9%. `relative_accuracy` says the current alpha; it never
+improves again (merged buckets cannot be split). Measured on 2,000 calls (tests/unit/test_stats.py): bimodal 20x apart and lognormal sigma 0.5 at 2%,
 lognormal sigma 1 and 2% timeouts at 400x the median at 4%, exponential at 4% (8% for one sample in ten: its
 fastest calls span decades); worst errors seen 1.4%, 1.9%, 3.3%, 3.9%, 3.7%.
 
@@ -29,12 +30,15 @@ from __future__ import annotations
 
 import math
 from array import array
+from bisect import insort
 
 from routing.errors import ConfigError
 
 DEFAULT_WINDOW = 1000
 MAX_BUCKETS = 96
 """Buckets kept at most (4 bytes each), besides the one for zeros."""
+RAW_LIMIT = 32
+"""Values kept as they are (sorted doubles) before the first bucket: a new pair's quantiles are exact."""
 BASE_ACCURACY = 0.01
 LOW_SHARE = 0.05
 """Weight the lowest bucket may absorb from below the range before the resolution is halved instead."""
@@ -64,11 +68,12 @@ def _ceil_half(k: int) -> int:
 class DecayedSketch:
     """Decayed latency quantiles, mean and spread over about the last `window` observations.
 
-    `_counts[0]` weighs the zeros, `_counts[i]` bucket `_offset + i - 1`; `_w` is the weight of the newest
-    observation (1 while the window fills).
+    `_cells` holds the values themselves, sorted, until RAW_LIMIT of them or the first decayed weight
+    (`_level` -1); then bucket weights: `_cells[0]` for the zeros, `_cells[i]` for bucket `_offset + i - 1`.
+    `_w` is the weight of the newest observation (1 while the window fills).
     """
 
-    __slots__ = ("_counts", "_high", "_level", "_low", "_m2", "_mean", "_offset", "_total", "_w", "n", "window")
+    __slots__ = ("_cells", "_high", "_level", "_low", "_m2", "_mean", "_offset", "_total", "_w", "n", "window")
 
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         self.window = check_window(window)
@@ -76,8 +81,8 @@ class DecayedSketch:
         self._clear()
 
     def _clear(self) -> None:
-        self._counts = array("f", (0.0,))
-        self._level = self._offset = 0
+        self._cells = array("d")
+        self._level, self._offset = -1, 0
         self._w, self._total, self._mean, self._m2 = 1.0, 0.0, 0.0, 0.0
         self._low, self._high = math.inf, 0.0
 
@@ -101,43 +106,59 @@ class DecayedSketch:
             self._high = value
         if value < self._low:
             self._low = value
-        counts = self._counts
+        cells = self._cells
+        if self._level < 0:
+            if w == 1.0 and len(cells) < RAW_LIMIT:
+                insort(cells, value)
+                return
+            cells = self._to_buckets()
         if value < ZERO_BELOW:
-            counts[0] += w
+            cells[0] += w
             return
         i = math.ceil(math.log(value) * _INV_LOG_GAMMA[self._level]) - self._offset + 1
-        if 0 < i < len(counts):
-            counts[i] += w
+        if 0 < i < len(cells):
+            cells[i] += w
         else:
             self._place(value, w)
+
+    def _to_buckets(self) -> array:
+        """Put the values kept so far into buckets, largest first (the lowest are then the ones folded)."""
+        values = self._cells
+        self._cells, self._level = array("f", (0.0,)), 0
+        for value in reversed(values):
+            if value < ZERO_BELOW:
+                self._cells[0] += 1.0
+            else:
+                self._place(value, 1.0)
+        return self._cells
 
     def _place(self, value: float, w: float) -> None:
         """Add a positive value outside the buckets held: widen them; when that would pass MAX_BUCKETS, fold
         the lowest buckets into the one above them while they hold at most LOW_SHARE of the weight, else
         halve the resolution."""
-        counts = self._counts
+        counts = self._cells
         if len(counts) == 1:
             self._offset = math.ceil(math.log(value) * _INV_LOG_GAMMA[self._level])
             counts.append(w)
             return
         while True:
             key = math.ceil(math.log(value) * _INV_LOG_GAMMA[self._level])
-            low, high = self._offset, self._offset + len(self._counts) - 2
+            low, high = self._offset, self._offset + len(self._cells) - 2
             if max(key, high) - min(key, low) < MAX_BUCKETS:
                 break
             limit = LOW_SHARE * self._total  # the total already counts w
-            if key < low and self._counts[1] + w <= limit:
-                self._counts[1] += w  # below the range: counted in the lowest bucket
+            if key < low and self._cells[1] + w <= limit:
+                self._cells[1] += w  # below the range: counted in the lowest bucket
                 return
             folded = key - low - MAX_BUCKETS + 1  # buckets to fold into the one above them
-            if key > high and low + folded <= high and sum(self._counts[1:folded + 2]) <= limit:
-                counts = self._counts
+            if key > high and low + folded <= high and sum(self._cells[1:folded + 2]) <= limit:
+                counts = self._cells
                 counts[folded + 1] += sum(counts[1:folded + 1])
                 del counts[1:folded + 1]
                 self._offset += folded
                 continue
             self._collapse()
-        counts = self._counts
+        counts = self._cells
         if key < low:
             counts[1:1] = array("f", bytes(4 * (low - key)))
             self._offset = key
@@ -147,18 +168,18 @@ class DecayedSketch:
 
     def _collapse(self) -> None:
         """Merge buckets 2j - 1 and 2j into bucket j of the next level (gamma squared)."""
-        counts, offset = self._counts, self._offset
+        counts, offset = self._cells, self._offset
         start = _ceil_half(offset)
         merged = array("f", bytes(4 * (_ceil_half(offset + len(counts) - 2) - start + 2)))
         merged[0] = counts[0]
         for i in range(1, len(counts)):
             merged[_ceil_half(offset + i - 1) - start + 1] += counts[i]
-        self._counts, self._offset, self._level = merged, start, self._level + 1
+        self._cells, self._offset, self._level = merged, start, self._level + 1
 
     def _rescale(self, w: float) -> None:
         """Divide every weight by `w` (quantiles and moments do not change) and drop the buckets at either
         end whose weight has become negligible, so decayed outliers stop holding the span open."""
-        counts = array("f", (c / w for c in self._counts))
+        counts = array("f", (c / w for c in self._cells))
         self._total /= w
         self._m2 /= w
         negligible = self._total * 2.0**-40
@@ -167,7 +188,7 @@ class DecayedSketch:
             low += 1
         while high > low and counts[high] <= negligible:
             high -= 1
-        self._counts = array("f", (counts[0],)) + counts[low:high + 1]
+        self._cells = array("f", (counts[0],)) + counts[low:high + 1]
         self._offset += low - 1
 
     def _value(self, index: int) -> float:
@@ -180,6 +201,12 @@ class DecayedSketch:
         """The q-th percentile (0-100), interpolated between the closest ranks as numpy's default does."""
         if not self.n:
             return None
+        if self._level < 0:
+            values = self._cells
+            rank = (len(values) - 1) * q / 100
+            low = int(rank)
+            high = min(low + 1, len(values) - 1)
+            return values[low] + (values[high] - values[low]) * (rank - low)
         unit = self._w
         rank = max(0.0, q / 100 * (self._total / unit - 1))
         low = int(rank)
@@ -192,7 +219,7 @@ class DecayedSketch:
     def _indices(self, first: float, second: float, upward: bool) -> tuple[int, int]:
         """The buckets of the first observations whose cumulative weight exceeds `first` and `second`,
         walking from the nearer end (a percentile touches a few buckets, not all of them)."""
-        counts = self._counts
+        counts = self._cells
         last = len(counts) - 1
         if upward:
             cumulative, found = 0.0, -1
@@ -215,7 +242,7 @@ class DecayedSketch:
     @property
     def relative_accuracy(self) -> float:
         """How far (relatively) a quantile may be from the value at its rank, at the current resolution."""
-        return _ALPHA[self._level]
+        return _ALPHA[self._level] if self._level >= 0 else 0.0
 
     @property
     def mean_latency_ms(self) -> float | None:
