@@ -70,10 +70,15 @@ class DecayedSketch:
 
     `_cells` holds the values themselves, sorted, until RAW_LIMIT of them or the first decayed weight
     (`_level` -1); then bucket weights: `_cells[0]` for the zeros, `_cells[i]` for bucket `_offset + i - 1`.
-    `_w` is the weight of the newest observation (1 while the window fills).
+    `_w` is the weight of the newest observation (1 while the window fills). `_below` is the weight of the
+    cells under `_hint`, the cell the last percentile ended in, so that reading the same percentile again
+    after an observation moves a step or none instead of walking every bucket.
     """
 
-    __slots__ = ("_cells", "_high", "_level", "_low", "_m2", "_mean", "_offset", "_total", "_w", "n", "window")
+    __slots__ = (
+        "_below", "_cells", "_high", "_hint", "_level", "_low", "_m2", "_mean", "_offset", "_total", "_w", "n",
+        "window",
+    )
 
     def __init__(self, window: int = DEFAULT_WINDOW) -> None:
         self.window = check_window(window)
@@ -83,6 +88,7 @@ class DecayedSketch:
     def _clear(self) -> None:
         self._cells = array("d")
         self._level, self._offset = -1, 0
+        self._hint, self._below = 0, 0.0
         self._w, self._total, self._mean, self._m2 = 1.0, 0.0, 0.0, 0.0
         self._low, self._high = math.inf, 0.0
 
@@ -113,18 +119,22 @@ class DecayedSketch:
                 return
             cells = self._to_buckets()
         if value < ZERO_BELOW:
-            cells[0] += w
-            return
-        i = math.ceil(math.log(value) * _INV_LOG_GAMMA[self._level]) - self._offset + 1
-        if 0 < i < len(cells):
-            cells[i] += w
+            i = 0
         else:
-            self._place(value, w)
+            i = math.ceil(math.log(value) * _INV_LOG_GAMMA[self._level]) - self._offset + 1
+            if not 0 < i < len(cells):
+                self._place(value, w)
+                return
+        before = cells[i]
+        cells[i] = before + w
+        if i < self._hint:
+            self._below += cells[i] - before  # the weight as stored (single precision)
 
     def _to_buckets(self) -> array:
         """Put the values kept so far into buckets, largest first (the lowest are then the ones folded)."""
         values = self._cells
         self._cells, self._level = array("f", (0.0,)), 0
+        self._hint, self._below = 0, 0.0
         for value in reversed(values):
             if value < ZERO_BELOW:
                 self._cells[0] += 1.0
@@ -136,6 +146,7 @@ class DecayedSketch:
         """Add a positive value outside the buckets held: widen them; when that would pass MAX_BUCKETS, fold
         the lowest buckets into the one above them while they hold at most LOW_SHARE of the weight, else
         halve the resolution."""
+        self._hint, self._below = 0, 0.0
         counts = self._cells
         if len(counts) == 1:
             self._offset = math.ceil(math.log(value) * _INV_LOG_GAMMA[self._level])
@@ -190,6 +201,7 @@ class DecayedSketch:
             high -= 1
         self._cells = array("f", (counts[0],)) + counts[low:high + 1]
         self._offset += low - 1
+        self._hint, self._below = 0, 0.0
 
     def _value(self, index: int) -> float:
         if index == 0:
@@ -210,34 +222,27 @@ class DecayedSketch:
         unit = self._w
         rank = max(0.0, q / 100 * (self._total / unit - 1))
         low = int(rank)
-        below, above = self._indices(low * unit, (low + 1) * unit, q <= 50)
-        value = self._value(below)
-        if rank != low and above != below:
-            value += (self._value(above) - value) * (rank - low)
+        first, second = low * unit, (low + 1) * unit
+        # The first cells whose cumulative weight exceeds `first`, then `second`, walking from the hint.
+        cells = self._cells
+        last = len(cells) - 1
+        i, below = self._hint, self._below
+        while i > 0 and below > first:
+            i -= 1
+            below -= cells[i]
+        while i < last and below + cells[i] <= first:
+            below += cells[i]
+            i += 1
+        self._hint, self._below = i, below
+        value = self._value(i)
+        if rank != low:
+            j, cumulative = i, below + cells[i]
+            while j < last and cumulative <= second:
+                j += 1
+                cumulative += cells[j]
+            if j != i:
+                value += (self._value(j) - value) * (rank - low)
         return min(max(value, self._low), self._high)
-
-    def _indices(self, first: float, second: float, upward: bool) -> tuple[int, int]:
-        """The buckets of the first observations whose cumulative weight exceeds `first` and `second`,
-        walking from the nearer end (a percentile touches a few buckets, not all of them)."""
-        counts = self._cells
-        last = len(counts) - 1
-        if upward:
-            cumulative, found = 0.0, -1
-            for i, c in enumerate(counts):
-                cumulative += c
-                if found < 0 and cumulative > first:
-                    found = i
-                if cumulative > second:
-                    return found, i
-            return (last if found < 0 else found), last
-        total, weight, found = self._total, 0.0, 0
-        for i in range(last, 0, -1):
-            weight += counts[i]  # weight at or above bucket i
-            if not found and weight >= total - second:
-                found = i
-            if weight >= total - first:
-                return i, found or i
-        return 0, found
 
     @property
     def relative_accuracy(self) -> float:
