@@ -24,7 +24,8 @@ one weighs (window + 1) / (window - 1) times the previous: the exponential decay
 and effective sample size, `window`, equal those of a window of the last `window` calls. Weights grow instead
 of counts shrinking, so an observation costs O(1); all weights are divided down when they pass 2^64, and the
 buckets at either end whose weight became negligible are dropped then. Mean and variance are weighted
-running moments (West 1979), exact rather than read from buckets; min and max are over all calls."""
+running moments (West 1979), exact rather than read from buckets; min and max (kept once buckets are) are
+over all calls."""
 
 from __future__ import annotations
 
@@ -108,16 +109,16 @@ class DecayedSketch:
         delta = value - mean
         mean = self._mean = mean + delta * w / total
         self._m2 += w * delta * (value - mean)
-        if value > self._high:
-            self._high = value
-        if value < self._low:
-            self._low = value
         cells = self._cells
         if self._level < 0:
             if w == 1.0 and len(cells) < RAW_LIMIT:
                 insort(cells, value)
                 return
             cells = self._to_buckets()
+        if value > self._high:
+            self._high = value
+        if value < self._low:
+            self._low = value
         if value < ZERO_BELOW:
             i = 0
         else:
@@ -133,6 +134,8 @@ class DecayedSketch:
     def _to_buckets(self) -> array:
         """Put the values kept so far into buckets, largest first (the lowest are then the ones folded)."""
         values = self._cells
+        if values:
+            self._low, self._high = values[0], values[-1]
         self._cells, self._level = array("f", (0.0,)), 0
         self._hint, self._below = 0, 0.0
         for value in reversed(values):
