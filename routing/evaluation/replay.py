@@ -436,15 +436,13 @@ def _tasks(data: ReplayData, embeddings: np.ndarray | None = None) -> list[Task]
 
 
 def _outcome(target: str, task: Task, success: float, cost: float) -> Outcome:
-    return Outcome(
-        target=target,
-        task_type=task.task_type,
-        category=task.category,
-        success=bool(success),
-        duration_ms=0.0,
-        cost=float(cost),
-        embedding=task.metadata.get(EMBEDDING_KEY),
+    outcome = Outcome(
+        target=target, task_type=task.task_type, category=task.category, success=bool(success),
+        duration_ms=0.0, cost=float(cost),
     )
+    # The task's embedding was validated with the task; validating it again per model dominated the replay.
+    embedding = task.metadata.get(EMBEDDING_KEY)
+    return outcome if embedding is None else outcome.model_copy(update={"embedding": embedding})
 
 
 def _run(
