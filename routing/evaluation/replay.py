@@ -376,6 +376,23 @@ def aiq(points: Iterable[tuple[float, float]], cost_range: tuple[float, float]) 
     return float(np.trapezoid(np.interp(xs, costs, qualities), xs) / (hi - lo))
 
 
+def willingness_grid(data: ReplayData, points: int = 13) -> list[float]:
+    """`points` willingness-to-pay values, evenly spaced in log, that span the whole cost-quality frontier.
+
+    A model is preferred to a cheaper one when L > (extra cost per call) / (extra accuracy): below
+    L = the cheapest model's mean cost per call only that model is worth its price (accuracy gaps are
+    at most 1), and above 200 times the dearest one's every gap of 0.5 points or more is paid for. A
+    sweep that stops short of the cheap end leaves the curve's hull at 0 below its cheapest point,
+    which RouterBench's AIQ counts against the router.
+    """
+    if points < 2:
+        raise ValueError(f"a curve needs at least 2 points, got {points}")
+    mean_cost = data.cost.mean(axis=0)
+    low = float(mean_cost[mean_cost > 0].min()) if (mean_cost > 0).any() else 1e-6
+    high = max(200 * float(mean_cost.max()), 10 * low)
+    return [float(v) for v in np.geomspace(low, high, points)]
+
+
 def target_names(models: Sequence[str]) -> list[str]:
     """Model names made valid (and unique) as target names."""
     names: list[str] = []
