@@ -27,6 +27,7 @@ routed on its type and category alone.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Sequence
@@ -121,6 +122,12 @@ class ContextualThompson:
     @property
     def willingness_to_pay(self) -> float | None:
         return self.config.willingness_to_pay
+
+    def repriced(self, willingness_to_pay: float | None) -> ContextualThompson:
+        """A deep copy maximising `L * success - cost` at another L (what it learnt is the same for any L)."""
+        twin = copy.deepcopy(self)
+        twin.config = self.config.model_copy(update={"willingness_to_pay": willingness_to_pay})
+        return twin
 
     def _arm(self, name: str) -> int:
         k = self.index.get(name)
