@@ -56,7 +56,17 @@ class ContextualConfig(BaseModel):
     dimensions: int = Field(default=384, ge=1, description="Embedding size; other sizes are ignored.")
     content_weight: float = Field(default=1.0, ge=0, description="Scale of the embedding in the features.")
     ridge: float = Field(default=5.0, gt=0, description="Prior precision λ of every coefficient.")
+    slot_ridge: float = Field(
+        default=25.0, gt=0, description="Prior precision of each target's task-type and category deviations."
+    )
+    pool_weight: float = Field(
+        default=5.0, ge=0, description="Pseudo-observations of 0 behind the shift every target shares per slot."
+    )
     exploration: float = Field(default=0.6, ge=0, description="Width of the Thompson draw (v).")
+    experience: float | None = Field(
+        default=100.0, gt=0, description="n0: a target with n outcomes draws sqrt(n0 / (n0 + n)) as wide."
+    )
+    exploration_floor: float = Field(default=0.25, ge=0, le=1, description="The narrowing never goes below this.")
     cost_exploration: float = Field(
         default=0.5, ge=0, description="α: a dearer target's draw is narrowed by (cheapest / its cost)^α."
     )
@@ -113,6 +123,7 @@ class ContextualThompson:
         self.mu = np.empty((0, self.size))
         self.stale: set[int] = set()
         self.n = np.empty(0)
+        self.slot_n = np.empty((0, self.size - self.content - 1))  # observations per type/category slot
         self.residual = np.empty(0)
         self.costs: list[_Costs] = []
         self.generator = np.random.default_rng(seed)
@@ -133,15 +144,42 @@ class ContextualThompson:
         k = self.index.get(name)
         if k is None:
             k = self.index[name] = len(self.index)
-            prior = np.eye(self.size) / self.config.ridge
-            prior[-1, -1] = 1.0 / BIAS_RIDGE
+            prior = np.diag(1.0 / self._precision())
             self.inverse = np.concatenate([self.inverse, prior[None]])
             self.b = np.vstack([self.b, np.zeros(self.size)])
             self.mu = np.vstack([self.mu, np.zeros(self.size)])
             self.n = np.append(self.n, 0.0)
+            self.slot_n = np.vstack([self.slot_n, np.zeros(self.slot_n.shape[1])])
             self.residual = np.append(self.residual, 0.0)
             self.costs.append(_Costs())
         return k
+
+    def _precision(self) -> np.ndarray:
+        """Prior precision of each coefficient: embedding, type and category slots, intercept."""
+        c = self.config
+        precision = np.full(self.size, c.ridge)
+        precision[self.content : -1] = c.slot_ridge
+        precision[-1] = BIAS_RIDGE
+        return precision
+
+    def _shared_shift(self, rows: list[int], slots: np.ndarray) -> np.ndarray:
+        """Per target, the prior mean of its coefficient on each active slot: what the OTHER targets
+        learnt there (their data-only coefficients weighted by their observations, shrunk to 0 by
+        `pool_weight`). A new eval moves every target's success alike in part (one eval is harder), so
+        the first targets tried on it tell the rest where to start."""
+        n = self.slot_n[np.ix_(rows, slots)]
+        theta = self.mu[np.ix_(rows, self.content + slots)]
+        total_n, total = n.sum(axis=0), (n * theta).sum(axis=0)
+        return (total - n * theta) / (total_n - n + self.config.pool_weight + 1e-12)
+
+    def _narrowing(self, rows: list[int]) -> np.ndarray | float:
+        """The share of the full draw width each target keeps: a fresh target explores widely, one with a
+        long record (a warm start, or months of traffic) much less, even on prompts unlike its past ones;
+        the floor keeps some exploration for drift and for the genuinely new."""
+        c = self.config
+        if c.experience is None:
+            return 1.0
+        return np.maximum(c.exploration_floor, np.sqrt(c.experience / (c.experience + self.n[rows])))
 
     def _means(self, rows: list[int]) -> np.ndarray:
         for k in self.stale.intersection(rows):
@@ -170,8 +208,14 @@ class ContextualThompson:
         rows = [self._arm(n) for n in names]
         mean = self._means(rows) @ x + self.residual[rows]
         inverse = self.inverse if len(rows) == len(self.index) and rows == sorted(rows) else self.inverse[rows]
-        variance = np.maximum((inverse @ x) @ x, 1e-12)
-        width = 0.5 * self.config.exploration * np.sqrt(variance)
+        ax = inverse @ x
+        variance = np.maximum(ax @ x, 1e-12)
+        # A prior mean m on slot s moves the posterior mean by λ_s m (A⁻¹x)_s (A⁻¹ kept, so this is exact).
+        slots = np.flatnonzero(x[self.content : -1])
+        if len(slots):
+            shift = self._shared_shift(rows, slots)
+            mean = mean + self.config.slot_ridge * (shift * ax[:, self.content + slots]).sum(axis=1)
+        width = 0.5 * self.config.exploration * self._narrowing(rows) * np.sqrt(variance)
         costs = [self.costs[k].mean(task.task_type) for k in rows]
         known = [c for c in costs if c is not None and c > 0]
         if known and self.config.cost_exploration > 0:
@@ -233,4 +277,5 @@ class ContextualThompson:
         self.b[k] += y * x
         self.stale.add(k)
         self.n[k] += 1
+        self.slot_n[k] += x[self.content : -1] != 0
         self.costs[k].observe(outcome.task_type, outcome.cost, c.cost_discount)
