@@ -18,20 +18,18 @@ model, of a point costing <= 30% of that model. Issue 14's aims are AIQ >= zero 
 
     python benchmarks/bench_ceilings.py [--quick]
 
-Embeddings are cached in $TMPDIR/adaptive-router-embeddings (keyed by the texts' hash).
+Embeddings are cached in $TMPDIR/adaptive-router-embeddings (keyed by the texts' hash; common.py).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import report
+from common import DiskCachedEmbedder, report
 
 from routing.evaluation.replay import (
     COST_AIM,
@@ -48,24 +46,15 @@ DATA = next(
     (p / "shared" / "data" / "routerbench" for p in (_HERE.parents[2], _HERE.parents[3]) if (p / "shared").is_dir()),
     _HERE.parents[2] / "shared" / "data" / "routerbench",
 )
-CACHE = Path(tempfile.gettempdir()) / "adaptive-router-embeddings"
 LEVELS = np.geomspace(1e-5, 10.0, 120)
 FOLDS = 5
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (train rows, test rows, y) -> p
 
 
 def embeddings(texts: list[str]) -> np.ndarray:
-    """MiniLM embeddings of `texts`, cached on disk by content hash."""
-    key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:24]
-    path = CACHE / f"minilm-{key}.npy"
-    if path.is_file():
-        return np.load(path)
     from blocks.embeddings import MiniLMEmbedder
 
-    vectors = np.asarray(MiniLMEmbedder().embed(texts), dtype=np.float32)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return vectors
+    return DiskCachedEmbedder(MiniLMEmbedder()).embed(texts)
 
 
 def ridge(x: np.ndarray, alpha: float) -> Predictor:

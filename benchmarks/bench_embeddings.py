@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import median, report, time_us
+from common import DiskCachedEmbedder, median, report, time_us
 
 from blocks.embeddings import MiniLMEmbedder, minilm_available
 from routing.context.embedding import EMBEDDING_KEY
@@ -45,20 +45,6 @@ DATA = next(
     _HERE.parents[2] / "shared" / "data" / "routerbench",
 )  # ../shared beside the checkout, or beside the worktrees' folder
 CURVE_POINTS = 13  # willingness_grid: from the cheapest model's cost per call to 200x the dearest's
-
-
-class Memo:
-    """An embedder that embeds each distinct text once (the replays share the prompts)."""
-
-    def __init__(self, embedder) -> None:
-        self.embedder, self.name, self.dimensions = embedder, embedder.name, embedder.dimensions
-        self.cache: dict[str, np.ndarray] = {}
-
-    def embed(self, texts):
-        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if missing:
-            self.cache.update(zip(missing, self.embedder.embed(missing)))
-        return np.stack([self.cache[t] for t in texts])
 
 
 def sample_texts(n: int) -> list[str]:
@@ -142,7 +128,7 @@ def replay_rows(quick: bool) -> list[dict]:
     data = {name: load_routerbench(path) for name, path in files.items()}
     if quick:
         data = {name: d.split(0.25, seed=0)[0] for name, d in data.items()}
-    embedder = Memo(MiniLMEmbedder())
+    embedder = DiskCachedEmbedder(MiniLMEmbedder())
     rows = []
     for warm_name, test_name in [tuple(files), tuple(reversed(list(files)))]:
         for strategy in ("contextual", "thompson"):
