@@ -40,6 +40,7 @@ import copy
 import hashlib
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -85,6 +86,12 @@ class ContextualConfig(BaseModel):
     projection: int = Field(
         default=64, ge=1, description="Embedding dimensions kept by a fixed random projection (cost ~ size²)."
     )
+
+
+@lru_cache(maxsize=4096)
+def _bucket(task_type: str) -> int:
+    """A stable hash of the task type (the same in every process), computed once per type."""
+    return int.from_bytes(hashlib.blake2b(task_type.encode(), digest_size=4).digest(), "little")
 
 
 class _Costs:
@@ -201,8 +208,7 @@ class ContextualThompson:
         x = np.zeros(self.size)
         if embedding is not None:
             x[: self.content] = c.content_weight * (embedding if self.projector is None else embedding @ self.projector)
-        bucket = int.from_bytes(hashlib.blake2b(task_type.encode(), digest_size=4).digest(), "little")
-        x[self.content + bucket % c.type_buckets] = 1.0
+        x[self.content + _bucket(task_type) % c.type_buckets] = 1.0
         x[self.content + c.type_buckets + CATEGORIES.index(Category(category))] = 1.0
         x[-1] = 1.0
         return x
