@@ -431,6 +431,18 @@ _KINDS: dict[str, tuple[type[BaseModel], str, str, Callable[[Any], dict[str, Any
 }
 
 
+# spool record kind -> a statement run in the same transaction over the same staged rows (same parameters)
+_DERIVED: dict[str, str] = {
+    # A successful attempt's answer is a solution (seed 002), with its prompt embedding so that similar
+    # past solutions can be found; keyed by the execution id, so re-ingesting adds nothing.
+    "execution": """INSERT OR IGNORE INTO solutions BY NAME
+        SELECT CAST(execution_id AS VARCHAR) AS solution_id, task_id, task_type, category, target,
+               solution_summary AS summary, quality_score, embedding, timestamp AS created_at
+        FROM read_json(?, format='newline_delimited', columns=?)
+        WHERE success AND solution_summary IS NOT NULL""",
+}
+
+
 def _ingest_segment(
     con: duckdb.DuckDBPyConnection, database: Path, segment: Path, rejected_dir: Path, report: IngestReport
 ) -> None:
@@ -583,6 +595,8 @@ class _Loader:
                 f"ANTI JOIN {table} AS stored ON stored.{key} = staged.{key}",
                 [str(staged), columns],
             )
+            if kind in _DERIVED:
+                self.con.execute(_DERIVED[kind], [str(staged), columns])
             added = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
         _count(self.report, kind, added, len(rows))
 
