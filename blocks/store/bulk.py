@@ -169,6 +169,12 @@ def projection(model: type[BaseModel], table_columns: dict[str, str]) -> str:
     )
 
 
+def rows(con: duckdb.DuckDBPyConnection, model: type[BaseModel], table: str) -> str:
+    """A subquery of the lines of kind `$kind` converted to the table's columns (for statements that
+    derive other rows from them; the insert has already guarded every line)."""
+    return f"(SELECT {projection(model, columns(con, table))} FROM (SELECT kind, {fields(model)} WHERE kind = $kind) AS staged)"
+
+
 def read_segment(con: duckdb.DuckDBPyConnection, path: str) -> None:
     """The segment as the temporary table `spooled(kind, data)`; raises on anything DuckDB cannot read."""
     con.execute(

@@ -431,14 +431,15 @@ _KINDS: dict[str, tuple[type[BaseModel], str, str, Callable[[Any], dict[str, Any
 }
 
 
-# spool record kind -> a statement run in the same transaction over the same staged rows (same parameters)
+# spool record kind -> a statement run in the same transaction over the same rows, as the table
+# holds them ({rows}: the staged file on the per-line path, the guarded lines on the bulk path)
 _DERIVED: dict[str, str] = {
     # A successful attempt's answer is a solution (seed 002), with its prompt embedding so that similar
     # past solutions can be found; keyed by the execution id, so re-ingesting adds nothing.
     "execution": """INSERT OR IGNORE INTO solutions BY NAME
         SELECT CAST(execution_id AS VARCHAR) AS solution_id, task_id, task_type, category, target,
                solution_summary AS summary, quality_score, embedding, timestamp AS created_at
-        FROM read_json(?, format='newline_delimited', columns=?)
+        FROM {rows} AS staged
         WHERE success AND solution_summary IS NOT NULL""",
 }
 
@@ -492,6 +493,8 @@ def _bulk_load(con: duckdb.DuckDBPyConnection, database: Path, segment: Path, re
                     if not bulk.unique_ids(con, kind, key):
                         raise bulk.Doubt
                     added[kind] = (bulk.insert(con, kind, table, key, model, predicate), count)
+                    if kind in _DERIVED:
+                        con.execute(_DERIVED[kind].format(rows=bulk.rows(con, model, table)), {"kind": kind})
         finally:
             bulk.drop(con)
     except bulk.Doubt:
@@ -596,7 +599,8 @@ class _Loader:
                 [str(staged), columns],
             )
             if kind in _DERIVED:
-                self.con.execute(_DERIVED[kind], [str(staged), columns])
+                rows_sql = "read_json(?, format='newline_delimited', columns=?)"
+                self.con.execute(_DERIVED[kind].format(rows=rows_sql), [str(staged), columns])
             added = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
         _count(self.report, kind, added, len(rows))
 

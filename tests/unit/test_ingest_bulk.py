@@ -31,7 +31,8 @@ def record(i: int, **fields) -> ExecutionRecord:
     values = dict(execution_id=f"e-{i:04d}", task_id=f"t{i}", task_type="qa", target="a", success=i % 2 == 0,
                   duration_ms=10.0 + i, quality_score=float(i % 100), input_tokens=2**40 + i, actual_cost=0.001 * i,
                   error_message="é😀 \\ \"quoted\"" if i == 3 else None, metadata={"i": i, "nested": {"x": [1, 2.5]}},
-                  embedding=[0.25] * 384 if i == 5 else None, user_rating=1 + i % 5)
+                  embedding=[0.25] * 384 if i == 4 else None, user_rating=1 + i % 5,
+                  solution_summary=f"answer {i}" if i % 4 == 0 else None)
     return ExecutionRecord(**values | fields)
 
 
@@ -64,6 +65,8 @@ def test_a_clean_segment_is_loaded_by_duckdb_and_stores_what_the_per_line_path_s
     monkeypatch.setattr(store_module, "_bulk_load", lambda *args: None)
     assert slow.ingest().executions == 40
     assert rows(fast) == rows(slow)
+    solutions = "SELECT * FROM solutions ORDER BY solution_id"  # derived in the same transaction
+    assert len(fast.query(solutions)) == 10 and fast.query(solutions) == slow.query(solutions)
 
     spool_lines(fast, segment.splitlines())  # again: every row a duplicate, nothing added
     monkeypatch.undo()
