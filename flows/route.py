@@ -135,8 +135,9 @@ def route_batch(
     Given `cluster_address` (a Dask scheduler, `tcp://host:8786`), the attempts run on that cluster
     through prefect-dask's DaskTaskRunner, each worker process spooling its own segment in the
     runtime's spool directory (which every worker must reach), or shipping it to `spool_url` (any
-    fsspec URL: s3://bucket/spool, a shared directory) for workers on other machines; the flow chooses,
-    budgets and learns. Segments shipped to a URL are ingested by `ingest_shipped` (the ingester).
+    fsspec URL: s3://bucket/spool, a shared directory; default the store's `spool_url`) for workers on
+    other machines; the flow chooses, budgets and learns. Segments shipped to a URL are ingested by the
+    `ingest-outcomes` deployment (the single ingester).
 
     Tasks go in waves: each wave is chosen with everything learned from the waves before it, its
     calls run concurrently, and failed attempts fall back to their next target within the wave.
@@ -197,7 +198,7 @@ def _attempt_runner(
     from distributed import Client
     from prefect_dask import DaskTaskRunner
 
-    spool = spool_url or str(runtime.store.spool_path.resolve())
+    spool = spool_url or runtime.store.remote_spool_url or str(runtime.store.spool_path.resolve())
     with Client(cluster_address) as client:
         workers = max(1, len(client.scheduler_info()["workers"]))
 
