@@ -108,6 +108,11 @@ class SpooledCall:
     persist_result=False,
 )
 def call_targets_spooled(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
+    """`spool_calls` as a task run of its own (on a DaskTaskRunner's worker)."""
+    return spool_calls(calls, spool)
+
+
+def spool_calls(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
     """`call_target` for a worker process elsewhere (a Dask worker), for several attempts at once, made
     concurrently: each attempt's record is spooled here, in this process's own segment of `spool` (a
     directory or an fsspec URL), before the results go back to the flow."""
