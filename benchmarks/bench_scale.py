@@ -1,8 +1,9 @@
 """route-batch over a local Dask cluster of worker processes sharing one spool, against one process.
 
 Both runs route the same tasks to the local fleet through `route-batch` on a temporary Prefect server
-(Prefect's test harness); the Dask run's call-target tasks run on a LocalCluster of `--workers` (>= 2)
-processes that spool into the same directory, then the store ingests. `lost` counts attempts the
+(Prefect's test harness); the Dask run's calls run on a LocalCluster of `--workers` (>= 2) processes
+(a task run of the flow per worker's chunk of each wave) that spool into the same directory, then the
+store ingests. `lost` counts attempts the
 flow saw that no table row holds, `duplicated` spooled lines of an execution already spooled (rows are
 keyed by execution id, so a duplicate could never reach the table twice; the count says whether one
 was written). Hot-path and memory figures come from bench_choose, in this process.

@@ -16,6 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -103,13 +104,18 @@ class SpooledCall:
 
 
 @task(
-    name="call-targets-spooled",
+    name="call-targets-on-cluster",
+    task_run_name="call {count} targets on the cluster",
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def call_targets_spooled(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
-    """`spool_calls` as a task run of its own (on a DaskTaskRunner's worker)."""
-    return spool_calls(calls, spool)
+def call_targets_on_cluster(client: Any, calls: list[SpooledCall], spool: str, count: int) -> list[tuple[AttemptResult, ExecutionRecord]]:
+    """One task run (in the flow's process) per chunk of attempts sent to a Dask worker: `spool_calls`
+    runs there as a plain Dask task. Running a Prefect task on the worker instead (prefect-dask) costs
+    ~0.4 s per submit in the flow (the whole Prefect context, the batch's parameters included, is
+    serialised and tokenised each time) and ~0.5 s on the worker to rebuild it: 0.1-0.3x one process
+    (benchmarks/bench_scale.py). Pass `client` and `calls` wrapped in `quote()`: Prefect need not walk them."""
+    return client.submit(spool_calls, calls, spool, pure=False).result()
 
 
 def spool_calls(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
