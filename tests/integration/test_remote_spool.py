@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -31,31 +30,6 @@ def write_and_ship(url: str, local: str, prefix: str, env: dict[str, str]) -> No
     spool.ship(Path(local))  # the full segment (100 records); the open one stays local
     writer.close()
     spool.ship(Path(local))  # the rest
-
-
-@pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, str]]:
-    moto_server = pytest.importorskip("moto.server")
-    pytest.importorskip("s3fs")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    import boto3
-
-    boto3.client("s3").create_bucket(Bucket="spool")
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    server.stop()
 
 
 def run_writers(url: str, tmp_path: Path, env: dict[str, str]) -> None:
