@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from blocks.store.remote_spool import RemoteSpool
+from blocks.store.remote_spool import RemoteSpool, outbox
 from blocks.store.spool import SpoolWriter
 from blocks.targets.base import TargetBlock
 from routing.calls.outcomes import build_record
@@ -59,13 +58,12 @@ _writers_lock = threading.Lock()
 
 
 def process_spool(spool: str) -> SpoolWriter:
-    """This process's writer for a spool (a directory, or an fsspec URL whose segments are written to a
-    local directory of this process's and shipped on sealing): one open segment per process."""
+    """This process's writer for a spool (a directory, or an fsspec URL whose segments are written to
+    this machine's outbox for it and shipped on sealing): one open segment per process."""
     with _writers_lock:
         writer = _writers.get(spool)
         if writer is None:
-            local = Path(tempfile.mkdtemp(prefix="adaptive-router-spool-")) if "://" in spool else Path(spool)
-            writer = _writers[spool] = SpoolWriter(local)
+            writer = _writers[spool] = SpoolWriter(outbox(spool) if "://" in spool else Path(spool))
         return writer
 
 

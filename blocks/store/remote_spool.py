@@ -12,12 +12,25 @@ again; nothing is lost and nothing is stored twice.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from blocks.store.spool import SEALED_SUFFIX, claimable_segments
 from routing.errors import ConfigError, UnknownNameError
+
+OUTBOX_ENV = "ADAPTIVE_ROUTER_OUTBOX"
+DEFAULT_OUTBOX = Path("~/.adaptive-router/outbox")
+
+
+def outbox(url: str) -> Path:
+    """The local directory where this machine's writers spool segments bound for `url`: the same for
+    every process and across restarts, so a segment a dead process left is shipped by the next one
+    (a temporary directory per process would strand it). $ADAPTIVE_ROUTER_OUTBOX moves it."""
+    root = Path(os.environ.get(OUTBOX_ENV) or DEFAULT_OUTBOX).expanduser()
+    return root / hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
 
 
 def check_url(field: str, url: str) -> str:
@@ -54,15 +67,19 @@ class RemoteSpool:
 
     def ship(self, local: Path) -> list[str]:
         """Upload every claimable local segment (sealed, or left open by a dead writer), then delete the
-        local copy; returns the shipped names."""
+        local copy; returns the shipped names. Processes sharing `local` may ship the same segment at
+        once: it lands under one name (the ingester stores its rows once) and the loser skips it."""
         self.fs.makedirs(self.root, exist_ok=True)
         shipped = []
         for segment in list(claimable_segments(Path(local))):
             name = segment.with_suffix(SEALED_SUFFIX).name
-            part = f"{self.root}/.{name}.part"
-            self.fs.put_file(str(segment), part)
+            part = f"{self.root}/.{name}.{os.getpid()}.part"
+            try:
+                self.fs.put_file(str(segment), part)
+            except FileNotFoundError:  # shipped by another process meanwhile
+                continue
             self.fs.mv(part, f"{self.root}/{name}")
-            segment.unlink()
+            segment.unlink(missing_ok=True)
             shipped.append(name)
         return shipped
 

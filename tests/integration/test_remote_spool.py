@@ -32,6 +32,32 @@ def write_and_ship(url: str, local: str, prefix: str, env: dict[str, str]) -> No
     spool.ship(Path(local))  # the rest
 
 
+def die_with_an_open_segment(url: str, env: dict[str, str]) -> None:
+    """A worker process killed mid-batch: its segment of `url` stays open in this machine's outbox."""
+    os.environ.update(env)
+    from tasks.calls import process_spool
+
+    writer = process_spool(url)
+    for i in range(PER_PROCESS):
+        writer.append("execution", ExecutionRecord(task_id=f"dead-{i}", task_type="qa", target="a", success=True, duration_ms=1.0))
+    os._exit(0)  # no seal, no ship
+
+
+def test_a_segment_a_dead_worker_left_in_the_outbox_is_shipped_by_the_next(tmp_path, store, monkeypatch) -> None:
+    from tasks.calls import process_spool, seal_process_spools
+
+    url = f"file://{tmp_path / 'shared'}"
+    env = {"ADAPTIVE_ROUTER_OUTBOX": str(tmp_path / "outbox")}
+    monkeypatch.setenv("ADAPTIVE_ROUTER_OUTBOX", env["ADAPTIVE_ROUTER_OUTBOX"])
+    dead = mp.get_context("spawn").Process(target=die_with_an_open_segment, args=(url, env))
+    dead.start()
+    dead.join(timeout=180)
+    assert dead.exitcode == 0 and RemoteSpool(url).shipped() == []
+    process_spool(url).append("execution", ExecutionRecord(task_id="next", task_type="qa", target="a", success=True, duration_ms=1.0))
+    assert seal_process_spools() == 2  # its own segment and the dead worker's
+    assert ingest_shipped(store, RemoteSpool(url)).executions == PER_PROCESS + 1
+
+
 def run_writers(url: str, tmp_path: Path, env: dict[str, str]) -> None:
     context = mp.get_context("spawn")
     writers = [
