@@ -46,10 +46,11 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def s3() -> Iterator[dict[str, str]]:
     """moto's S3 server on loopback with a `spool` bucket; yields the environment that points boto3 and
-    s3fs at it (set in this process too, inherited by processes started after it)."""
+    s3fs at it (set in this process too, inherited by processes started after it). One per session:
+    fsspec caches S3 filesystems with the endpoint they were made with. Tests use prefixes of their own."""
     moto_server = pytest.importorskip("moto.server")
     pytest.importorskip("s3fs")
     server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
