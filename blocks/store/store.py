@@ -29,6 +29,7 @@ import duckdb
 from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
+from blocks.events import events_reachable
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
 from blocks.store.integrity import (
     StoreCheck,
@@ -293,16 +294,10 @@ class DuckDBStore(Block, StrictBlock):
         return self._writer
 
     def _outcomes_at_risk(self, message: str) -> None:
-        """A Prefect event (for automations) when the spool cannot be written; the writer logs it.
-
-        Only inside a Prefect run or with an API configured: elsewhere `emit_event` would start an
-        ephemeral server (tens of seconds) in the middle of a routed call.
-        """
-        from prefect.context import FlowRunContext, TaskRunContext
+        """A Prefect event (for automations) when the spool cannot be written; the writer logs it."""
         from prefect.events import emit_event
-        from prefect.settings import PREFECT_API_URL
 
-        if not (FlowRunContext.get() or TaskRunContext.get() or PREFECT_API_URL.value()):
+        if not events_reachable():
             return
         emit_event(
             event="adaptive-router.spool.at-risk" if "at risk" in message else "adaptive-router.spool.recovered",
