@@ -27,7 +27,7 @@ from typing import Any, Self
 
 import duckdb
 from prefect.blocks.core import Block
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from blocks.events import events_reachable
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
@@ -40,6 +40,7 @@ from blocks.store.integrity import (
     open_for_reading,
 )
 from blocks.store.migrations import COMPACT_AFTER, EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
+from blocks.store.remote_spool import check_url
 from blocks.store.spool import SpoolWriter, claimable_segments
 from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
@@ -48,6 +49,8 @@ from routing.validation import describe
 
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
+SPOOL_URL_ENV = "ADAPTIVE_ROUTER_SPOOL_URL"
+PUBLISHED_URL_ENV = "ADAPTIVE_ROUTER_PUBLISHED_URL"
 _INGESTING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 """One ingest or compaction at a time per database file in this process: connections of one process
 share the database, and two loads checking the same ids in parallel would both insert them."""
@@ -85,6 +88,13 @@ class DuckDBStore(Block, StrictBlock):
         lock_timeout_seconds: How long to wait for another process's lock on the file.
         fsync: fsync every spooled record, so it survives power loss too (slower).
         auto_migrate: Bring the schema to the latest version on first use (else run `db upgrade`).
+        spool_url: fsspec URL where workers on other machines ship their sealed spool segments and the
+            `ingest-outcomes` deployment fetches them; default $ADAPTIVE_ROUTER_SPOOL_URL, else none.
+        published_url: fsspec URL the recalculation ships the published state to and routers read it
+            from; default $ADAPTIVE_ROUTER_PUBLISHED_URL, else the file beside the store.
+
+    Credentials and endpoints for the URLs come from the environment of each process, as fsspec's
+    backends read them (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*): never from the block.
 
     Example:
         Load a saved store, record through its spool, move the spool into the tables and read:
@@ -117,6 +127,21 @@ class DuckDBStore(Block, StrictBlock):
     auto_migrate: bool = Field(
         default=True, description="Bring the schema to the latest version on first use (else: `db upgrade`)."
     )
+    spool_url: str | None = Field(
+        default=None,
+        description=f"fsspec URL (s3://bucket/spool, a shared directory) where workers on other machines ship "
+        f"spool segments for ingest-outcomes to fetch. Default: ${SPOOL_URL_ENV}, else none.",
+    )
+    published_url: str | None = Field(
+        default=None,
+        description=f"fsspec URL where the recalculation ships the published state and routers read it. "
+        f"Default: ${PUBLISHED_URL_ENV}, else the file beside the store.",
+    )
+
+    @field_validator("spool_url", "published_url")
+    @classmethod
+    def _fsspec_url(cls, url: str | None, info) -> str | None:
+        return None if url is None else check_url(info.field_name, url)
 
     _writer: SpoolWriter | None = PrivateAttr(default=None)
     _schema_ready: bool = PrivateAttr(default=False)
@@ -149,6 +174,16 @@ class DuckDBStore(Block, StrictBlock):
     @property
     def spool_path(self) -> Path:
         return Path(self.spool_directory).expanduser() if self.spool_directory else self.path.parent / "spool"
+
+    @property
+    def remote_spool_url(self) -> str | None:
+        """Where segments from other machines wait: the field, else $ADAPTIVE_ROUTER_SPOOL_URL."""
+        return _url(self.spool_url, SPOOL_URL_ENV)
+
+    @property
+    def remote_published_url(self) -> str | None:
+        """Where routers read the published state: the field, else $ADAPTIVE_ROUTER_PUBLISHED_URL."""
+        return _url(self.published_url, PUBLISHED_URL_ENV)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -333,6 +368,13 @@ class DuckDBStore(Block, StrictBlock):
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
+
+def _url(field: str | None, env: str) -> str | None:
+    if field:
+        return field
+    value = os.environ.get(env)
+    return check_url(f"${env}", value) if value else None
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, parameters: list[Any] | None) -> list[dict[str, Any]]:
