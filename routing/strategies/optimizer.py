@@ -27,7 +27,6 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linprog
 
 from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetError
 from routing.models import Constraints
@@ -145,7 +144,12 @@ def _misses(p: TargetPerformance, c: Constraints) -> list[str]:
 
 
 def _solve(pool: Sequence[TargetPerformance], minimise: np.ndarray, c: Constraints) -> Any:
-    """linprog over the shares of `pool` with the mean-cost cap and mean-success floor of `c`."""
+    """linprog over the shares of `pool` with the mean-cost cap and mean-success floor of `c`.
+
+    scipy.optimize is imported here, not with the module: `stats` on the command line needs only
+    `savings_hints`, and importing the solver would take a large share of its start."""
+    from scipy.optimize import linprog
+
     rows, limits = [], []
     if c.max_cost is not None:
         scale = max(p.cost for p in pool) or 1.0  # keeps HiGHS's absolute tolerances relative to prices
