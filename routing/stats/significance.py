@@ -5,20 +5,17 @@ NaN deep inside a ranking) and states the assumptions under which its answer mea
 have scipy's shape: tests return `statistic` and `pvalue`, intervals a `ConfidenceInterval(low, high)`
 at a `confidence_level`. The Wilson interval and the z test are the textbook formulas on the
 standard library's normal distribution (statsmodels' `proportion_confint` and `proportions_ztest`
-compute the same; the tests check it), and scipy is imported only by the t tests: `stats` and
-`health` on the command line would otherwise spend most of their start importing it.
+compute the same; the tests check it), and numpy and scipy are imported only by the functions that
+use them: `stats` on the command line would otherwise spend most of its start importing them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
-
-import math
 from statistics import NormalDist
-
-import numpy as np
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -106,6 +103,7 @@ def welch_t_test_from_stats(
     for name, sd in (("sd1", sd1), ("sd2", sd2)):
         if sd < 0:
             raise ValueError(f"{name} must not be negative, got {sd}")
+    import numpy as np
     from scipy import stats
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -115,6 +113,8 @@ def welch_t_test_from_stats(
 
 def latency_percentiles(values: Iterable[float], qs: Sequence[float] = (50, 95, 99)) -> dict[float, float]:
     """Percentiles of `values` by linear interpolation (Hyndman and Fan type 7, numpy's default)."""
+    import numpy as np
+
     data = np.fromiter(values, dtype=float)
     if data.size == 0:
         raise ValueError("values must not be empty")
