@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from statsmodels.stats.proportion import proportion_confint
+from store_support import HOLD_LOCK, run_child
 from typer.testing import CliRunner
 
 from blocks.store import Store
@@ -124,24 +124,13 @@ def test_read_commands_import_neither_prefect_nor_scipy(db: str, command: list[s
     assert "task t" in out or "premium" in out
 
 
-HOLD_LOCK = """
-    import sys, duckdb
-    con = duckdb.connect(sys.argv[1])
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM executions")
-    print("holding", flush=True)
-    sys.stdin.readline()
-"""
-
-
 @pytest.mark.slow
 def test_stats_reads_a_snapshot_while_another_process_holds_the_lock(db: str) -> None:
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(HOLD_LOCK), db], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    holder = run_child(HOLD_LOCK, db, stdin=subprocess.PIPE)
     try:
         assert holder.stdout.readline().strip() == "holding"
         modules, out = _imported(["stats"], db)
     finally:
         holder.communicate("\n", timeout=30)
-    assert "prefect" not in modules
-    assert _row(out, "flaky")[1] == str(len(OUTCOMES["flaky"]))  # the committed rows, not the open delete
+    assert "prefect" not in modules and "Budgets this period" not in out  # the committed rows, not the open insert
+    assert _row(out, "flaky")[1] == str(len(OUTCOMES["flaky"]))
