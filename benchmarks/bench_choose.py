@@ -4,7 +4,8 @@ the memory a router holds per (target, task type).
 
 Wall time includes whatever else the machine runs; CPU time (this thread's) leaves out time the process
 was not scheduled, so on a loaded machine it is the closer measure of the code itself. Rows report the
-median and p99 of each.
+median and p99 of each. Thompson's propensity is computed when first read (or before the next update):
+`with_probability_*` is choose plus reading the decision's probability at once, as a recorder does.
     python benchmarks/bench_choose.py [--quick] [--json PATH]
 """
 
@@ -39,19 +40,23 @@ def outcome(target: str, rate: float, rng: random.Random, task_type: str = "qa")
                    duration_ms=rng.lognormvariate(5, 0.5))
 
 
-def timed(router: Router, task: Task, decisions: int, learn: bool, rates: dict, rng) -> tuple[list, list]:
-    """(wall µs, CPU µs) per decision; while learning, each pick's outcome is observed untimed."""
-    wall, cpu = [], []
+def timed(router: Router, task: Task, decisions: int, learn: bool, rates: dict, rng) -> tuple[list, list, list]:
+    """(wall µs, CPU µs, wall µs with the probability read) per decision; while learning, each pick's
+    outcome is observed untimed."""
+    wall, cpu, full = [], [], []
     clock, thread = time.perf_counter_ns, time.thread_time_ns
     for _ in range(decisions):
         c0, w0 = thread(), clock()
-        pick = router.choose(task).pick
+        decision = router.choose(task)
         w1, c1 = clock(), thread()
+        decision.probability  # noqa: B018 - computed on first read
+        w2 = clock()
         wall.append((w1 - w0) / 1000)
         cpu.append((c1 - c0) / 1000)
+        full.append((w2 - w0) / 1000)
         if learn:
-            router.observe(outcome(pick, rates[pick], rng))
-    return wall, cpu
+            router.observe(outcome(decision.pick, rates[decision.pick], rng))
+    return wall, cpu, full
 
 
 def latency_rows(decisions: int) -> list[dict]:
@@ -66,11 +71,12 @@ def latency_rows(decisions: int) -> list[dict]:
                 router = build(strategy, names)
                 for i in range(60 * n_targets):
                     router.observe(outcome(names[i % n_targets], rates[names[i % n_targets]], rng))
-                wall, cpu = timed(router, task, decisions, state == "learning", rates, rng)
+                wall, cpu, full = timed(router, task, decisions, state == "learning", rates, rng)
                 rows.append({
                     "strategy": strategy, "targets": n_targets, "state": state,
                     "median_us": median(wall), "p99_us": p99(wall),
                     "cpu_median_us": median(cpu), "cpu_p99_us": p99(cpu),
+                    "with_probability_median_us": median(full), "with_probability_p99_us": p99(full),
                 })
     return rows
 

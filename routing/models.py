@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -22,7 +24,9 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    PrivateAttr,
     WrapValidator,
+    model_serializer,
     model_validator,
 )
 
@@ -117,9 +121,32 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+_ID_POOL_BYTES = 16 * 256
+_id_lock = threading.Lock()
+_id_pool = b""
+_id_at = _ID_POOL_BYTES
+
+
+def _new_id_pool() -> None:
+    """Forget the random bytes fetched ahead (a forked child must not hand out its parent's ids)."""
+    global _id_at
+    _id_at = _ID_POOL_BYTES
+
+
+os.register_at_fork(after_in_child=_new_id_pool)
+
+
 def new_id() -> str:
-    """A random (version 4) UUID as 32 hex digits; ~4x cheaper than `uuid.uuid4().hex` (hot path)."""
-    raw = bytearray(os.urandom(16))
+    """A random (version 4) UUID as 32 hex digits; ~4x cheaper than `uuid.uuid4().hex` (hot path).
+
+    The random bytes come from `os.urandom` 256 ids at a time (a system call an id costs ~1 µs)."""
+    global _id_pool, _id_at
+    with _id_lock:
+        at = _id_at
+        if at >= _ID_POOL_BYTES:
+            _id_pool, at = os.urandom(_ID_POOL_BYTES), 0
+        _id_at = at + 16
+        raw = bytearray(_id_pool[at : at + 16])
     raw[6] = raw[6] & 0x0F | 0x40
     raw[8] = raw[8] & 0x3F | 0x80
     return raw.hex()
@@ -227,12 +254,14 @@ class Target(_Strict):
     price: Price = Price()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Candidate:
     """One target as ranked for one decision, with the numbers behind its place.
 
     A plain dataclass rather than a model: `choose` builds one per target per call, and a validated
     model costs ~4 µs each where this costs ~1 µs. Decision still validates it when parsed from JSON.
+    Frozen (rankings are reused across decisions), but set through the slots in `__init__`: the
+    dataclass's own frozen `__init__` goes through `object.__setattr__` per field, about twice as slow.
     """
 
     target: str
@@ -241,6 +270,27 @@ class Candidate:
     success_rate: float | None = None
     p50_latency_ms: float | None = None
     details: dict[str, float] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        target: str,
+        score: float,
+        samples: int = 0,
+        success_rate: float | None = None,
+        p50_latency_ms: float | None = None,
+        details: dict[str, float] | None = None,
+    ) -> None:
+        _set_target(self, target)
+        _set_score(self, score)
+        _set_samples(self, samples)
+        _set_success_rate(self, success_rate)
+        _set_p50_latency_ms(self, p50_latency_ms)
+        _set_details(self, {} if details is None else details)
+
+
+_set_target, _set_score, _set_samples, _set_success_rate, _set_p50_latency_ms, _set_details = (
+    Candidate.__dict__[f.name].__set__ for f in fields(Candidate)
+)
 
 
 def _built_candidates(value: Any, handler):
@@ -254,8 +304,54 @@ def _built_candidates(value: Any, handler):
 Candidates = Annotated[tuple[Candidate, ...], WrapValidator(_built_candidates)]
 
 
+class Deferred:
+    """A number computed on first use and kept: a propensity that costs more than the rest of a
+    decision (an integral) is worked out when it is read, or by the learner before its state moves on."""
+
+    __slots__ = ("_compute", "_value")
+
+    def __init__(self, compute: Callable[[], float]) -> None:
+        self._compute: Callable[[], float] | None = compute
+        self._value = 0.0
+
+    def __call__(self) -> float:
+        compute = self._compute
+        if compute is not None:
+            self._value = float(compute())
+            self._compute = None
+        return self._value
+
+    @property
+    def resolved(self) -> bool:
+        return self._compute is None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its value (the computation may hold what cannot be pickled)."""
+        return (_known, (self(),))
+
+
+def _known(value: float) -> Deferred:
+    deferred = Deferred(float)
+    deferred._compute, deferred._value = None, value
+    return deferred
+
+
+def resolve(value: float | Deferred) -> float:
+    """`value`, computed first when deferred."""
+    return value() if type(value) is Deferred else value
+
+
+_ONLY_CANDIDATES = frozenset({Candidate})
+_DECISION_SET = frozenset({"task_id", "task_type", "strategy", "candidates", "pick", "probability", "reason"})
+
+
 class Decision(_Strict):
-    """What the router chose and why; logged so that any policy can be evaluated on it later."""
+    """What the router chose and why; logged so that any policy can be evaluated on it later.
+
+    `built` makes one from parts that are already valid without validating them again, and may leave
+    `probability` to be computed on first read (see `Deferred`): whatever reads, compares, copies,
+    pickles or serialises the decision sees the same number.
+    """
 
     id: NonBlank = Field(default_factory=new_id)
     task_id: NonBlank
@@ -268,6 +364,85 @@ class Decision(_Strict):
     reason: str
     experiment_id: str | None = Field(default=None, description="The running experiment that assigned the task.")
     variant: str | None = Field(default=None, description="Its variant, whose policy made this decision.")
+
+    _deferred: Deferred | None = PrivateAttr(default=None)
+
+    @classmethod
+    def built(
+        cls,
+        *,
+        task_id: str,
+        task_type: str,
+        strategy: str,
+        candidates: tuple[Candidate, ...],
+        pick: str,
+        probability: float | Deferred,
+        reason: str,
+    ) -> Decision:
+        """A decision from a validated Task and a strategy's Choice, without validating them again
+        (validation and string cleaning cost ~20 µs a decision); a `Deferred` probability is computed
+        on first use and must lie in [0, 1] as the field requires."""
+        deferred = probability if type(probability) is Deferred else None
+        if type(candidates) is not tuple or not set(map(type, candidates)) <= _ONLY_CANDIDATES:
+            return cls(task_id=task_id, task_type=task_type, strategy=strategy, candidates=candidates,
+                       pick=pick, probability=resolve(probability), reason=reason)
+        decision = cls.__new__(cls)
+        values = {
+            "id": new_id(), "task_id": task_id, "task_type": task_type, "timestamp": utcnow(),
+            "strategy": strategy, "candidates": candidates, "pick": pick, "reason": reason,
+            "experiment_id": None, "variant": None,
+        }
+        if deferred is None:
+            if not 0.0 <= probability <= 1.0:
+                raise ValueError(f"probability must be in [0, 1], got {probability}")
+            values["probability"] = float(probability)
+        setter = object.__setattr__
+        setter(decision, "__dict__", values)
+        setter(decision, "__pydantic_fields_set__", set(_DECISION_SET))
+        setter(decision, "__pydantic_extra__", None)
+        setter(decision, "__pydantic_private__", {"_deferred": deferred})
+        return decision
+
+    def _resolve(self) -> None:
+        """Compute a deferred probability now (a no-op once it is known)."""
+        private = self.__pydantic_private__
+        deferred = private.get("_deferred") if private else None
+        if deferred is not None:
+            self.__dict__["probability"] = deferred()
+            private["_deferred"] = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "probability" and "probability" not in self.__dict__:
+            self._resolve()
+            return self.__dict__["probability"]
+        return super().__getattr__(name)
+
+    @model_serializer(mode="wrap")
+    def _serialise_resolved(self, handler):
+        self._resolve()
+        return handler(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Decision):
+            self._resolve()
+            other._resolve()
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        self._resolve()
+        return super().__hash__()
+
+    def __repr_args__(self):
+        self._resolve()
+        return super().__repr_args__()
+
+    def __getstate__(self) -> dict[Any, Any]:
+        self._resolve()
+        return super().__getstate__()
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Decision:
+        self._resolve()
+        return super().__deepcopy__(memo)
 
     @property
     def fallback_order(self) -> list[str]:

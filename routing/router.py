@@ -40,7 +40,7 @@ class Router:
         require_unique((t.name for t in targets), "target names")
         self.targets = {t.name: t for t in targets}
         self.strategy = strategy or WeightedScore()
-        self.book = book or StatsBook()
+        self.book = book if book is not None else StatsBook()  # an empty book is falsy
         self.available = available or _always
         self._capable: dict[frozenset, list[Target]] = {}  # by required capabilities
 
@@ -72,7 +72,7 @@ class Router:
 
     def choose(self, task: Task) -> Decision:
         choice = self.strategy.choose(task, self.eligible(task), self.book)
-        return Decision(
+        return Decision.built(
             task_id=task.id,
             task_type=task.task_type,
             strategy=self.strategy.name,

@@ -57,6 +57,29 @@ EXECUTION_COLUMNS = """
     metadata JSON
 """
 
+EXECUTION_COLUMNS_V9 = """
+    {key}, task_id VARCHAR NOT NULL, decision_id VARCHAR, attempt INTEGER NOT NULL DEFAULT 1,
+    timestamp TIMESTAMP NOT NULL, task_type VARCHAR NOT NULL, category VARCHAR, session_id VARCHAR,
+    description VARCHAR, repo VARCHAR, file_count INTEGER, estimated_tokens BIGINT, target VARCHAR NOT NULL,
+    model_tier VARCHAR, pool_type VARCHAR, strategy VARCHAR, routing_confidence DOUBLE, complexity DOUBLE,
+    success BOOLEAN NOT NULL, duration_ms DOUBLE NOT NULL, quality_score DOUBLE, input_tokens BIGINT,
+    output_tokens BIGINT, cost_estimate DOUBLE, actual_cost DOUBLE, error_type VARCHAR, error_message VARCHAR,
+    user_acceptance BOOLEAN, user_rating INTEGER, peak_memory_mb DOUBLE, cpu_time_ms DOUBLE,
+    solution_summary VARCHAR, embedding FLOAT[384], metadata JSON
+"""
+"""The executions columns as migrations 1, 6 and 8 left them (frozen: migration 10 rebuilds the table)."""
+
+
+def _rebuild_executions(key: str, select: str) -> tuple[str, ...]:
+    """Statements that copy executions into a table keyed by `key` (its first column), rows from `select`."""
+    return (
+        f"CREATE TABLE executions_rebuilt ({EXECUTION_COLUMNS_V9.format(key=key)})",
+        f"INSERT INTO executions_rebuilt BY NAME {select}",
+        "DROP TABLE executions",
+        "ALTER TABLE executions_rebuilt RENAME TO executions",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -300,6 +323,21 @@ MIGRATIONS: tuple[Migration, ...] = (
                 active BOOLEAN NOT NULL DEFAULT TRUE, updated_at TIMESTAMP NOT NULL)""",
         ),
     ),
+    Migration(
+        10,
+        "executions without the primary-key index: ingestion keeps them unique (~70 fewer bytes a row)",
+        # DuckDB cannot drop a primary key in place: copy into a table without it, then swap names.
+        up=_rebuild_executions("execution_id VARCHAR NOT NULL", "SELECT * FROM executions"),
+        # going down keeps the first row of an id that was written twice by hand (ingestion never does)
+        down=_rebuild_executions(
+            "execution_id VARCHAR PRIMARY KEY",
+            "SELECT * FROM executions QUALIFY row_number() OVER (PARTITION BY execution_id ORDER BY timestamp) = 1",
+        ),
+    ),
 )
 
 HEAD = MIGRATIONS[-1].version
+
+COMPACT_AFTER = frozenset({10})
+"""Migrations that rebuild a large table: the file keeps the old copy's blocks as free space until
+`DuckDBStore.compact()`, which `upgrade()` runs after them."""

@@ -3,10 +3,10 @@
 Never holds a connection for a whole run: DuckDB lets one process at a time open the file, so every
 operation opens, works and closes, retrying while another process holds the lock. Routed calls write
 only to the spool (see `spool.py`); `ingest()` moves spooled records into the tables in one
-transaction per segment, keyed by their ids, so running it twice or from two processes duplicates
-nothing, and a segment is deleted only after its rows are committed. No record can block it: what the
-tables refuse is kept aside with the reason (`_ingest_segment`). Reads go through `read()`, which
-never waits on a writer (see `integrity.py`).
+transaction per segment, keyed by their ids (an anti join on the id, not a primary-key index), so
+running it twice or from two processes duplicates nothing, and a segment is deleted only after its
+rows are committed. No record can block it: what the tables refuse is kept aside with the reason
+(`_ingest_segment`). Reads go through `read()`, which never waits on a writer (see `integrity.py`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import math
 import os
 import re
 import tempfile
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -34,7 +36,7 @@ from blocks.store.integrity import (
     open_failure,
     open_for_reading,
 )
-from blocks.store.migrations import EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
+from blocks.store.migrations import COMPACT_AFTER, EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
 from blocks.store.spool import SpoolWriter, claimable_segments
 from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
@@ -43,6 +45,9 @@ from routing.validation import describe
 
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
+_INGESTING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+"""One ingest or compaction at a time per database file in this process: connections of one process
+share the database, and two loads checking the same ids in parallel would both insert them."""
 
 
 class RejectedLine(BaseModel):
@@ -161,7 +166,39 @@ class Store(StrictBlock):
         target = HEAD if to is None else to
         _check_version(target)
         with self.connect() as con:
-            return _apply(con, target)
+            applied = _apply(con, target)
+        if COMPACT_AFTER.intersection(applied):
+            self.compact()
+        return applied
+
+    def compact(self) -> int:
+        """Rewrite the file without the blocks that dropped tables and deleted rows freed; returns the
+        bytes given back. DuckDB reuses freed blocks for new rows but never shortens its file.
+
+        The copy is written beside the file and renamed over it while this process still holds the
+        store's lock, so other processes wait as they do for an ingest and none can write to the old
+        file meanwhile. Needs free disk space for the copy; run it where nothing else in this process
+        holds the store open (`db upgrade` does, after a migration that rebuilds a large table).
+        """
+        path = self.path
+        if not path.exists():
+            return 0
+        before = path.stat().st_size
+        fresh = path.with_name(f".{path.name}.compacting")
+        for leftover in (fresh, Path(f"{fresh}.wal")):
+            leftover.unlink(missing_ok=True)
+        try:
+            with _INGESTING[str(path.resolve())], self.connect() as con:
+                con.execute("CHECKPOINT")
+                (name,) = con.execute("SELECT current_database()").fetchone()
+                con.execute("ATTACH '{}' AS compacted".format(str(fresh).replace("'", "''")))
+                con.execute('COPY FROM DATABASE "{}" TO compacted'.format(name.replace('"', '""')))
+                con.execute("DETACH compacted")
+                os.replace(fresh, path)
+        except (duckdb.Error, OSError) as exc:
+            fresh.unlink(missing_ok=True)
+            raise StoreError(f"cannot compact {path}: {str(exc).strip().splitlines()[0]}; the store is unchanged") from exc
+        return before - path.stat().st_size
 
     def downgrade(self, to: int) -> list[int]:
         """Revert migrations above `to` (0 empties the schema); returns the versions reverted."""
@@ -230,7 +267,7 @@ class Store(StrictBlock):
         if not segments:
             return report
         try:
-            with self.connect(wait=wait) as con:
+            with _INGESTING[str(self.path.resolve())], self.connect(wait=wait) as con:
                 for segment in segments:
                     _ingest_segment(con, self.path, segment, self.spool_path / "rejected", report)
         except StoreLockedError:
@@ -371,7 +408,10 @@ def _ingest_segment(
     the bulk load of a segment fails on its data (an out-of-range number, text its JSON reader
     refuses) the rows are split in halves and each half is loaded in a transaction of its own, down
     to single rows: good rows commit, a row that fails alone goes to `rejected/` with DuckDB's reason.
-    Every load is `INSERT OR IGNORE` by primary key, so a crash half way re-ingests without duplicates.
+    Every load inserts only ids the table lacks (an anti join inside the load's transaction; executions
+    have no primary-key index since schema 10, which cost ~70 bytes a row), so a crash half way
+    re-ingests without duplicates. DuckDB's file lock keeps other processes out for the whole ingest
+    and `_INGESTING` keeps other threads of this one out, so no two loads check the same ids at once.
     A failure of the environment (disk full, I/O) stops the ingest and keeps the segment spooled.
     """
     rows: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in _KINDS}
@@ -434,15 +474,16 @@ class _Loader:
         return self.load(kind, rows[:middle]) + self.load(kind, rows[middle:])
 
     def _commit(self, kind: str, rows: list[dict[str, Any]]) -> None:
-        _, table, _, _ = _KINDS[kind]
+        _, table, key, _ = _KINDS[kind]
         staged = self.staging / f"{kind}.jsonl"
         staged.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
         with _transaction(self.con):
             columns = dict(self.con.execute(f"SELECT column_name, column_type FROM (DESCRIBE {table})").fetchall())
             before = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-            self.con.execute(
-                f"INSERT OR IGNORE INTO {table} BY NAME "
-                "SELECT * FROM read_json(?, format='newline_delimited', columns=?)",
+            self.con.execute(  # the anti join builds on the segment and probes the table's key column once
+                f"INSERT INTO {table} BY NAME SELECT staged.* "
+                "FROM read_json(?, format='newline_delimited', columns=?) AS staged "
+                f"ANTI JOIN {table} AS stored ON stored.{key} = staged.{key}",
                 [str(staged), columns],
             )
             added = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before

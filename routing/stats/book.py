@@ -104,6 +104,8 @@ class StatsBook:
 
     At most `max_entries` pairs are kept; observing a new pair beyond that forgets the pair observed
     longest ago (its learners still hold what they learned; the book only feeds scores and snapshots).
+    `version` counts observations and `last_changed` names the pairs the latest one changed, so that a
+    strategy can redo only what depends on them.
     """
 
     def __init__(self, window: int = DEFAULT_WINDOW, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
@@ -112,6 +114,8 @@ class StatsBook:
         self.window = window
         self.max_entries = max_entries
         self._stats: dict[tuple[str, str], TargetStats] = {}  # least recently observed first
+        self.version = 0
+        self.last_changed: tuple[tuple[str, str], ...] = ()
 
     def get(self, target: str, task_type: str) -> TargetStats | None:
         return self._stats.get((target, task_type))
@@ -119,11 +123,16 @@ class StatsBook:
     def observe(self, outcome: Outcome) -> None:
         key = (outcome.target, outcome.task_type)
         stats = self._stats.pop(key, None)
+        changed: tuple[tuple[str, str], ...] = (key,)
         if stats is None:
             stats = TargetStats(window=self.window)
             if len(self._stats) >= self.max_entries:
-                del self._stats[next(iter(self._stats))]
+                forgotten = next(iter(self._stats))
+                del self._stats[forgotten]
+                changed = (key, forgotten)
         self._stats[key] = stats
+        self.version += 1
+        self.last_changed = changed
         stats.add(outcome.success, outcome.duration_ms, outcome.cost)
 
     def items(self):

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from routing.models import Candidate, Outcome, Target, Task
+from routing.models import Candidate, Deferred, Outcome, Target, Task
 from routing.stats.book import StatsBook, TargetStats
 
 if TYPE_CHECKING:
@@ -22,11 +22,15 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Choice:
-    """A strategy's answer: the ranking (best first), the pick, its propensity and why."""
+    """A strategy's answer: the ranking (best first), the pick, its propensity and why.
+
+    A propensity that costs more than the rest of the choice (Thompson's integral) may be `Deferred`:
+    read it with `routing.models.resolve`; the Decision computes it when it is first read.
+    """
 
     candidates: tuple[Candidate, ...]
     pick: str
-    probability: float
+    probability: float | Deferred
     reason: str
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from routing.models import FINITE, Candidate, Outcome, Target, Task
+from routing.models import FINITE, Candidate, Outcome, Target, Task, resolve
 from routing.stats.book import StatsBook
 from routing.strategies.bandits.adapter import BanditStrategy
 from routing.strategies.bandits.learners import ThompsonSampling
@@ -53,9 +53,10 @@ def member_distribution(
     if distribution is not None:
         return distribution(task, targets, book)
     choice = member.choose(task, targets, book)
-    if choice.probability < 1.0:
+    propensity = resolve(choice.probability)
+    if propensity < 1.0:
         raise ValueError(
-            f"ensemble member {name!r} ({member.name}) picks at random (propensity {choice.probability:.3f})"
+            f"ensemble member {name!r} ({member.name}) picks at random (propensity {propensity:.3f})"
             " but has no distribution(); its propensity cannot be mixed exactly"
         )
     return {choice.pick: 1.0}

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from operator import attrgetter
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.models import FINITE, Candidate, Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.base import Choice
+
+_score = attrgetter("score")
 
 
 class WeightedScoreConfig(BaseModel):
@@ -34,6 +37,22 @@ RANKINGS_KEPT = 4096
 """(task type, eligible targets) rankings kept for reuse while their statistics are unchanged."""
 
 
+class _Ranking:
+    """One (task type, eligible targets) ranking and the book state it was built from."""
+
+    __slots__ = ("book", "by_row", "candidates", "fastest", "p50s", "rows", "stats", "trusted", "version")
+
+    def __init__(self, book: StatsBook, names: tuple[str, ...]) -> None:
+        self.book, self.version = book, -1
+        self.rows = {name: row for row, name in enumerate(names)}
+        self.stats: list = []
+        self.p50s: list = []
+        self.by_row: list = []
+        self.candidates: tuple[Candidate, ...] = ()
+        self.fastest: float | None = None
+        self.trusted = False
+
+
 class WeightedScore:
     """The first scorer: success and relative speed, trusted only after `min_samples` per target.
 
@@ -41,6 +60,10 @@ class WeightedScore:
     it needs no absolute latency budget. Until every candidate has `min_samples` outcomes for the task
     type, the configured default order (the order targets were given in) stands: scores from a handful
     of calls would reorder targets on noise. `explore_rate` keeps data flowing to the others.
+
+    A ranking is kept per (task type, eligible targets) and redone from the book's `last_changed`:
+    after one outcome only that target's candidate is rebuilt, unless the fastest median or the trust
+    changed, which moves every score.
     """
 
     name = "weighted"
@@ -48,21 +71,22 @@ class WeightedScore:
     def __init__(self, config: WeightedScoreConfig | None = None, seed: int | None = None) -> None:
         self.config = config or WeightedScoreConfig()
         self._rng = random.Random(seed)
-        self._ranked: dict[tuple, tuple] = {}  # (task type, names) -> (stats, counts, ranking, trusted)
+        self._ranked: dict[tuple, _Ranking] = {}  # least recently used first
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         cfg = self.config
         task_type = task.task_type
-        stats = [book.get(t.name, task_type) for t in targets]
-        counts = [s.n if s is not None else 0 for s in stats]
-        key = (task_type, tuple(t.name for t in targets))
-        ranked = self._ranked.pop(key, None)
-        if ranked is None or ranked[1] != counts or any(a is not b for a, b in zip(ranked[0], stats)):
-            ranked = (stats, counts, *self._rank(targets, stats, ranked[2] if ranked else ()))
-        elif len(self._ranked) >= RANKINGS_KEPT:
-            del self._ranked[next(iter(self._ranked))]
-        self._ranked[key] = ranked
-        candidates, trusted = ranked[2], ranked[3]
+        names = tuple(t.name for t in targets)
+        key = (task_type, names)
+        ranking = self._ranked.pop(key, None)
+        if ranking is None or ranking.book is not book:
+            if len(self._ranked) >= RANKINGS_KEPT:
+                del self._ranked[next(iter(self._ranked))]
+            ranking = _Ranking(book, names)
+        self._ranked[key] = ranking
+        if ranking.version != book.version:
+            self._update(ranking, names, task_type, book)
+        candidates, trusted = ranking.candidates, ranking.trusted
         k = len(candidates)
         if k > 1 and self._rng.random() < cfg.explore_rate:
             pick = self._rng.choice(candidates).target
@@ -79,44 +103,43 @@ class WeightedScore:
         probability = (1 - cfg.explore_rate if k > 1 else 1.0) * (pick == top) + explore_share
         return Choice(candidates, pick, min(1.0, probability), why)
 
-    def _rank(self, targets: Sequence[Target], stats: list, before: tuple) -> tuple[tuple[Candidate, ...], bool]:
-        """(the candidates best first, whether scores are trusted); a candidate of `before` whose figures
-        are unchanged is reused (after one outcome, usually all but one)."""
-        cfg = self.config
-        trusted = all(s is not None and s.n >= cfg.min_samples for s in stats)
-        p50s = [s.p50_latency_ms if s is not None else None for s in stats]
+    def _update(self, ranking: _Ranking, names: tuple[str, ...], task_type: str, book: StatsBook) -> None:
+        """Bring `ranking` up to the book's state: the rows the book's last observation changed when it
+        is the only one since, every row otherwise."""
+        if ranking.version >= 0 and book.version == ranking.version + 1:
+            where = ranking.rows
+            rows = [where[name] for name, kind in book.last_changed if kind == task_type and name in where]
+        else:
+            rows = range(len(names))
+            ranking.stats = [None] * len(names)
+            ranking.p50s = [None] * len(names)
+            ranking.by_row = []
+        ranking.version = book.version
+        if not rows:
+            return
+        stats, p50s = ranking.stats, ranking.p50s
+        for row in rows:
+            s = stats[row] = book.get(names[row], task_type)
+            p50s[row] = s.p50_latency_ms if s is not None else None
+        min_samples = self.config.min_samples
+        trusted = all(s is not None and s.n >= min_samples for s in stats)
         fastest = min((p for p in p50s if p), default=None)
-        reusable = {c.target: c for c in before}
-        candidates = []
-        for position, (target, s, p50) in enumerate(zip(targets, stats, p50s)):
+        if not ranking.by_row or trusted != ranking.trusted or fastest != ranking.fastest:
+            rows = range(len(names))
+            ranking.by_row = [None] * len(names)
+        ranking.trusted, ranking.fastest = trusted, fastest
+        by_row = ranking.by_row
+        cfg = self.config
+        for row in rows:
+            s, p50 = stats[row], p50s[row]
             success = s.success_rate if s is not None else None
             speed = fastest / p50 if fastest and p50 else 0.0
             score = (success or 0.0) * cfg.success_weight + speed * cfg.speed_weight
-            shown = score if trusted else -position
-            old = reusable.get(target.name)
-            if (
-                old is not None
-                and old.score == shown
-                and old.samples == (s.n if s is not None else 0)
-                and old.success_rate == success
-                and old.p50_latency_ms == p50
-                and old.details["speed_score"] == speed
-            ):
-                candidates.append(old)
-                continue
-            candidates.append(
-                Candidate(
-                    target=target.name,
-                    score=shown,
-                    samples=s.n if s is not None else 0,
-                    success_rate=success,
-                    p50_latency_ms=p50,
-                    details={"speed_score": speed, "weighted_score": score},
-                )
+            by_row[row] = Candidate(
+                names[row], score if trusted else -row, s.n if s is not None else 0, success, p50,
+                {"speed_score": speed, "weighted_score": score},
             )
-        if trusted:
-            candidates.sort(key=lambda c: c.score, reverse=True)
-        return tuple(candidates), trusted
+        ranking.candidates = tuple(sorted(by_row, key=_score, reverse=True)) if trusted else tuple(by_row)
 
     def observe(self, outcome: Outcome) -> None:
         """Nothing of its own to learn: it reads the shared StatsBook."""

@@ -5,6 +5,7 @@ from outcomes, and the published priors a stationary bandit may be seeded with.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from routing.models import Outcome, Target, Task
@@ -27,8 +28,7 @@ def quality_reward(outcome: Outcome) -> float:
     return success_reward(outcome)
 
 
-def _score(c) -> float:
-    return c.score
+_score = attrgetter("score")
 
 
 def task_context(task_type: str, category: str) -> tuple[str, str]:
@@ -74,31 +74,51 @@ class BanditStrategy:
         names, context, penalty = self._frame(task, targets, book)
         bandit = self.bandit
         j, propensity, view = bandit.pick_in_view(context, names, penalty)
-        # A candidate is rebuilt only when the figures behind it changed (one arm after an update).
-        kept = view.extra
-        candidates = []
-        task_type = task.task_type
-        for row, name in enumerate(names):
+        candidates = self._ranking(view, names, task.task_type, penalty, book)
+        pick, mean, count = names[j], bandit.estimate(view, j), view.n[j]
+        estimate = "untried" if mean is None else f"mean reward {mean:.3f} over {count:.0f} calls"
+        # The propensity is the decision's `probability`, possibly still Deferred: not repeated here.
+        reason = f"{self.name}: drew {pick} for {task.task_type}/{task.category} ({estimate})"
+        return Choice(candidates, pick, propensity, reason)
+
+    def _ranking(self, view, names: list[str], task_type: str, penalty, book: StatsBook) -> tuple:
+        """The candidates best first, kept with the view: only the rows whose view statistics or book
+        entries changed since the last decision in this view are rebuilt (one or two after an update)."""
+        kept = view.extra.get("ranking")
+        if kept is not None and kept[0] is book and kept[1] == view.version and kept[2] == book.version:
+            return kept[4]
+        by_row = kept[3] if kept is not None else None
+        if by_row is None or kept[0] is not book:
+            rows = range(len(names))
+            by_row = [None] * len(names)
+        else:
+            since = kept[1]
+            if since == view.version:
+                rows = set()
+            elif since == view.version - 1:
+                rows = set(view.last_rows)
+            else:
+                rows = {r for r, v in enumerate(view.row_version) if v > since}
+            if book.version != kept[2]:
+                if book.version == kept[2] + 1:
+                    where = view.extra.get("rows") or view.extra.setdefault("rows", {n: r for r, n in enumerate(names)})
+                    rows.update(where[name] for name, kind in book.last_changed if kind == task_type and name in where)
+                else:
+                    rows = range(len(names))
+        bandit = self.bandit
+        for row in rows:
+            name = names[row]
             stats = book.get(name, task_type)
             mean = bandit.estimate(view, row)
             cost = penalty[row] if penalty is not None else 0.0
-            key = (mean, view.n[row], cost, stats, stats.n if stats is not None else 0)
-            entry = kept.get(row)
-            if entry is None or entry[0] != key:
-                details = {"cost_penalty": cost}
-                if mean is not None:
-                    details["mean_reward"] = mean
-                score = 0.0 if mean is None else mean - cost
-                entry = kept[row] = (key, candidate(name, score, stats, details, samples=round(view.n[row])))
-            candidates.append(entry[1])
-        candidates.sort(key=_score, reverse=True)
-        pick, mean, count = names[j], bandit.estimate(view, j), view.n[j]
-        estimate = "untried" if mean is None else f"mean reward {mean:.3f} over {count:.0f} calls"
-        reason = (
-            f"{self.name}: drew {pick} with probability {propensity:.3f} "
-            f"for {task.task_type}/{task.category} ({estimate})"
-        )
-        return Choice(tuple(candidates), pick, propensity, reason)
+            details = {"cost_penalty": cost}
+            if mean is not None:
+                details["mean_reward"] = mean
+            score = 0.0 if mean is None else mean - cost
+            by_row[row] = candidate(name, score, stats, details, samples=round(view.n[row]))
+        candidates = tuple(sorted(by_row, key=_score, reverse=True))
+        view.extra["ranking"] = (book, view.version, book.version, by_row, candidates)
+        return candidates
 
     def adopt(self, state: PublishedState, prior_cap: int) -> list[str]:
         """Seed a stationary success-reward bandit that has learned nothing yet with the published priors.

@@ -12,7 +12,9 @@ sum `s` and sum of squares `ss`, kept globally and per context.
   one integral over the pick's own posterior (see `Posteriors`), to ~1e-4.
 
 `pick` returns an arm with its propensity (what a router logs); `probabilities` gives every arm's (k
-integrals for Thompson sampling), for callers that mix distributions. What is derived from the
+integrals for Thompson sampling), for callers that mix distributions. `pick_in_view` leaves Thompson's
+integral `Deferred`: it is computed when first read, and at the latest before the next `update` or
+`add_arm` changes the state it depends on, so it is exactly what `pick` would have returned. What is derived from the
 statistics (pooled views, posteriors, propensities) is cached per (context, arm set), least recently
 used evicted beyond `view_limit`; an update re-pools only the arms it changed (every arm's stamp says
 when it last changed), so decisions in an unchanged state cost one draw each and a decision after an
@@ -45,11 +47,15 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from routing.errors import UnknownNameError
-from routing.models import FINITE
+from routing.models import FINITE, Deferred
 from routing.strategies.bandits.posteriors import BetaPosteriors, NormalPosteriors, Posteriors
 from routing.validation import require_unique
 
 Context = Hashable | None
+
+PENDING_LIMIT = 256
+"""Unresolved propensities kept before they are computed anyway (a router that chooses without ever
+learning, over more (context, arm set) views than it keeps, would otherwise hold them all)."""
 
 
 class BanditOptions(BaseModel):
@@ -120,10 +126,15 @@ class _View:
 
     `memo` keeps what learners derive from the view (probabilities, propensities) until an arm of it
     changes; `kept` is what a learner keeps across changes (Thompson's posteriors, refreshed per arm),
-    and `extra` what a caller keeps per arm (the adapter's candidates).
+    and `extra` what a caller keeps (the adapter's candidates). `version` counts the re-poolings,
+    `row_version[r]` is the version that last changed row r and `last_rows` the rows the latest one
+    changed, so a caller can redo only those rows.
     """
 
-    __slots__ = ("context", "extra", "idx", "kept", "key", "memo", "n", "names", "s", "ss", "stamp")
+    __slots__ = (
+        "context", "extra", "idx", "kept", "key", "last_rows", "memo", "n", "names", "row_version", "s",
+        "ss", "stamp", "version",
+    )
 
     def __init__(self, key: Hashable, context: Context, names: list[str], idx: list[int], stamp: int):
         self.key, self.context, self.names, self.idx, self.stamp = key, context, names, idx, stamp
@@ -133,6 +144,9 @@ class _View:
         self.memo: dict[Hashable, object] = {}
         self.kept: object = None
         self.extra: dict[Hashable, object] = {}
+        self.version = 0
+        self.row_version = [0] * len(idx)
+        self.last_rows: list[int] = []
 
     def remember(self, key: Hashable, compute: Callable[[], object]):
         """memo[key], computed on first use."""
@@ -164,6 +178,7 @@ class Bandit:
         self._views: dict[tuple[Context, tuple[str, ...] | None], _View] = {}  # least recently used first
         self._clock = 0  # bumped by every update
         self._changed = [0] * len(self._arms)  # per arm, the clock of its last change (in any context)
+        self._pending: list[Deferred] = []  # propensities handed out unresolved since the last change
 
     @property
     def arms(self) -> tuple[str, ...]:
@@ -177,6 +192,7 @@ class Bandit:
         """Start learning about a new arm (no-op if known); it starts untried everywhere."""
         if arm in self._index:
             return
+        self._settle_pending()
         self._index[arm] = len(self._arms)
         self._arms.append(arm)
         self._global.grow()
@@ -189,6 +205,7 @@ class Bandit:
         i = self._position(arm)
         reward = float(reward)
         self._check_reward(reward)
+        self._settle_pending()
         discount, window = self.options.discount, self.options.window
         self._clock += 1
         clock, changed = self._clock, self._changed
@@ -209,6 +226,14 @@ class Bandit:
             changed[:] = [clock] * len(changed)
         changed[i] = clock
 
+    def _settle_pending(self) -> None:
+        """Compute every propensity handed out unresolved while the state it was drawn in still holds."""
+        pending = self._pending
+        if pending:
+            for deferred in pending:
+                deferred()
+            pending.clear()
+
     def _forget(self, context: Hashable) -> None:
         """Drop a context's statistics and the views pooled from them."""
         del self._contexts[context]
@@ -225,7 +250,8 @@ class Bandit:
         """Pick as `select` does, with the probability it had of picking that arm (its propensity)."""
         view = self._view(context, arms)
         j = self._select(view, penalty)
-        return view.names[j], self._propensity(view, j, penalty)
+        propensity = self._propensity(view, j, penalty)
+        return view.names[j], propensity() if type(propensity) is Deferred else propensity
 
     def probabilities(
         self, context: Context = None, arms: Sequence[str] | None = None, penalty=None
@@ -240,8 +266,11 @@ class Bandit:
         self._position(arm)
         return self.probabilities(context, arms, penalty).get(arm, 0.0)
 
-    def pick_in_view(self, context: Context, arms: Sequence[str], penalty=None) -> tuple[int, float, _View]:
-        """`pick` for a caller that also reads the view: (the pick's row, its propensity, the view).
+    def pick_in_view(
+        self, context: Context, arms: Sequence[str], penalty=None
+    ) -> tuple[int, float | Deferred, _View]:
+        """`pick` for a caller that also reads the view: (the pick's row, its propensity, the view); the
+        propensity may be `Deferred` (see the module docstring).
 
         The view's `n` are the counts behind each arm's estimate and `estimate(view, row)` its mean.
         """
@@ -290,6 +319,11 @@ class Bandit:
             if rows:
                 self._pool(view, rows)
                 view.memo.clear()
+                view.version += 1
+                view.last_rows = rows
+                row_version = view.row_version
+                for r in rows:
+                    row_version[r] = view.version
             view.stamp = self._clock
         views[key] = view
         return view
@@ -453,9 +487,17 @@ class _ThompsonBandit(Bandit):
         return self._draw_from(view).argmax_probabilities(_shift(penalty)).tolist()
 
     def _propensity(self, view, j, penalty):
-        posteriors = self._draw_from(view)
+        """Deferred (one integral, the costliest part of a decision), shared by every pick of arm j in
+        this state, and resolved before the state changes (`_settle_pending`)."""
         key = ("propensity", _penalty_key(penalty), j)
-        return view.remember(key, lambda: posteriors.argmax_probability(j, _shift(penalty)))
+        deferred = view.memo.get(key)
+        if deferred is None:
+            if len(self._pending) >= PENDING_LIMIT:
+                self._settle_pending()
+            posteriors = self._draw_from(view)
+            deferred = view.memo[key] = Deferred(lambda: posteriors.argmax_probability(j, _shift(penalty)))
+            self._pending.append(deferred)
+        return deferred
 
 
 def _shift(penalty) -> np.ndarray | None:
@@ -489,13 +531,25 @@ class ThompsonSampling(_ThompsonBandit):
             raise ValueError(f"reward must be in [0, 1] for Beta-Bernoulli Thompson sampling, got {reward}")
 
     def _posteriors(self, view):
-        """The view's Beta posteriors, kept with the view and refreshed for the arms that changed."""
+        """The view's Beta posteriors, kept with the view and refreshed for the rows that changed."""
         a0, b0 = self.alpha, self.beta
-        a = [a0 + s for s in view.s]
-        b = [b0 + max(n - s, 0.0) for n, s in zip(view.n, view.s)]
-        if view.kept is None:
-            view.kept = BetaPosteriors(len(a))
-        return view.kept.refresh(a, b)
+        kept = view.kept
+        if kept is None:
+            kept = view.kept = BetaPosteriors(len(view.n))
+            rows = range(len(view.n))
+        else:
+            since = kept.version
+            if since == view.version - 1:
+                rows = view.last_rows
+            else:
+                rows = [r for r, v in enumerate(view.row_version) if v > since]
+        kept.version = view.version
+        n, s = view.n, view.s
+        a, b = {}, {}
+        for r in rows:
+            a[r] = a0 + s[r]
+            b[r] = b0 + max(n[r] - s[r], 0.0)
+        return kept.refresh(a, b, rows)
 
 
 class GaussianThompsonSampling(_ThompsonBandit):

@@ -1,0 +1,202 @@
+"""The decision hot path: deferred propensities, prepared Beta draws, rankings kept across outcomes and
+decisions built without revalidation give the same answers as the plain computations."""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import pickle
+import random
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from routing import Outcome, Router, Target, Task
+from routing.models import Candidate, Decision, Deferred, RoutedResult, new_id
+from routing.stats.book import StatsBook
+from routing.strategies.bandits.adapter import BanditStrategy
+from routing.strategies.bandits.learners import ThompsonSampling
+from routing.strategies.bandits.posteriors import DRAWS, BetaPosteriors
+from routing.strategies.weighted import WeightedScore, WeightedScoreConfig
+
+
+def task(task_type: str = "qa") -> Task:
+    return Task(task_type=task_type, payload="What is 2 + 2?")
+
+
+def outcome(target: str, rng: random.Random, task_type: str = "qa", rate: float = 0.7) -> Outcome:
+    return Outcome(target=target, task_type=task_type, success=rng.random() < rate,
+                   duration_ms=rng.lognormvariate(5, 0.5), cost=0.001 * rng.random())
+
+
+def quad_propensity(a: list[float], b: list[float], pick: int) -> float:
+    """P(X_pick is the largest) for independent X_j ~ Beta(a_j, b_j), by scipy's adaptive quadrature."""
+    def integrand(x: float) -> float:
+        others = [stats.beta.cdf(x, a[j], b[j]) for j in range(len(a)) if j != pick]
+        return stats.beta.pdf(x, a[pick], b[pick]) * np.prod(others)
+
+    return integrate.quad(integrand, 0, 1, limit=200)[0]
+
+
+def test_a_deferred_propensity_is_that_of_the_state_the_pick_was_drawn_in() -> None:
+    """Read only after later outcomes changed the posteriors, the logged propensity is still the exact
+    one of the state at the choice (scipy quadrature over the Beta posteriors of that moment)."""
+    names = ["a", "b", "c"]
+    router = Router([Target(name=n) for n in names], BanditStrategy(ThompsonSampling, names, seed=3))
+    rng = random.Random(4)
+    for i in range(30):
+        router.observe(outcome(names[i % 3], rng, rate=0.4 + 0.2 * (i % 3)))
+    bandit = router.strategy.bandit
+    context = ("qa", "general")
+    n, means = bandit.counts(context), bandit.means(context)
+    a = [1 + means[x] * (n[x] + 2) - 1 for x in names]
+    b = [2 + n[x] - a_x for x, a_x in zip(names, a)]
+    decision = router.choose(task())
+    assert "_deferred" in decision.__pydantic_private__ and decision.__pydantic_private__["_deferred"]
+    for _ in range(5):
+        router.observe(outcome(decision.pick, rng))
+    expected = quad_propensity(a, b, names.index(decision.pick))
+    assert decision.probability == pytest.approx(expected, abs=2e-3)
+
+
+def test_deferred_and_eager_reads_log_identical_propensities() -> None:
+    """Two routers with one seed: one reads every probability at once, the other only at the end."""
+    names = [f"t{i}" for i in range(8)]
+    routers = [Router([Target(name=n) for n in names], BanditStrategy(ThompsonSampling, names, seed=5))
+               for _ in range(2)]
+    logs: list[list[Decision]] = [[], []]
+    for which, router in enumerate(routers):
+        rng = random.Random(6)
+        for _ in range(200):
+            decision = router.choose(task())
+            if which == 0:
+                decision.probability  # noqa: B018 - read now
+            logs[which].append(decision)
+            router.observe(outcome(decision.pick, rng, rate=0.5 + 0.05 * names.index(decision.pick)))
+    assert [d.pick for d in logs[0]] == [d.pick for d in logs[1]]
+    assert [d.probability for d in logs[0]] == [d.probability for d in logs[1]]
+
+
+def test_a_decision_with_a_deferred_probability_behaves_as_a_resolved_one() -> None:
+    calls = []
+
+    def compute() -> float:
+        calls.append(1)
+        return 0.25
+
+    candidates = (Candidate("a", 1.0, 3, 0.5, 10.0, {"x": 1.0}), Candidate("b", 0.5))
+
+    def fresh() -> Decision:
+        return Decision.built(task_id="t1", task_type="qa", strategy="s", candidates=candidates, pick="a",
+                              probability=Deferred(compute), reason="r")
+
+    plain = Decision(task_id="t1", task_type="qa", strategy="s", candidates=candidates, pick="a",
+                     probability=0.25, reason="r")
+    assert fresh().model_dump()["probability"] == 0.25
+    assert Decision.model_validate_json(fresh().model_dump_json()).probability == 0.25
+    assert pickle.loads(pickle.dumps(fresh())).probability == 0.25
+    assert copy.deepcopy(fresh()).probability == 0.25
+    assert fresh().model_copy(update={"variant": "v"}).probability == 0.25
+    nested = RoutedResult(task_id="t1", decision=fresh(), attempts=(), success=False)
+    assert nested.model_dump(mode="json")["decision"]["probability"] == 0.25
+    assert "probability=0.25" in repr(fresh())
+    built = fresh()
+    assert built.model_fields_set == plain.model_fields_set
+    dumped, expected = built.model_dump(), plain.model_dump()
+    for field in ("id", "timestamp"):
+        dumped.pop(field), expected.pop(field)
+    assert dumped == expected
+    again = Decision.model_validate_json(built.model_dump_json())
+    assert again == built
+    assert len(calls) == 8  # once per decision (a copy shares it), however often it is read
+    with pytest.raises(ValueError, match="probability"):
+        Decision.built(task_id="t", task_type="qa", strategy="s", candidates=candidates, pick="a",
+                       probability=1.5, reason="r")
+
+
+def test_prepared_beta_draws_are_independent_draws_from_the_current_posteriors() -> None:
+    """Kolmogorov-Smirnov against scipy's Beta for every arm, whether its parameters never change,
+    change now and then, or all change at once; no correlation between arms or successive draws."""
+    a, b = [1.0, 2.0, 5.0, 30.0, 0.5, 80.0], [1.0, 3.0, 2.0, 40.0, 0.7, 20.0]
+    posteriors = BetaPosteriors(len(a)).refresh(a, b)
+    generator = np.random.default_rng(9)
+    draws = []
+    for t in range(12_000):
+        if t % 97 == 5:  # one arm moves away and back: its unread draws must be thrown away
+            posteriors.refresh(a[:3] + [31.0] + a[4:], b)
+            posteriors.sample(generator)
+            posteriors.refresh(a, b)
+        if t % (5 * DRAWS) == 7:  # every arm at once
+            posteriors.refresh([x + 1 for x in a], [x + 1 for x in b])
+            posteriors.sample(generator)
+            posteriors.refresh(a, b)
+        draws.append(posteriors.sample(generator))
+    values = np.array(draws)
+    for j in range(len(a)):
+        assert stats.kstest(values[:, j], stats.beta(a[j], b[j]).cdf).pvalue > 1e-3
+    correlations = np.corrcoef(values.T)[np.triu_indices(len(a), 1)]
+    assert np.abs(correlations).max() < 0.05
+    for j in range(len(a)):
+        assert abs(np.corrcoef(values[1:, j], values[:-1, j])[0, 1]) < 0.05
+
+
+def test_weighted_rankings_kept_across_outcomes_match_fresh_ones() -> None:
+    """After every outcome (several task types, a book small enough to forget pairs), the kept ranking
+    equals one a new WeightedScore builds from the same book."""
+    names = [f"t{i}" for i in range(6)]
+    config = WeightedScoreConfig(min_samples=3)
+    book = StatsBook(max_entries=14)
+    router = Router([Target(name=n) for n in names], WeightedScore(config), book=book)
+    rng = random.Random(11)
+    for i in range(400):
+        task_type = rng.choice(["qa", "code", "math"])
+        router.observe(outcome(rng.choice(names), rng, task_type=task_type))
+        for kind in ("qa", "code"):
+            kept = router.choose(task(kind))
+            fresh = WeightedScore(config).choose(task(kind), list(router.targets.values()), book)
+            assert kept.candidates == fresh.candidates and kept.pick == fresh.pick, i
+
+
+def test_bandit_rankings_kept_across_outcomes_match_rebuilt_ones() -> None:
+    names = [f"t{i}" for i in range(6)]
+    strategy = BanditStrategy(ThompsonSampling, names, seed=12, willingness_to_pay=1.0)
+    router = Router([Target(name=n) for n in names], strategy, book=StatsBook(max_entries=10))
+    rng = random.Random(13)
+    for i in range(300):
+        router.observe(outcome(rng.choice(names), rng, task_type=rng.choice(["qa", "code"])))
+        decision = router.choose(task("qa"))
+        view = strategy.bandit._views[(("qa", "general"), tuple(names))]
+        view.extra.pop("ranking")
+        rebuilt = strategy.choose(task("qa"), list(router.targets.values()), router.book)
+        assert decision.candidates == rebuilt.candidates, i
+
+
+def _child_id(queue) -> None:
+    queue.put(new_id())
+
+
+def test_ids_differ_in_a_forked_child() -> None:
+    """Ids come from random bytes fetched ahead: a forked child must not reuse its parent's."""
+    new_id()
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child_id, args=(queue,))
+    child.start()
+    theirs = queue.get(timeout=30)
+    child.join(timeout=30)
+    ours = {new_id() for _ in range(300)}
+    assert theirs not in ours and len(ours) == 300
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ours | {theirs})
+
+
+def test_a_router_holding_unread_propensities_pickles_with_them_computed() -> None:
+    names = ["a", "b", "c"]
+    router = Router([Target(name=n) for n in names], BanditStrategy(ThompsonSampling, names, seed=7))
+    rng = random.Random(8)
+    for i in range(12):
+        router.observe(outcome(names[i % 3], rng))
+    decision = router.choose(task())
+    copied = pickle.loads(pickle.dumps((router, decision)))
+    assert copied[1].probability == decision.probability
+    assert copied[0].choose(task()).probability >= 0.0
