@@ -1,6 +1,7 @@
 """Decision latency of `Router.choose` at 3 and 20 targets (weighted, the default, and Thompson sampling),
 in a fixed state and while learning, against MABWiser's Thompson select+update in the same process; and
-the memory a router holds per (target, task type).
+the memory a router holds per (target, task type), after 5 calls per pair and after 2,000 (the book's
+latency sketch full).
 
 Wall time includes whatever else the machine runs; CPU time (this thread's) leaves out time the process
 was not scheduled, so on a loaded machine it is the closer measure of the code itself. Rows report the
@@ -140,12 +141,12 @@ def mabwiser_row(decisions: int) -> dict | None:
             "speedup_vs_mabwiser": median(theirs) / median(ours)}
 
 
-def memory_rows(task_types: int, targets: int, calls_each: int) -> list[dict]:
+def memory_rows(task_types: int, targets: int, calls_each: int, capped: bool = True) -> list[dict]:
     """Bytes a Thompson router (book + bandit) holds per (target, task type), traced by tracemalloc,
-    and with the book capped at half the pairs (least recently observed forgotten)."""
+    and (`capped`) with the book capped at half the pairs (least recently observed forgotten)."""
     rows = []
     names = [f"t{i}" for i in range(targets)]
-    for cap in (None, task_types * targets // 2):
+    for cap in (None, task_types * targets // 2) if capped else (None,):
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
         router = build("thompson", names)
@@ -176,6 +177,7 @@ def main(quick: bool, json_path: str | None) -> dict:
     if mab:
         report("choose_mabwiser", "Thompson, 20 arms: Router.choose+observe vs MABWiser select+update", [mab])
     memory = memory_rows(200 if quick else 1000, 20, 5)
+    memory += memory_rows(5 if quick else 25, 20, 2_000, capped=False)  # latency windows full
     report("choose_memory", "Memory per (target, task type)", memory)
     result = {"latency": latency, "contexts": rotation, "mabwiser": mab, "memory": memory}
     if json_path:

@@ -22,11 +22,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import median, report, time_us
+from common import DiskCachedEmbedder, median, report, time_us
 
 from blocks.embeddings import MiniLMEmbedder, minilm_available
 from routing.context.embedding import EMBEDDING_KEY
-from routing.evaluation.replay import embed_prompts, load_routerbench, replay, routerbench_question
+from routing.evaluation.replay import (
+    embed_prompts,
+    load_routerbench,
+    replay,
+    routerbench_question,
+    willingness_grid,
+)
 from routing.models import Outcome, Target, Task
 from routing.stats.book import StatsBook
 from routing.strategies.contextual import ContextualThompson
@@ -38,21 +44,7 @@ DATA = next(
     (p / "shared" / "data" / "routerbench" for p in (_HERE.parents[2], _HERE.parents[3]) if (p / "shared").is_dir()),
     _HERE.parents[2] / "shared" / "data" / "routerbench",
 )  # ../shared beside the checkout, or beside the worktrees' folder
-CURVE = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.2, 1.0)
-
-
-class Memo:
-    """An embedder that embeds each distinct text once (the replays share the prompts)."""
-
-    def __init__(self, embedder) -> None:
-        self.embedder, self.name, self.dimensions = embedder, embedder.name, embedder.dimensions
-        self.cache: dict[str, np.ndarray] = {}
-
-    def embed(self, texts):
-        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
-        if missing:
-            self.cache.update(zip(missing, self.embedder.embed(missing)))
-        return np.stack([self.cache[t] for t in texts])
+CURVE_POINTS = 13  # willingness_grid: from the cheapest model's cost per call to 200x the dearest's
 
 
 def sample_texts(n: int) -> list[str]:
@@ -136,12 +128,12 @@ def replay_rows(quick: bool) -> list[dict]:
     data = {name: load_routerbench(path) for name, path in files.items()}
     if quick:
         data = {name: d.split(0.25, seed=0)[0] for name, d in data.items()}
-    embedder = Memo(MiniLMEmbedder())
+    embedder = DiskCachedEmbedder(MiniLMEmbedder())
     rows = []
     for warm_name, test_name in [tuple(files), tuple(reversed(list(files)))]:
         for strategy in ("contextual", "thompson"):
             started = time.perf_counter()
-            r = replay(data[test_name], strategy, CURVE, warm_start=data[warm_name], shuffle_seed=0, seed=0,
+            r = replay(data[test_name], strategy, willingness_grid(data[test_name], CURVE_POINTS), warm_start=data[warm_name], shuffle_seed=0, seed=0,
                        embedder=embedder if strategy == "contextual" else None)
             near = r.near_best
             rows.append({
@@ -167,7 +159,7 @@ def main(quick: bool) -> None:
     rows = replay_rows(quick)
     if rows:
         report("contextual_replay", "RouterBench: warm start on one eval, route the other (L curve)", rows,
-               f"L in {', '.join(f'{v:g}' for v in CURVE)}; seed 0; {'25% of rows (quick)' if quick else 'all rows'}")
+               f"{CURVE_POINTS} L values spanning each eval's costs (willingness_grid); seed 0; {'25% of rows (quick)' if quick else 'all rows'}")
     else:
         print(f"replay skipped: no RouterBench data in {DATA}")
 

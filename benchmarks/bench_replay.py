@@ -22,13 +22,20 @@ from pathlib import Path
 import numpy as np
 from common import report
 
-from routing.evaluation.replay import ReplayData, ReplayReport, load_routerbench, nondecreasing_hull, replay
+from routing.evaluation.replay import (
+    ReplayData,
+    ReplayReport,
+    load_routerbench,
+    nondecreasing_hull,
+    replay,
+    willingness_grid,
+)
 
 os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench"
 STRATEGIES = ("thompson", "gaussian_thompson", "ucb1", "epsilon_greedy", "qlearning", "ensemble", "weighted")
-CURVE = (0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.07, 0.1, 0.2, 1.0)
+CURVE_POINTS = 13  # willingness_grid: the cheapest model's cost per call to 200x the dearest's
 WARM_FRACTION = 0.3
 AIM_ACCURACY, AIM_COST = 0.95, 0.3  # of the most accurate model's accuracy and cost
 
@@ -125,11 +132,12 @@ def main(quick: bool) -> None:
         budget = AIM_COST * reports[0].models[reports[0].best_model].total_cost
         ceiling = per_eval_ceiling(evaluated, budget)
         rows.append(row(setting, "per-eval mixture, hindsight (ceiling)", None, *ceiling, reports[0]))
+        levels = willingness_grid(evaluated, CURVE_POINTS)
         curve = [
-            replay(evaluated, "thompson", CURVE, warm_start=history, shuffle_seed=s, seed=s)
+            replay(evaluated, "thompson", levels, warm_start=history, shuffle_seed=s, seed=s)
             for s in range(seeds)
         ]
-        for i, level in enumerate(CURVE):
+        for i, level in enumerate(levels):
             rows.append(row(setting, "thompson curve", level, *averaged(curve, i), curve[0]))
         curves.append(
             {
@@ -149,7 +157,8 @@ def main(quick: bool) -> None:
         "replay_aiq",
         "RouterBench AIQ of the Thompson cost-quality curve",
         curves,
-        f"L in {', '.join(f'{v:g}' for v in CURVE)}; zero router = hull of the single models",
+        f"{CURVE_POINTS} L values from the cheapest model's cost per call to 200x the dearest's (willingness_grid); "
+        "zero router = hull of the single models",
     )
 
 

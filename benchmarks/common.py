@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -57,3 +59,27 @@ def report(name: str, title: str, rows: list[dict], notes: str = "") -> Path:
     }
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+EMBEDDING_CACHE = Path(tempfile.gettempdir()) / "adaptive-router-embeddings"
+
+
+class DiskCachedEmbedder:
+    """Wraps an embedder: each batch of texts is embedded once per machine (cached in $TMPDIR by the
+    texts' hash), so benchmarks re-run without re-embedding RouterBench (~90 s on a loaded machine)."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder, self.name, self.dimensions = embedder, embedder.name, embedder.dimensions
+
+    def embed(self, texts):
+        import numpy as np
+
+        texts = list(texts)
+        key = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:24]
+        path = EMBEDDING_CACHE / f"minilm-{key}.npy"
+        if path.is_file():
+            return np.load(path)
+        vectors = np.asarray(self.embedder.embed(texts), dtype=np.float32)
+        EMBEDDING_CACHE.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+        return vectors

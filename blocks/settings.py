@@ -9,6 +9,7 @@ from pydantic import Field
 
 from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo
 from blocks.validation import StrictBlock
+from routing.calls.sampling import DetailSampling, Rate
 
 
 class RouterSettings(Block, StrictBlock):
@@ -23,6 +24,9 @@ class RouterSettings(Block, StrictBlock):
         strategy: Ranking strategy, e.g. weighted, statistical, thompson.
         strategy_options: Options of the strategy, e.g. {'min_samples': 100} for weighted.
         seed: Seed for reproducible exploration.
+        detail_sample_rate: Share of routed tasks whose decision and attempt rows are stored, in (0, 1].
+        detail_sample_rates: That share per task type, overriding `detail_sample_rate`.
+        emit_events: Emit a Prefect event per stored decision and attempt (sampled like the rows).
 
     Example:
         Load saved settings and route a task with the runtime of the same name:
@@ -55,3 +59,20 @@ class RouterSettings(Block, StrictBlock):
         default_factory=dict, description="Options of the strategy, e.g. {'min_samples': 100} for weighted."
     )
     seed: int | None = Field(default=None, description="Seed for reproducible exploration.")
+    detail_sample_rate: Rate = Field(
+        default=1.0,
+        description="Share of routed tasks whose decision and attempt rows are stored, in (0, 1]; every "
+        "outcome still reaches the learners and budgets, and kept rows carry weight 1/rate.",
+    )
+    detail_sample_rates: dict[str, Rate] = Field(
+        default_factory=dict, description="Share kept per task type, e.g. {'qa': 0.01}; others use the default."
+    )
+    emit_events: bool = Field(
+        default=False,
+        description="Emit adaptive-router.routing.decision and adaptive-router.execution.recorded events for "
+        "the stored (sampled) decisions and attempts.",
+    )
+
+    def sampling(self) -> DetailSampling:
+        """The sampling policy the runtime applies."""
+        return DetailSampling(default_rate=self.detail_sample_rate, rates=self.detail_sample_rates)

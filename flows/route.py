@@ -210,6 +210,7 @@ def _attempt_runner(
                 SpooledCall(
                     target=runtime.target(call.target), task=chain.task, decision=chain.decision,
                     attempt=chain.next_attempt, estimate=call.estimate,
+                    weight=runtime.detail_weight(chain.decision),
                 )
                 for chain, call in chunk
             ]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from prefect.events import emit_event
 
+from blocks.events import events_reachable
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore, StoreError
 from blocks.store.budgets import load_budgets, spend_rows
@@ -28,6 +29,7 @@ from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
 from routing.calls.breaker import BreakerBoard, Transition
 from routing.calls.retry import RetryPolicy
+from routing.calls.sampling import DetailSampling
 from routing.context.embedding import Embedder, task_embedding, with_embeddings
 from routing.context.session import SessionTracker
 from routing.errors import UnknownNameError, UnknownTargetError
@@ -47,6 +49,9 @@ ResultHook = Callable[[RoutedResult], None]
 
 logger = logging.getLogger("adaptive_router")
 
+
+DECISION_EVENT = "adaptive-router.routing.decision"
+EXECUTION_EVENT = "adaptive-router.execution.recorded"
 
 GOSSIP_DIRECTORY = "breakers"
 """Beside the published state: where every process's open breakers are gossiped (blocks/store/gossip.py)."""
@@ -81,6 +86,10 @@ class RoutingRuntime:
     live: PublishedReader | None = None  # the policy in force and the running experiments
     embedder: Embedder | None = None  # embeds prompts in the flow, never in its parameters
     policies: PolicyRouting | None = None
+    sampling: DetailSampling = field(default_factory=DetailSampling)  # which tasks keep rows and events
+    emit_events: bool = False  # a Prefect event per stored decision and attempt
+    _always_kept: set[str] = field(default_factory=set)  # decisions of running experiments, in flight
+    _last_fate: tuple[str, float | None] = ("", None)  # the last decision's weight: its attempts follow it
     _default_strategy: Strategy | None = None
     _state: PublishedState | None = None
 
@@ -94,6 +103,8 @@ class RoutingRuntime:
         retry: RetryPolicy | None = None,
         budgets: Sequence[Budget] = (),
         shared_ledger: str | Path | None = None,
+        sampling: DetailSampling | None = None,
+        emit_events: bool = False,
     ) -> RoutingRuntime:
         """Assemble a runtime; `budgets` start from what the store says each has spent this period.
 
@@ -129,6 +140,8 @@ class RoutingRuntime:
             published=PublishedReader(published_path(store)),
             gossip=gossip,
             live=PublishedReader(live_path(store), load_live),
+            sampling=sampling or DetailSampling(),
+            emit_events=emit_events,
         )
         if store.path.exists():
             runtime.restore()
@@ -196,8 +209,38 @@ class RoutingRuntime:
         except KeyError:
             raise UnknownTargetError(name, list(self.targets)) from None
 
+    def detail_weight(self, decision: Decision) -> float | None:
+        """The weight the rows of `decision` and its attempts carry, or None when they are not kept
+        (see routing/calls/sampling.py). An experiment's decisions are always kept: its analysis
+        counts every assigned task."""
+        if decision.experiment_id is not None:
+            return 1.0
+        weight = self.sampling.weight(decision.id, decision.task_type)
+        self._last_fate = (decision.id, weight)
+        return weight
+
+    def _record_weight(self, record: ExecutionRecord) -> float | None:
+        last_id, weight = self._last_fate
+        if record.decision_id == last_id:
+            return weight
+        if record.decision_id in self._always_kept:
+            return 1.0
+        return self.sampling.weight(record.decision_id or record.execution_id, record.task_type)
+
     def record_decision(self, decision: Decision) -> None:
+        """Spool the decision if its task is sampled, with its weight, and emit its event if asked."""
+        weight = self.detail_weight(decision)
+        if weight is None:
+            return
+        if decision.experiment_id is not None:
+            self._always_kept.add(decision.id)
+        if weight != decision.weight:
+            decision = decision.model_copy(update={"weight": weight})
         self.store.record_decision(decision)
+        if self.emit_events:
+            self._emit(DECISION_EVENT, f"adaptive-router.decision.{decision.id}", decision.task_type, decision.pick,
+                       {"task_id": decision.task_id, "strategy": decision.strategy,
+                        "probability": decision.probability, "weight": weight})  # fmt: skip
 
     def estimate(self, target: str, task: Task) -> float:
         return self.target(target).cost_estimate(task)
@@ -218,12 +261,43 @@ class RoutingRuntime:
                 logger.warning("a call cost $%.6f more than its estimate; budgets may be exceeded by it", overshoot)
 
     def record(self, record: ExecutionRecord) -> None:
-        """Spool the attempt (durable before returning) and let the router learn from it."""
-        self.store.record_execution(record)
-        self.learn(record)
+        """Spool the attempt if its task is sampled (durable before returning), with its weight, and let
+        the router learn from it whether kept or not."""
+        weight = self._record_weight(record)
+        if weight is not None:
+            if weight != record.weight:
+                record = record.model_copy(update={"weight": weight})
+            self.store.record_execution(record)
+            self._recorded(record, weight)
+        self._observe(record)
 
     def learn(self, record: ExecutionRecord) -> None:
-        """Let the router learn from an attempt (spooled already), and look at the peers' breakers."""
+        """Let the router learn from an attempt another process spooled (if sampled) already."""
+        if (weight := self._record_weight(record)) is not None:
+            self._recorded(record, weight)
+        self._observe(record)
+
+    def _recorded(self, record: ExecutionRecord, weight: float) -> None:
+        if self.emit_events:
+            self._emit(EXECUTION_EVENT, f"adaptive-router.execution.{record.execution_id}", record.task_type,
+                       record.target, {"task_id": record.task_id, "decision_id": record.decision_id,
+                                       "attempt": record.attempt, "success": record.success,
+                                       "duration_ms": record.duration_ms, "cost": record.actual_cost,
+                                       "error_type": str(record.error_type or "") or None, "weight": weight})  # fmt: skip
+
+    def _emit(self, event: str, resource_id: str, task_type: str, target: str, payload: dict) -> None:
+        """One telemetry event, related to its task type and target so automations can filter on them."""
+        if not events_reachable():
+            return
+        emit_event(
+            event=event,
+            resource={"prefect.resource.id": resource_id, "adaptive-router.task-type": task_type},
+            related=[{"prefect.resource.id": f"adaptive-router.target.{target}", "prefect.resource.role": "target"}],
+            payload=payload,
+        )
+
+    def _observe(self, record: ExecutionRecord) -> None:
+        """Let the router learn from an attempt, and look at the peers' breakers."""
         if self.policies is not None:
             self.policies.observe(Outcome.from_record(record), record.decision_id)
         else:
@@ -243,6 +317,7 @@ class RoutingRuntime:
                               judged["quality_score"], verdict)  # fmt: skip
 
     def finished(self, result: RoutedResult) -> None:
+        self._always_kept.discard(result.decision.id)
         if self.policies is not None:
             self.policies.finished(result.decision.id)
         for hook in self.hooks:
@@ -293,4 +368,5 @@ def _from_settings(name: str) -> RoutingRuntime:
     if settings.strategy == "cost_aware":
         options.setdefault("objectives", load_objectives(store))
     strategy = build_strategy(settings.strategy, names, seed=settings.seed, **options)
-    return RoutingRuntime.build(targets, store, strategy, budgets=load_budgets(store))
+    return RoutingRuntime.build(targets, store, strategy, budgets=load_budgets(store),
+                                sampling=settings.sampling(), emit_events=settings.emit_events)

@@ -364,6 +364,7 @@ class Decision(_Strict):
     reason: str
     experiment_id: str | None = Field(default=None, description="The running experiment that assigned the task.")
     variant: str | None = Field(default=None, description="Its variant, whose policy made this decision.")
+    weight: float = Field(default=1.0, ge=1, description="1/sampling rate: how many decisions this row stands for.")
 
     _deferred: Deferred | None = PrivateAttr(default=None)
 
@@ -390,7 +391,7 @@ class Decision(_Strict):
         values = {
             "id": new_id(), "task_id": task_id, "task_type": task_type, "timestamp": utcnow(),
             "strategy": strategy, "candidates": candidates, "pick": pick, "reason": reason,
-            "experiment_id": None, "variant": None,
+            "experiment_id": None, "variant": None, "weight": 1.0,
         }
         if deferred is None:
             if not 0.0 <= probability <= 1.0:
@@ -541,6 +542,7 @@ class ExecutionRecord(_Clean):
     solution_summary: str | None = None
     embedding: list[Float32] | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    weight: float = Field(default=1.0, ge=1, description="1/sampling rate: how many attempts this row stands for.")
 
 
 class Outcome(_Strict):

@@ -100,6 +100,7 @@ class SpooledCall:
     decision: Decision
     attempt: int
     estimate: float
+    weight: float | None = 1.0  # the sampled row's weight; None: learned from, not stored
 
 
 @task(
@@ -110,13 +111,16 @@ class SpooledCall:
 def call_targets_spooled(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
     """`call_target` for a worker process elsewhere (a Dask worker), for several attempts at once, made
     concurrently: each attempt's record is spooled here, in this process's own segment of `spool` (a
-    directory or an fsspec URL), before the results go back to the flow."""
+    directory or an fsspec URL), before the results go back to the flow; an attempt the sampling left
+    out (`weight` None) is only sent back."""
     writer = process_spool(spool)
 
     def one(call: SpooledCall) -> tuple[AttemptResult, ExecutionRecord]:
         result = _execute(_warm(call.target), call.task)
-        record = build_record(call.task, call.decision, call.target.descriptor(), result, call.attempt, call.estimate)
-        writer.append("execution", record)
+        record = build_record(call.task, call.decision, call.target.descriptor(), result, call.attempt, call.estimate,
+                              call.weight or 1.0)
+        if call.weight is not None:
+            writer.append("execution", record)
         return result, record
 
     with ThreadPoolExecutor(max_workers=max(1, len(calls))) as pool:

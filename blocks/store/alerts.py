@@ -11,16 +11,18 @@ import json
 from collections.abc import Iterable
 from datetime import datetime
 
+from blocks.store import weighting as w
 from blocks.store.store import Store
 from routing.stats.health import CallWindow, Finding, PickCounts, changes
 
-_CALLS = """
-SELECT target, timestamp >= ? AS recent, count(*) AS n, count_if(success) AS successes,
-       avg(coalesce(actual_cost, 0)) AS mean_cost
+# counts estimate every outcome from sampled rows (weighting.py)
+_CALLS = f"""
+SELECT target, timestamp >= ? AS recent, {w.count()} AS n, {w.count('success')} AS successes,
+       {w.mean('coalesce(actual_cost, 0)')} AS mean_cost
 FROM executions WHERE timestamp >= ? AND timestamp <= ? GROUP BY ALL
 """
-_PICKS = """
-SELECT pick, count_if(timestamp >= ?) AS recent, count_if(timestamp < ?) AS baseline
+_PICKS = f"""
+SELECT pick, {w.count('timestamp >= ?')} AS recent, {w.count('timestamp < ?')} AS baseline
 FROM routing_decisions WHERE timestamp >= ? AND timestamp <= ? GROUP BY pick ORDER BY pick
 """
 

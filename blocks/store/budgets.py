@@ -1,13 +1,17 @@
 """Budgets in the store, and what has been spent against each in its current period.
 
-Spend is summed from the executions table (exact, not sampled), so it counts every process's calls
-once they are ingested; a router adds its own in-flight and recent calls on top, in its ledger.
+Spend is summed from the executions table, so it counts every process's calls once they are
+ingested; a router adds its own in-flight and recent calls on top, in its ledger (which settles every
+call, sampled or not). Sampled rows count `weight` times: exact without sampling, an unbiased estimate
+with it (routing/calls/sampling.py gives its error); a budget that must hold to the cent wants its task
+types at rate 1, or the shared ledger, which the store seeds only once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
+from blocks.store import weighting as w
 from blocks.store.store import Store, utc_naive
 from routing.spend.budgets import Budget, Scope, SpendRow, period_start
 
@@ -43,7 +47,7 @@ def spend_rows(store: Store, budgets: list[Budget], now: datetime) -> list[Spend
     rows = []
     for budget in budgets:
         start = period_start(budget.period, now)
-        sql = "SELECT coalesce(sum(actual_cost), 0) AS spent FROM executions WHERE timestamp >= ?"
+        sql = f"SELECT coalesce({w.total('actual_cost')}, 0) AS spent FROM executions WHERE timestamp >= ?"
         params: list = [utc_naive(start)]
         if budget.scope is not Scope.OVERALL:
             sql += f" AND {_SCOPE_COLUMN[budget.scope]} = ?"

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from blocks.store import weighting as w
 from blocks.store.snapshots import _replace
 from blocks.store.store import Store, utc_naive
 from routing.errors import ConfigError, UnknownNameError
@@ -188,16 +189,19 @@ def rollback_policies(store: Store, snapshot_id: str, reason: str, applied_by: s
     return restored
 
 
+_CUT = "? - to_microseconds(CAST(? * 3600e6 AS BIGINT))"
+
+
 def outcome_aggregates(store: Store, now: datetime | None = None, recent_hours: float = 24) -> list[OutcomeAggregate]:
     """Per task type: success in the last `recent_hours` and before, and user acceptance, for `propose`."""
     cut = utc_naive(now or utcnow())
     rows = store.query(
-        """
+        f"""
         SELECT e.task_type,
-          count(*) FILTER (WHERE e.timestamp >= ? - to_microseconds(CAST(? * 3600e6 AS BIGINT))) AS recent_n,
-          count(*) FILTER (WHERE e.success AND e.timestamp >= ? - to_microseconds(CAST(? * 3600e6 AS BIGINT))) AS recent_successes,
-          count(*) FILTER (WHERE e.timestamp < ? - to_microseconds(CAST(? * 3600e6 AS BIGINT))) AS earlier_n,
-          count(*) FILTER (WHERE e.success AND e.timestamp < ? - to_microseconds(CAST(? * 3600e6 AS BIGINT))) AS earlier_successes,
+          {w.count(f"e.timestamp >= {_CUT}")} AS recent_n,
+          {w.count(f"e.success AND e.timestamp >= {_CUT}")} AS recent_successes,
+          {w.count(f"e.timestamp < {_CUT}")} AS earlier_n,
+          {w.count(f"e.success AND e.timestamp < {_CUT}")} AS earlier_successes,
           count(f.acceptance) AS feedback_n, count(*) FILTER (WHERE f.acceptance) AS accepted
         FROM executions e LEFT JOIN feedback f ON f.execution_id = e.execution_id
         GROUP BY e.task_type ORDER BY e.task_type

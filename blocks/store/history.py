@@ -1,6 +1,7 @@
 """Reading back what happened: recent attempts per target and per-(task type, target) performance.
 
-These reads serve the CLI and the gateway; they never ingest or write.
+These reads serve the CLI and the gateway; they never ingest or write. Aggregates are weighted by
+the rows' sampling weights (weighting.py); a list of attempts shows the sampled rows as they are.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import json
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from blocks.store import weighting as w
 from routing.models import ExecutionRecord
 
 if TYPE_CHECKING:
@@ -29,11 +31,12 @@ def recent_attempts(store: Store, per_target: int) -> list[ExecutionRecord]:
 def performance(store: Store) -> list[dict[str, Any]]:
     """Per (task type, target): calls, successes, p50/p95 latency, mean cost, spend and the span in seconds."""
     return store.query(
-        """SELECT task_type, target, count(*) AS calls, sum(success::INT) AS successes,
-                  quantile_cont(duration_ms, 0.5) AS p50, quantile_cont(duration_ms, 0.95) AS p95,
-                  coalesce(avg(actual_cost), 0) AS mean_cost, coalesce(sum(actual_cost), 0) AS spent,
+        f"""SELECT task_type, target, {w.count()} AS calls, {w.count('success')} AS successes,
+                  {w.quantile('duration_ms', 0.5)} AS p50, {w.quantile('duration_ms', 0.95)} AS p95,
+                  coalesce({w.mean('actual_cost')}, 0) AS mean_cost, coalesce({w.total('actual_cost')}, 0) AS spent,
                   epoch(max(timestamp) - min(timestamp)) AS seconds
-           FROM executions GROUP BY ALL ORDER BY task_type, target"""
+           FROM ({w.weighted_cdf_rows('task_type, target', 'duration_ms', 'executions')})
+           GROUP BY ALL ORDER BY task_type, target"""
     )
 
 

@@ -334,6 +334,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "SELECT * FROM executions QUALIFY row_number() OVER (PARTITION BY execution_id ORDER BY timestamp) = 1",
         ),
     ),
+    Migration(
+        11,
+        "sampling weights: a kept row stands for 1/rate outcomes (routing/calls/sampling.py); old rows weigh 1",
+        up=(
+            *(f"ALTER TABLE {_table} ADD COLUMN weight DOUBLE NOT NULL DEFAULT 1"
+              for _table in ("executions", "routing_decisions")),
+            "ALTER TABLE target_stats ADD COLUMN effective_n DOUBLE",  # the evidence behind n; NULL: n
+        ),
+        down=(
+            "ALTER TABLE target_stats DROP COLUMN effective_n",
+            *(f"ALTER TABLE {_table} DROP COLUMN weight" for _table in ("routing_decisions", "executions")),
+        ),
+    ),
 )
 
 HEAD = MIGRATIONS[-1].version

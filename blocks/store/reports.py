@@ -1,7 +1,8 @@
 """Read-only reports for people: the tables flows attach as artifacts or print, computed in DuckDB.
 
 Nothing here writes; each report is one query over tables other modules maintain (target_stats from
-stats.py, executions and routing_decisions from ingestion).
+stats.py, executions and routing_decisions from ingestion). Counts, shares and percentiles are weighted
+by the rows' sampling weights (weighting.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from blocks.store import weighting as w
 from blocks.store.store import Store
 
 _IDS = "(SELECT unnest(?::VARCHAR[]))"
@@ -35,9 +37,9 @@ def calls_by_target(store: Store, task_ids: list[str]) -> list[dict[str, Any]]:
     busiest target first."""
     return store.query(
         f"""
-        SELECT target, count(*) AS calls, avg(success::INT) AS success_rate,
-               median(duration_ms) AS p50_latency_ms, coalesce(sum(actual_cost), 0) AS cost_usd
-        FROM executions WHERE task_id IN {_IDS}
+        SELECT target, {w.count()} AS calls, {w.share('success')} AS success_rate,
+               {w.quantile('duration_ms', 0.5)} AS p50_latency_ms, coalesce({w.total('actual_cost')}, 0) AS cost_usd
+        FROM ({w.weighted_cdf_rows('target', 'duration_ms', f'executions WHERE task_id IN {_IDS}')})
         GROUP BY target ORDER BY calls DESC
         """,
         [task_ids],
@@ -52,10 +54,10 @@ def pick_shares_by_phase(
     rows = store.query(
         f"""
         WITH d AS (
-            SELECT pick, ntile(?) OVER (ORDER BY timestamp, decision_id) AS phase
+            SELECT pick, {w.WEIGHT}, ntile(?) OVER (ORDER BY timestamp, decision_id) AS phase
             FROM routing_decisions WHERE task_id IN {_IDS}
         )
-        SELECT phase, pick, count(*) * 1.0 / sum(count(*)) OVER (PARTITION BY phase) AS share
+        SELECT phase, pick, sum({w.WEIGHT}) / sum(sum({w.WEIGHT})) OVER (PARTITION BY phase) AS share
         FROM d GROUP BY phase, pick ORDER BY phase, pick
         """,
         [phases, task_ids],

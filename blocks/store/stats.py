@@ -7,7 +7,8 @@ Statistics cover every retained execution (retention bounds the history; the rou
 StatsBook covers what happened since the last publication).
 
 DuckDB does the heavy aggregation (counts, `quantile_cont` percentiles, which interpolate linearly as
-numpy's default does, mean and sample sd); scipy/statsmodels, through routing.stats.significance, do the Wilson
+numpy's default does, mean and sample sd), each weighted by the rows' sampling weights (weighting.py:
+the counts estimate every outcome, the interval and tests use the effective sample size); scipy/statsmodels, through routing.stats.significance, do the Wilson
 interval and the tests on the small result. Each target is compared with the leader of its task type
 (highest success rate, then lowest mean latency): a two-proportion z test on success and Welch's t test
 on latency. Everything is written in one transaction, so a reader sees the old or the new statistics.
@@ -24,32 +25,34 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from blocks.store import weighting as w
 from blocks.store.store import _transaction
 from routing.stats.significance import two_proportion_test, welch_t_test_from_stats, wilson_interval
 
 CONFIDENCE = 0.95
 _LIST = "(SELECT unnest(?::VARCHAR[]))"
 
-_AGGREGATE = """
-SELECT target, task_type, count(*) AS n, count_if(success) AS successes,
-       quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS pct,
-       avg(duration_ms) AS mean_latency_ms, coalesce(stddev_samp(duration_ms), 0) AS latency_sd_ms,
-       avg(coalesce(actual_cost, 0)) AS mean_cost, avg(quality_score) AS mean_quality,
+_AGGREGATE = f"""
+SELECT target, task_type, {w.count()} AS n, {w.count('success')} AS successes,
+       {w.share('success')} AS success_rate, {w.EFFECTIVE_N} AS effective_n,
+       [{w.quantile('duration_ms', 0.5)}, {w.quantile('duration_ms', 0.95)}, {w.quantile('duration_ms', 0.99)}] AS pct,
+       {w.mean('duration_ms')} AS mean_latency_ms, {w.stddev('duration_ms')} AS latency_sd_ms,
+       {w.mean('coalesce(actual_cost, 0)')} AS mean_cost, {w.mean('quality_score')} AS mean_quality,
        min(timestamp) AS first_seen, max(timestamp) AS last_seen
-FROM executions {where} GROUP BY target, task_type
+FROM ({w.weighted_cdf_rows('target, task_type', 'duration_ms', 'executions {where}')}) GROUP BY target, task_type
 """
 
-_PRIORS = """
-SELECT target, task_type, coalesce(category, 'general') AS category, count_if(success) AS successes,
-       count_if(NOT success) AS failures
-FROM executions {where} GROUP BY ALL
+_PRIORS = f"""
+SELECT target, task_type, coalesce(category, 'general') AS category, {w.count('success')} AS successes,
+       {w.count('NOT success')} AS failures
+FROM executions {{where}} GROUP BY ALL
 """
 
 STATS_COLUMNS = (
     "target", "task_type", "n", "successes", "success_rate", "success_low", "success_high",
     "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "mean_latency_ms", "latency_sd_ms",
     "mean_cost", "mean_quality", "first_seen", "last_seen", "best_target", "success_z", "success_p",
-    "latency_t", "latency_p", "computed_at",
+    "latency_t", "latency_p", "computed_at", "effective_n",
 )  # fmt: skip
 
 
@@ -130,10 +133,9 @@ def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> 
 
 def _with_interval(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     p50, p95, p99 = row.pop("pct")
-    low, high = wilson_interval(row["successes"], row["n"], CONFIDENCE)
+    low, high = wilson_interval(*_evidence(row), CONFIDENCE)
     return {
         **row,
-        "success_rate": row["successes"] / row["n"],
         "success_low": low,
         "success_high": high,
         "p50_latency_ms": p50,
@@ -141,6 +143,13 @@ def _with_interval(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "p99_latency_ms": p99,
         "computed_at": now,
     }
+
+
+def _evidence(row: dict[str, Any]) -> tuple[float, float]:
+    """(successes, n) as much evidence as the rows hold: the effective sample size of sampled rows
+    (their weighted counts estimate how many outcomes there were, not how much is known of them)."""
+    n = row.get("effective_n") or row["n"]
+    return row["success_rate"] * n, n
 
 
 def compare_with_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -156,12 +165,13 @@ def compare_with_leaders(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ("success_z", "success_p", "latency_t", "latency_p")
             )
             if row is not leader:
-                success = two_proportion_test(row["successes"], row["n"], leader["successes"], leader["n"])
+                (s1, n1), (s2, n2) = _evidence(row), _evidence(leader)
+                success = two_proportion_test(s1, n1, s2, n2)
                 tests["success_z"], tests["success_p"] = success.statistic, success.pvalue
-                if min(row["n"], leader["n"]) >= 2:
+                if min(n1, n2) >= 2:
                     latency = welch_t_test_from_stats(
-                        row["mean_latency_ms"], row["latency_sd_ms"], row["n"],
-                        leader["mean_latency_ms"], leader["latency_sd_ms"], leader["n"],
+                        row["mean_latency_ms"], row["latency_sd_ms"], n1,
+                        leader["mean_latency_ms"], leader["latency_sd_ms"], n2,
                     )  # fmt: skip
                     if not math.isnan(latency.pvalue):
                         tests["latency_t"], tests["latency_p"] = latency.statistic, latency.pvalue

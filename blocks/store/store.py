@@ -28,6 +28,7 @@ from typing import Any, Self
 import duckdb
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError
 
+from blocks.events import events_reachable
 from blocks.store.integrity import (
     StoreCheck,
     check_path,
@@ -224,16 +225,10 @@ class Store(StrictBlock):
         return self._writer
 
     def _outcomes_at_risk(self, message: str) -> None:
-        """A Prefect event (for automations) when the spool cannot be written; the writer logs it.
-
-        Only inside a Prefect run or with an API configured: elsewhere `emit_event` would start an
-        ephemeral server (tens of seconds) in the middle of a routed call.
-        """
-        from prefect.context import FlowRunContext, TaskRunContext
+        """A Prefect event (for automations) when the spool cannot be written; the writer logs it."""
         from prefect.events import emit_event
-        from prefect.settings import PREFECT_API_URL
 
-        if not (FlowRunContext.get() or TaskRunContext.get() or PREFECT_API_URL.value()):
+        if not events_reachable():
             return
         emit_event(
             event="adaptive-router.spool.at-risk" if "at risk" in message else "adaptive-router.spool.recovered",
@@ -399,6 +394,18 @@ _KINDS: dict[str, tuple[type[BaseModel], str, str, Callable[[Any], dict[str, Any
 }
 
 
+# spool record kind -> a statement run in the same transaction over the same staged rows (same parameters)
+_DERIVED: dict[str, str] = {
+    # A successful attempt's answer is a solution (seed 002), with its prompt embedding so that similar
+    # past solutions can be found; keyed by the execution id, so re-ingesting adds nothing.
+    "execution": """INSERT OR IGNORE INTO solutions BY NAME
+        SELECT CAST(execution_id AS VARCHAR) AS solution_id, task_id, task_type, category, target,
+               solution_summary AS summary, quality_score, embedding, timestamp AS created_at
+        FROM read_json(?, format='newline_delimited', columns=?)
+        WHERE success AND solution_summary IS NOT NULL""",
+}
+
+
 def _ingest_segment(
     con: duckdb.DuckDBPyConnection, database: Path, segment: Path, rejected_dir: Path, report: IngestReport
 ) -> None:
@@ -486,6 +493,8 @@ class _Loader:
                 f"ANTI JOIN {table} AS stored ON stored.{key} = staged.{key}",
                 [str(staged), columns],
             )
+            if kind in _DERIVED:
+                self.con.execute(_DERIVED[kind], [str(staged), columns])
             added = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before
         setattr(self.report, f"{kind}s", getattr(self.report, f"{kind}s") + added)
         self.report.duplicates += len(rows) - added

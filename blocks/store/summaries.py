@@ -11,6 +11,9 @@ budgets of routing/budget.py. The three tables are rebuilt in one transaction, s
 costs are summed as DECIMAL(38, 12) (exact, order-independent) before the one rounding to DOUBLE: the
 sums are exact to far below a cent and a rebuild of the same rows gives bit-identical tables.
 
+Every count, sum, mean and percentile is weighted by the rows' sampling weights (weighting.py), so
+summaries of sampled executions estimate every outcome.
+
 Retention deletes rows whose time is strictly before `as_of - days`, raw tables and aggregates each
 with their own age.
 """
@@ -25,6 +28,7 @@ from typing import Literal
 import duckdb
 from pydantic import BaseModel, ConfigDict, Field
 
+from blocks.store import weighting as w
 from blocks.store.store import _transaction
 from routing.spend.budgets import Period, next_period_start, period_start
 
@@ -36,12 +40,19 @@ class Summary(StrEnum):
     SPEND = "spend"
 
 
-_METRICS = """
-    count(*) AS executions, count_if(success) AS successes, avg(success::INT) AS success_rate,
-    avg(quality_score) AS mean_quality, quantile_cont(duration_ms, 0.5) AS p50_latency_ms,
-    quantile_cont(duration_ms, 0.95) AS p95_latency_ms, sum(coalesce(actual_cost, 0)) AS total_cost,
-    avg(coalesce(actual_cost, 0)) AS mean_cost
+_METRICS = f"""
+    {w.count()} AS executions, {w.count('success')} AS successes, {w.share('success')} AS success_rate,
+    {w.mean('quality_score')} AS mean_quality, {w.quantile('duration_ms', 0.5)} AS p50_latency_ms,
+    {w.quantile('duration_ms', 0.95)} AS p95_latency_ms, {w.total('coalesce(actual_cost, 0)')} AS total_cost,
+    {w.mean('coalesce(actual_cost, 0)')} AS mean_cost
 """
+
+
+def _recent(partition: str) -> str:
+    """Executions since the rebuild's start (the first parameter), ready for weighted percentiles per
+    group of `partition` (the summary's GROUP BY)."""
+    return f"({w.weighted_cdf_rows(partition, 'duration_ms', 'executions WHERE timestamp >= ?')})"
+
 
 
 Bucket = Literal["hour"] | Period
@@ -63,10 +74,10 @@ def _spend(period: Period) -> _Spec:
     unit = _SPEND_UNITS[period]
     return _Spec(
         f"spend_{period.value}", period, unit,
-        f"SELECT date_trunc('{unit}', timestamp)::DATE AS {unit}, target, task_type, count(*) AS executions, "
-        "count_if(success) AS successes, "
-        "sum(coalesce(actual_cost, 0)::DECIMAL(38, 12))::DOUBLE AS total_cost, "
-        "sum(coalesce(cost_estimate, 0)::DECIMAL(38, 12))::DOUBLE AS total_cost_estimate, "
+        f"SELECT date_trunc('{unit}', timestamp)::DATE AS {unit}, target, task_type, {w.count()} AS executions, "
+        f"{w.count('success')} AS successes, "
+        f"sum((coalesce(actual_cost, 0) * {w.WEIGHT})::DECIMAL(38, 12))::DOUBLE AS total_cost, "
+        f"sum((coalesce(cost_estimate, 0) * {w.WEIGHT})::DECIMAL(38, 12))::DOUBLE AS total_cost_estimate, "
         "?::TIMESTAMP AS refreshed_at FROM executions WHERE timestamp >= ? GROUP BY ALL",
     )  # fmt: skip
 
@@ -76,7 +87,8 @@ SPECS: dict[Summary, tuple[_Spec, ...]] = {
         _Spec(
             "tier_daily_performance", Period.DAILY, "day",
             f"SELECT timestamp::DATE AS day, coalesce(model_tier, 'unknown') AS model_tier, {_METRICS}, "
-            "?::TIMESTAMP AS refreshed_at FROM executions WHERE timestamp >= ? GROUP BY ALL",
+            "?::TIMESTAMP AS refreshed_at FROM "
+            + _recent("timestamp::DATE, coalesce(model_tier, 'unknown')") + " GROUP BY ALL",
         ),
     ),
     Summary.POOL_HOURLY: (
@@ -84,28 +96,29 @@ SPECS: dict[Summary, tuple[_Spec, ...]] = {
             "pool_hourly_performance", "hour", "hour",
             "SELECT date_trunc('hour', timestamp) AS hour, coalesce(pool_type, 'unknown') AS pool_type, "
             f"{_METRICS}, "
-            "?::TIMESTAMP AS refreshed_at FROM executions WHERE timestamp >= ? GROUP BY ALL",
+            "?::TIMESTAMP AS refreshed_at FROM "
+            + _recent("date_trunc('hour', timestamp), coalesce(pool_type, 'unknown')") + " GROUP BY ALL",
         ),
     ),
     Summary.SOLUTION_PATTERNS: (
         _Spec(
             "solution_patterns", None, None,
-            """
+            f"""
             WITH errors AS (
                 SELECT coalesce(category, 'general') AS category, task_type, target, error_type,
-                       count(*) AS failures,
+                       sum({w.WEIGHT}) AS failures,
                        row_number() OVER (PARTITION BY coalesce(category, 'general'), task_type, target
-                                          ORDER BY count(*) DESC, error_type) AS rank
+                                          ORDER BY sum({w.WEIGHT}) DESC, error_type) AS rank
                 FROM executions WHERE error_type IS NOT NULL AND timestamp >= ? GROUP BY 1, 2, 3, 4
             ), totals AS (
-                SELECT coalesce(category, 'general') AS category, task_type, target, count(*) AS executions,
-                       count_if(success) AS successes, avg(success::INT) AS success_rate,
-                       avg(quality_score) AS mean_quality, avg(coalesce(actual_cost, 0)) AS mean_cost,
-                       quantile_cont(duration_ms, 0.5) AS p50_latency_ms, min(timestamp) AS first_seen,
-                       max(timestamp) AS last_seen
-                FROM executions WHERE timestamp >= ? GROUP BY ALL
+                SELECT coalesce(category, 'general') AS category, task_type, target, {w.count()} AS executions,
+                       {w.count('success')} AS successes, {w.share('success')} AS success_rate,
+                       {w.mean('quality_score')} AS mean_quality, {w.mean('coalesce(actual_cost, 0)')} AS mean_cost,
+                       {w.quantile('duration_ms', 0.5)} AS p50_latency_ms, min(timestamp) AS first_seen,
+                       max(timestamp) AS last_seen, sum({w.WEIGHT}) AS _outcomes
+                FROM {_recent("coalesce(category, 'general'), task_type, target")} GROUP BY ALL
             )
-            SELECT t.*, e.error_type AS top_error_type, e.failures / t.executions AS top_error_share,
+            SELECT t.* EXCLUDE (_outcomes), e.error_type AS top_error_type, e.failures / t._outcomes AS top_error_share,
                    ?::TIMESTAMP AS refreshed_at
             FROM totals t LEFT JOIN errors e ON e.rank = 1 AND e.category = t.category
                  AND e.task_type = t.task_type AND e.target = t.target

@@ -104,6 +104,14 @@ def replay(
         list[float] | None,
         typer.Option(help="Dollars per correct answer (repeat for a cost-quality curve and its AIQ)."),
     ] = None,
+    curve: Annotated[
+        int | None,
+        typer.Option(
+            help="Sweep this many willingness-to-pay values spanning the data's whole cost range (from the "
+            "cheapest model's cost per call to 200x the dearest's) instead of --willingness-to-pay.",
+            min=2,
+        ),
+    ] = None,
     shuffle_seed: Annotated[
         int | None, typer.Option(help="Replay the rows in a seeded random order.")
     ] = None,
@@ -112,11 +120,15 @@ def replay(
 ) -> None:
     """Route every RouterBench row with bandit feedback only; compare with each model and the oracle."""
     from routing.errors import RoutingError
-    from routing.evaluation.replay import load_routerbench
+    from routing.evaluation.replay import load_routerbench, willingness_grid
     from routing.evaluation.replay import replay as run_replay
 
+    if curve is not None and willingness_to_pay:
+        fail(ValueError("give either --curve or --willingness-to-pay, not both"))
     try:
         data = load_routerbench(paths)
+        if curve is not None:
+            willingness_to_pay = willingness_grid(data, curve)
         warm = load_routerbench(warm_start) if warm_start else None
         embedder = _embedder(strategy)
         if embedder is not None:

@@ -64,7 +64,7 @@ class ChainHost(Protocol):
     def settle(self, reservation: Reservation | None, actual_cost: float) -> None: ...
 
     def record(self, record: ExecutionRecord) -> None:
-        """Keep the attempt (durably) and let the router learn from it."""
+        """Keep the attempt (durably; only a sampled one, see calls/sampling.py) and let the router learn from it."""
         ...
 
     def learn(self, record: ExecutionRecord) -> None:

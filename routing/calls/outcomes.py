@@ -14,8 +14,10 @@ def build_record(
     result: AttemptResult,
     attempt: int,
     cost_estimate: float | None = None,
+    weight: float = 1.0,
 ) -> ExecutionRecord:
-    """One executions row. A call that answered wrongly (graded under the task's expectation) fails."""
+    """One executions row (standing for `weight` attempts when sampled). A call that answered wrongly
+    (graded under the task's expectation) fails."""
     quality = grade(result.output, task.expected) if result.ok and task.expected else None
     success = result.ok and (quality is None or passes(quality))
     error_type, error_message = result.error_type, result.error_message
@@ -53,4 +55,5 @@ def build_record(
         solution_summary=(result.output or "")[:200] or None,
         embedding=embedding.tolist() if embedding is not None else None,
         metadata={"score": pick.score} if pick else {},
+        weight=weight,
     )

@@ -28,12 +28,14 @@ is embedded, since the shared examples would make every prompt of an eval look a
 from __future__ import annotations
 
 import ast
+import copy
 import csv
 import math
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,7 @@ from routing.context.embedding import EMBEDDING_KEY, Embedder
 from routing.errors import DataFormatError
 from routing.models import Category, Outcome, Target, Task
 from routing.router import Router
+from routing.strategies.base import Repriced
 from routing.strategies.registry import build_strategy
 
 REQUIRED = ("sample_id", "prompt", "eval_name")
@@ -376,6 +379,23 @@ def aiq(points: Iterable[tuple[float, float]], cost_range: tuple[float, float]) 
     return float(np.trapezoid(np.interp(xs, costs, qualities), xs) / (hi - lo))
 
 
+def willingness_grid(data: ReplayData, points: int = 13) -> list[float]:
+    """`points` willingness-to-pay values, evenly spaced in log, that span the whole cost-quality frontier.
+
+    A model is preferred to a cheaper one when L > (extra cost per call) / (extra accuracy): below
+    L = the cheapest model's mean cost per call only that model is worth its price (accuracy gaps are
+    at most 1), and above 200 times the dearest one's every gap of 0.5 points or more is paid for. A
+    sweep that stops short of the cheap end leaves the curve's hull at 0 below its cheapest point,
+    which RouterBench's AIQ counts against the router.
+    """
+    if points < 2:
+        raise ValueError(f"a curve needs at least 2 points, got {points}")
+    mean_cost = data.cost.mean(axis=0)
+    low = float(mean_cost[mean_cost > 0].min()) if (mean_cost > 0).any() else 1e-6
+    high = max(200 * float(mean_cost.max()), 10 * low)
+    return [float(v) for v in np.geomspace(low, high, points)]
+
+
 def target_names(models: Sequence[str]) -> list[str]:
     """Model names made valid (and unique) as target names."""
     names: list[str] = []
@@ -436,30 +456,25 @@ def _tasks(data: ReplayData, embeddings: np.ndarray | None = None) -> list[Task]
 
 
 def _outcome(target: str, task: Task, success: float, cost: float) -> Outcome:
-    return Outcome(
-        target=target,
-        task_type=task.task_type,
-        category=task.category,
-        success=bool(success),
-        duration_ms=0.0,
-        cost=float(cost),
-        embedding=task.metadata.get(EMBEDDING_KEY),
+    outcome = Outcome(
+        target=target, task_type=task.task_type, category=task.category, success=bool(success),
+        duration_ms=0.0, cost=float(cost),
     )
+    # The task's embedding was validated with the task; validating it again per model dominated the replay.
+    embedding = task.metadata.get(EMBEDDING_KEY)
+    return outcome if embedding is None else outcome.model_copy(update={"embedding": embedding})
 
 
-def _run(
-    data: ReplayData,
-    order: list[int],
-    tasks: list[Task],
+def _warm_router(
+    names: list[str],
     warm_start: ReplayData | None,
     warm_tasks: list[Task] | None,
     strategy: str,
     willingness_to_pay: float | None,
     seed: int | None,
     options: dict,
-) -> ReplayRun:
-    names = target_names(data.models)
-    column = {name: j for j, name in enumerate(names)}
+) -> Router:
+    """A fresh router with `strategy` at this price that has observed every warm-start outcome."""
     priced = {} if willingness_to_pay is None else {"willingness_to_pay": willingness_to_pay}
     router = Router(
         [Target(name=n) for n in names], build_strategy(strategy, names, seed, **priced, **options)
@@ -468,6 +483,28 @@ def _run(
         for task, successes, costs in zip(warm_tasks, warm_start.correct, warm_start.cost):
             for name, success, cost in zip(names, successes, costs):
                 router.observe(_outcome(name, task, success, cost))
+    return router
+
+
+def _routers(
+    names: list[str], levels: list[float | None], warm: Callable[[float | None], Router]
+) -> Iterator[Router]:
+    """One warmed-up router per price: a `Repriced` strategy is warmed up once and copied (the same
+    decisions, a fraction of the time), any other is warmed up at each price."""
+    first = warm(levels[0])
+    if not isinstance(first.strategy, Repriced):
+        yield first
+        yield from (warm(level) for level in levels[1:])
+        return
+    for level in levels:
+        router = copy.deepcopy(first)
+        router.strategy = first.strategy.repriced(level)
+        yield router
+
+
+def _run(data: ReplayData, order: list[int], tasks: list[Task], router: Router, level: float | None) -> ReplayRun:
+    names = target_names(data.models)
+    column = {name: j for j, name in enumerate(names)}
     picks = np.empty(len(order), dtype=int)
     for position, row in enumerate(order):
         task = tasks[row]
@@ -477,7 +514,7 @@ def _run(
     result = _result(data.correct[order, picks], data.cost[order, picks])
     return ReplayRun(
         **result.model_dump(exclude={"cost_per_correct"}),
-        willingness_to_pay=willingness_to_pay,
+        willingness_to_pay=level,
         picks={data.models[j]: int((picks == j).sum()) for j in range(len(names))},
         decisions=[
             ReplayDecision(sample_id=data.sample_ids[row], target=data.models[j])
@@ -527,8 +564,11 @@ def replay(
     warm_tasks = None
     if warm_start is not None:
         warm_tasks = _tasks(warm_start, None if embedder is None else embed_prompts(warm_start, embedder))
+    names = target_names(data.models)
+    warm = partial(_warm_router, names, warm_start, warm_tasks, strategy, seed=seed, options=options)
     runs = [
-        _run(data, order, tasks, warm_start, warm_tasks, strategy, level, seed, options) for level in levels
+        _run(data, order, tasks, router, level)
+        for router, level in zip(_routers(names, levels, warm), levels, strict=True)
     ]
     models = {m: _result(data.correct[:, j], data.cost[:, j]) for j, m in enumerate(data.models)}
     curve: dict = {}

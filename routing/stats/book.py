@@ -1,69 +1,42 @@
 """Running per-(target, task type) statistics that every strategy reads.
 
-Kept incremental and cheap: `choose` runs on the hot path and must stay in microseconds, so latencies
-are kept as packed doubles (8 bytes a value, no float objects), the median is cached until the next
+Kept incremental, cheap and small: `choose` runs on the hot path and must stay in microseconds, and a router
+may hold a pair for every target of thousands of task types. Latencies go into a DecayedSketch (a bounded
+log-bucketed histogram: a few hundred bytes however many calls, quantiles within 1-8% as its docstring says,
+decayed so it follows drift like a window of the last `window` calls), the median is cached until the next
 observation, and the book forgets the least recently observed (target, task type) pairs beyond
 `max_entries`, so memory does not grow with the number of task types.
 """
 
 from __future__ import annotations
 
-import bisect
 import sys
-from array import array
-from collections.abc import Iterable
 
 from routing.models import Outcome
+from routing.stats.sketch import DEFAULT_WINDOW, DecayedSketch, check_window
 
-DEFAULT_WINDOW = 1000
 DEFAULT_MAX_ENTRIES = 100_000
 """(target, task type) pairs a book keeps by default (~20 targets x 5,000 task types)."""
 
+__all__ = ["DEFAULT_MAX_ENTRIES", "DEFAULT_WINDOW", "StatsBook", "TargetStats"]
 
-class TargetStats:
-    """Outcomes of one target on one task type; latency over the last `window` calls.
 
-    The window is a ring of packed doubles, also kept sorted (insertion and eviction by bisection), so a
-    percentile is an index lookup instead of a sort on every decision.
-    """
+class TargetStats(DecayedSketch):
+    """Outcomes of one target on one task type: counts and costs over all calls, latency figures
+    (percentiles, mean, spread) decayed over about the last `window` calls."""
 
-    __slots__ = ("_head", "_p50", "_ring", "_sorted", "n", "successes", "total_cost", "window")
+    __slots__ = ("_p50", "successes", "total_cost")
 
-    def __init__(
-        self,
-        n: int = 0,
-        successes: int = 0,
-        total_cost: float = 0.0,
-        window: int = DEFAULT_WINDOW,
-        latencies: Iterable[float] = (),
-    ) -> None:
-        self.n, self.successes, self.total_cost, self.window = n, successes, total_cost, window
-        recent = list(latencies)[-window:] if window else []
-        self._ring = array("d", recent)
-        self._head = 0  # index of the oldest value once the ring is full
-        self._sorted = array("d", sorted(recent))
+    def __init__(self, window: int = DEFAULT_WINDOW) -> None:
+        super().__init__(window)
+        self.successes, self.total_cost = 0, 0.0
         self._p50: float | None = None
 
     def add(self, success: bool, duration_ms: float, cost: float = 0.0) -> None:
-        self.n += 1
         self.successes += int(success)
         self.total_cost += cost
         self._p50 = None
-        ring, ordered = self._ring, self._sorted
-        if len(ring) < self.window:
-            ring.append(duration_ms)
-        else:
-            head = self._head
-            del ordered[bisect.bisect_left(ordered, ring[head])]
-            ring[head] = duration_ms
-            self._head = (head + 1) % self.window
-        bisect.insort(ordered, duration_ms)
-
-    @property
-    def latencies(self) -> list[float]:
-        """The windowed latencies, oldest first."""
-        ring, head = self._ring, self._head
-        return ring[head:].tolist() + ring[:head].tolist()
+        self.add_latency(duration_ms)
 
     @property
     def success_rate(self) -> float | None:
@@ -72,16 +45,6 @@ class TargetStats:
     @property
     def mean_cost(self) -> float | None:
         return self.total_cost / self.n if self.n else None
-
-    def percentile(self, q: float) -> float | None:
-        """The q-th percentile (0-100) of the windowed latencies, interpolated as numpy's default does."""
-        values = self._sorted
-        if not values:
-            return None
-        rank = (len(values) - 1) * q / 100
-        low = int(rank)
-        high = min(low + 1, len(values) - 1)
-        return values[low] + (values[high] - values[low]) * (rank - low)
 
     @property
     def p50_latency_ms(self) -> float | None:
@@ -95,8 +58,8 @@ class TargetStats:
         return self.percentile(95)
 
     def nbytes(self) -> int:
-        """Bytes this object holds (itself and its two arrays)."""
-        return sys.getsizeof(self) + sys.getsizeof(self._ring) + sys.getsizeof(self._sorted)
+        """Bytes this object holds (itself and its array; its numbers are a few dozen more)."""
+        return sys.getsizeof(self) + sys.getsizeof(self._cells)
 
 
 class StatsBook:
@@ -111,7 +74,7 @@ class StatsBook:
     def __init__(self, window: int = DEFAULT_WINDOW, max_entries: int = DEFAULT_MAX_ENTRIES) -> None:
         if max_entries < 1:
             raise ValueError(f"max_entries must be >= 1, got {max_entries}")
-        self.window = window
+        self.window = check_window(window)
         self.max_entries = max_entries
         self._stats: dict[tuple[str, str], TargetStats] = {}  # least recently observed first
         self.version = 0

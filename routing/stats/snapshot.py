@@ -4,7 +4,6 @@ interval, latency percentiles and costs, as immutable pydantic models routers lo
 
 from __future__ import annotations
 
-import statistics as pystats
 from datetime import datetime
 
 from pydantic import (
@@ -20,9 +19,6 @@ from pydantic import (
 
 from routing.models import FINITE, utcnow
 from routing.stats.book import StatsBook, TargetStats
-from routing.stats.significance import (
-    latency_percentiles,
-)
 
 
 class StatsEntry(BaseModel):
@@ -65,19 +61,17 @@ class StatsEntry(BaseModel):
 
     @classmethod
     def from_stats(cls, target: str, task_type: str, stats: TargetStats, updated_at: datetime) -> StatsEntry:
-        latencies = list(stats.latencies)
-        pct = latency_percentiles(latencies)
         return cls(
             target=target,
             task_type=task_type,
             n=stats.n,
             successes=stats.successes,
-            p50_latency_ms=pct[50],
-            p95_latency_ms=pct[95],
-            p99_latency_ms=pct[99],
-            mean_latency_ms=pystats.fmean(latencies),
-            latency_sd_ms=pystats.stdev(latencies) if len(latencies) > 1 else 0.0,
-            latency_n=len(latencies),
+            p50_latency_ms=stats.p50_latency_ms,
+            p95_latency_ms=stats.percentile(95),
+            p99_latency_ms=stats.percentile(99),
+            mean_latency_ms=max(0.0, stats.mean_latency_ms),
+            latency_sd_ms=stats.latency_sd_ms,
+            latency_n=max(1, min(stats.n, round(stats.latency_n))),
             mean_cost=stats.mean_cost or 0.0,
             updated_at=updated_at,
         )
@@ -119,7 +113,7 @@ class StatsSnapshot(BaseModel):
 
     @classmethod
     def from_book(cls, book: StatsBook, updated_at: datetime | None = None) -> StatsSnapshot:
-        """A snapshot of a running StatsBook (latency figures over its window, counts over all calls)."""
+        """A snapshot of a running StatsBook (latency figures decayed over about its window of calls, counts over all calls)."""
         when = updated_at or utcnow()
         entries = tuple(
             StatsEntry.from_stats(target, task_type, stats, when)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from statistics import fmean
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, model_validator
@@ -156,7 +155,7 @@ class AdaptiveStrategy:
             if stats is None or stats.n == 0:
                 result = self.scorer.score(capability, None, None, 0)
             else:
-                result = self.scorer.score(capability, stats.success_rate, fmean(stats.latencies), stats.n)
+                result = self.scorer.score(capability, stats.success_rate, stats.mean_latency_ms, stats.n)
             scored.append(candidate(target.name, result.final, stats, result.details()))
         scored.sort(key=lambda c: c.score, reverse=True)
         best = scored[0]

@@ -3,7 +3,8 @@
 A strategy ranks the eligible targets for one task and names its pick with the probability it had of
 picking it (its propensity), so logged decisions can later evaluate another strategy off-policy.
 What a strategy can take from the scheduled flows (statistics, capability scores, bandit priors) it
-declares by implementing `AdoptsPublished`; a composite exposes its members through `Composite`.
+declares by implementing `AdoptsPublished`; a composite exposes its members through `Composite`; one
+whose learning is independent of its willingness to pay says so with `Repriced`.
 """
 
 from __future__ import annotations
@@ -59,6 +60,16 @@ class AdoptsPublished(Protocol):
 
     def adopt(self, state: PublishedState, prior_cap: int) -> list[str]:
         """Take what it can use from `state`; returns what was done, in words (one line per action)."""
+        ...
+
+
+@runtime_checkable
+class Repriced(Protocol):
+    """A strategy whose learning does not depend on its willingness to pay: a copy of one that has seen
+    some history serves any other price (replay warms one strategy up once for a whole cost curve)."""
+
+    def repriced(self, willingness_to_pay: float | None) -> Strategy:
+        """An independent copy of this strategy, with all it learnt, maximising at this price."""
         ...
 
 

@@ -2,9 +2,9 @@
 
 Each target keeps a Bayesian ridge regression of success on features x = [w * P embedding (a fixed random
 projection to `projection` dimensions: on RouterBench 64 predicted as well as all 384), one-hot of the
-task type (hashed into `type_buckets` slots), one-hot of the category, 1]: precision A = λI + Σ x xᵀ
+task type (hashed into `type_buckets` slots), one-hot of the category, 1]: precision A = diag(λ) + Σ x xᵀ
 (kept as its inverse, updated by Sherman-Morrison) and mean μ = A⁻¹ Σ y x. For a task the target's
-success is believed N(xᵀμ + r, (v/2)² xᵀA⁻¹x), where r is a discounted mean of its recent residuals
+success is believed N(xᵀμ + r, (v/2 · e)² xᵀA⁻¹x), where r is a discounted mean of its recent residuals
 (drift: a target that degrades or improves is tracked within ~1/(1 - residual_discount) of its calls,
 while the regression itself is stationary). With willingness to pay L the router maximises
 `L * success - cost`, i.e. draws each target's success and subtracts `cost / L`, the target's discounted
@@ -12,24 +12,35 @@ mean cost per call on the task type (else overall; 0 until it has one). The pick
 argmax and its propensity is computed exactly (routing.strategies.bandits.posteriors), so the decisions
 can be evaluated off-policy.
 
-Why this and not a nearest-neighbour estimate: on RouterBench (5-fold, full information), ridge on MiniLM
-embeddings predicted per-prompt correctness as well as kNN with k=100 or better (benchmarks/
-bench_embeddings.py keeps the ridge ceiling), and
-its posterior width xᵀA⁻¹x says, per prompt, how far the prompt is from anything the target was tried
-on. So a category or a topic never seen starts wide (unseen one-hot slots and new directions of the
-embedding carry variance 1/λ) and is explored, while familiar prompts are exploited.
+Cold start. A category or topic never seen starts wide (unseen slots and new directions of the embedding
+carry prior variance) and is explored. An unseen task type or category does not start at 0 for a target
+either: the prior mean of its slot is what the other targets learnt on that slot (their coefficients,
+weighted by their observations and shrunk by `pool_weight`), since a new eval moves every model alike in
+part (RouterBench's Winogrande is 9-35 points harder than ARC for every model). Slots have their own
+prior precision (`slot_ridge`): a target's deviation from its overall rate on one eval is modest.
 
-Cost-aware exploration: the draw's width is scaled by (cheapest / own mean cost)^α among the
-candidates, so uncertainty about a dear target buys fewer exploratory calls than the same uncertainty
-about a cheap one (α = 0: plain Thompson sampling on L * success - cost). A task without an embedding is
-routed on its type and category alone.
+Exploration. e = max(floor, sqrt(n0 / (n0 + n))) narrows a target's draws as its record n grows:
+replaying RouterBench (warm start on one eval, route the other), the exploration of eleven well-known
+models on every new prompt direction cost ~1.5 points of AIQ, while a fresh target on a real topic
+split needs the full width (tests/unit/test_contextual.py). Dearer targets are narrowed further by
+(cheapest / own mean cost)^α, so uncertainty about a dear target buys fewer exploratory calls than the
+same uncertainty about a cheap one (α = 0: plain Thompson sampling on L * success - cost, which on the
+same replay lost 2-3 AIQ points to exploring GPT-4 at low L). A task without an embedding is routed on
+its type and category alone.
+
+Why a linear model and not a nearest-neighbour estimate: benchmarks/bench_ceilings.py gives every feature
+set every model's outcome on 80% of an eval (far more than any online router sees) and scores the
+resulting router: ridge on MiniLM beats kNN at every k (k = 1 finds Winogrande's twin sentences, which do
+not share difficulty), and no feature set gains 0.01 AIQ over the zero router on ARC or Winogrande.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -54,8 +65,18 @@ class ContextualConfig(BaseModel):
     willingness_to_pay: float | None = Field(default=None, gt=0, description="Dollars per success (L).")
     dimensions: int = Field(default=384, ge=1, description="Embedding size; other sizes are ignored.")
     content_weight: float = Field(default=1.0, ge=0, description="Scale of the embedding in the features.")
-    ridge: float = Field(default=5.0, gt=0, description="Prior precision λ of every coefficient.")
+    ridge: float = Field(default=5.0, gt=0, description="Prior precision λ of each embedding coefficient.")
+    slot_ridge: float = Field(
+        default=25.0, gt=0, description="Prior precision of each target's task-type and category deviations."
+    )
+    pool_weight: float = Field(
+        default=5.0, ge=0, description="Pseudo-observations of 0 behind the shift every target shares per slot."
+    )
     exploration: float = Field(default=0.6, ge=0, description="Width of the Thompson draw (v).")
+    experience: float | None = Field(
+        default=100.0, gt=0, description="n0: a target with n outcomes draws sqrt(n0 / (n0 + n)) as wide."
+    )
+    exploration_floor: float = Field(default=0.25, ge=0, le=1, description="The narrowing never goes below this.")
     cost_exploration: float = Field(
         default=0.5, ge=0, description="α: a dearer target's draw is narrowed by (cheapest / its cost)^α."
     )
@@ -65,6 +86,12 @@ class ContextualConfig(BaseModel):
     projection: int = Field(
         default=64, ge=1, description="Embedding dimensions kept by a fixed random projection (cost ~ size²)."
     )
+
+
+@lru_cache(maxsize=4096)
+def _bucket(task_type: str) -> int:
+    """A stable hash of the task type (the same in every process), computed once per type."""
+    return int.from_bytes(hashlib.blake2b(task_type.encode(), digest_size=4).digest(), "little")
 
 
 class _Costs:
@@ -112,6 +139,7 @@ class ContextualThompson:
         self.mu = np.empty((0, self.size))
         self.stale: set[int] = set()
         self.n = np.empty(0)
+        self.slot_n = np.empty((0, self.size - self.content - 1))  # observations per type/category slot
         self.residual = np.empty(0)
         self.costs: list[_Costs] = []
         self.generator = np.random.default_rng(seed)
@@ -122,19 +150,52 @@ class ContextualThompson:
     def willingness_to_pay(self) -> float | None:
         return self.config.willingness_to_pay
 
+    def repriced(self, willingness_to_pay: float | None) -> ContextualThompson:
+        """A deep copy maximising `L * success - cost` at another L (what it learnt is the same for any L)."""
+        twin = copy.deepcopy(self)
+        twin.config = self.config.model_copy(update={"willingness_to_pay": willingness_to_pay})
+        return twin
+
     def _arm(self, name: str) -> int:
         k = self.index.get(name)
         if k is None:
             k = self.index[name] = len(self.index)
-            prior = np.eye(self.size) / self.config.ridge
-            prior[-1, -1] = 1.0 / BIAS_RIDGE
+            prior = np.diag(1.0 / self._precision())
             self.inverse = np.concatenate([self.inverse, prior[None]])
             self.b = np.vstack([self.b, np.zeros(self.size)])
             self.mu = np.vstack([self.mu, np.zeros(self.size)])
             self.n = np.append(self.n, 0.0)
+            self.slot_n = np.vstack([self.slot_n, np.zeros(self.slot_n.shape[1])])
             self.residual = np.append(self.residual, 0.0)
             self.costs.append(_Costs())
         return k
+
+    def _precision(self) -> np.ndarray:
+        """Prior precision of each coefficient: embedding, type and category slots, intercept."""
+        c = self.config
+        precision = np.full(self.size, c.ridge)
+        precision[self.content : -1] = c.slot_ridge
+        precision[-1] = BIAS_RIDGE
+        return precision
+
+    def _shared_shift(self, rows: list[int], slots: np.ndarray) -> np.ndarray:
+        """Per target, the prior mean of its coefficient on each active slot: what the OTHER targets
+        learnt there (their data-only coefficients weighted by their observations, shrunk to 0 by
+        `pool_weight`). A new eval moves every target's success alike in part (one eval is harder), so
+        the first targets tried on it tell the rest where to start."""
+        n = self.slot_n[np.ix_(rows, slots)]
+        theta = self.mu[np.ix_(rows, self.content + slots)]
+        total_n, total = n.sum(axis=0), (n * theta).sum(axis=0)
+        return (total - n * theta) / (total_n - n + self.config.pool_weight + 1e-12)
+
+    def _narrowing(self, rows: list[int]) -> np.ndarray | float:
+        """The share of the full draw width each target keeps: a fresh target explores widely, one with a
+        long record (a warm start, or months of traffic) much less, even on prompts unlike its past ones;
+        the floor keeps some exploration for drift and for the genuinely new."""
+        c = self.config
+        if c.experience is None:
+            return 1.0
+        return np.maximum(c.exploration_floor, np.sqrt(c.experience / (c.experience + self.n[rows])))
 
     def _means(self, rows: list[int]) -> np.ndarray:
         for k in self.stale.intersection(rows):
@@ -147,8 +208,7 @@ class ContextualThompson:
         x = np.zeros(self.size)
         if embedding is not None:
             x[: self.content] = c.content_weight * (embedding if self.projector is None else embedding @ self.projector)
-        bucket = int.from_bytes(hashlib.blake2b(task_type.encode(), digest_size=4).digest(), "little")
-        x[self.content + bucket % c.type_buckets] = 1.0
+        x[self.content + _bucket(task_type) % c.type_buckets] = 1.0
         x[self.content + c.type_buckets + CATEGORIES.index(Category(category))] = 1.0
         x[-1] = 1.0
         return x
@@ -163,8 +223,14 @@ class ContextualThompson:
         rows = [self._arm(n) for n in names]
         mean = self._means(rows) @ x + self.residual[rows]
         inverse = self.inverse if len(rows) == len(self.index) and rows == sorted(rows) else self.inverse[rows]
-        variance = np.maximum((inverse @ x) @ x, 1e-12)
-        width = 0.5 * self.config.exploration * np.sqrt(variance)
+        ax = inverse @ x
+        variance = np.maximum(ax @ x, 1e-12)
+        # A prior mean m on slot s moves the posterior mean by λ_s m (A⁻¹x)_s (A⁻¹ kept, so this is exact).
+        slots = np.flatnonzero(x[self.content : -1])
+        if len(slots):
+            shift = self._shared_shift(rows, slots)
+            mean = mean + self.config.slot_ridge * (shift * ax[:, self.content + slots]).sum(axis=1)
+        width = 0.5 * self.config.exploration * self._narrowing(rows) * np.sqrt(variance)
         costs = [self.costs[k].mean(task.task_type) for k in rows]
         known = [c for c in costs if c is not None and c > 0]
         if known and self.config.cost_exploration > 0:
@@ -226,4 +292,5 @@ class ContextualThompson:
         self.b[k] += y * x
         self.stale.add(k)
         self.n[k] += 1
+        self.slot_n[k] += x[self.content : -1] != 0
         self.costs[k].observe(outcome.task_type, outcome.cost, c.cost_discount)

@@ -118,3 +118,41 @@ def test_a_target_that_degrades_is_left_within_a_few_hundred_calls() -> None:
         picks.append(pick)
     assert picks[300:400].count("a") >= 80
     assert picks[-100:].count("b") >= 80
+
+
+def strategy_bucket(task_type: str) -> int:
+    strategy = ContextualThompson(seed=0)
+    return int(np.flatnonzero(strategy.features(None, task_type, "general")[strategy.content : -1])[0])
+
+
+def _observe_rate(strategy: ContextualThompson, target: str, task_type: str, rate: float, n: int) -> None:
+    for i in range(n):
+        strategy.observe(Outcome(target=target, task_type=task_type, success=(i % 100) < rate * 100,
+                                 duration_ms=1.0))
+
+
+def test_a_new_task_type_starts_from_the_shift_the_other_targets_show_there() -> None:
+    assert strategy_bucket("easy") != strategy_bucket("hard")
+    means = {}
+    for pool in (5.0, 1e12):  # pooled, and in effect not
+        strategy = ContextualThompson(("a", "b", "c"), seed=0, config=ContextualConfig(pool_weight=pool))
+        for name in ("a", "b", "c"):
+            _observe_rate(strategy, name, "easy", 0.9, 300)
+        for name in ("a", "b"):
+            _observe_rate(strategy, name, "hard", 0.4, 300)  # the new eval is harder for both
+        mean, _, _ = strategy.posteriors(Task(task_type="hard", payload="x"), ["a", "c"])
+        means[pool] = mean
+    # c was never tried on "hard": pooled, it starts near a and b's level there; unpooled, at its old rate.
+    assert means[5.0][1] < 0.65 and means[1e12][1] > 0.8
+    assert means[5.0][0] == pytest.approx(means[1e12][0], abs=0.05)  # a's own record barely moves
+
+
+def test_a_target_with_a_long_record_explores_less() -> None:
+    strategy = ContextualThompson(("old", "new"), seed=0)
+    _observe_rate(strategy, "old", "qa", 0.8, 900)
+    _observe_rate(strategy, "new", "qa", 0.8, 10)
+    task = Task(task_type="qa", payload="x")
+    _, narrowed, _ = strategy.posteriors(task, ["old", "new"])
+    strategy.config = strategy.config.model_copy(update={"experience": None})
+    _, full, _ = strategy.posteriors(task, ["old", "new"])
+    assert narrowed / full == pytest.approx([max(0.25, (100 / 1000) ** 0.5), (100 / 110) ** 0.5])

@@ -63,7 +63,7 @@ def test_a_version_9_store_migrates_up_and_down_keeping_every_row(store: DuckDBS
     assert len(before) == 4 and primary_keys(store) == 1
 
     size_at_9 = store.path.stat().st_size
-    assert store.upgrade() == [10] and snapshot(store) == before and primary_keys(store) == 0
+    assert store.upgrade(to=10) == [10] and snapshot(store) == before and primary_keys(store) == 0
     assert store.path.stat().st_size <= size_at_9  # compacted: the old table's blocks are not kept
     assert store.query("SELECT count(*) AS n FROM duckdb_constraints() WHERE table_name = 'routing_decisions' "
                        "AND constraint_type = 'PRIMARY KEY'") == [{"n": 1}]  # the copy keeps other keys
@@ -95,6 +95,11 @@ def test_a_version_9_store_migrates_up_and_down_keeping_every_row(store: DuckDBS
     assert len(after) == 1
     store.query("DELETE FROM executions WHERE execution_id = ?", [new.execution_id])
     assert snapshot(store) == before
+
+    # up to the head: every row kept, each weighing 1 (stored before telemetry sampling)
+    assert store.upgrade() == [10, 11]
+    assert store.query("SELECT count(*) AS n, min(weight) AS low, max(weight) AS high FROM executions") \
+        == [{"n": 4, "low": 1.0, "high": 1.0}]
 
 
 def test_threads_ingesting_copies_of_a_segment_store_each_row_once(store: DuckDBStore) -> None:

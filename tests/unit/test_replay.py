@@ -24,6 +24,7 @@ from routing.evaluation.replay import (
     oracle,
     replay,
     target_names,
+    willingness_grid,
 )
 from routing.models import Category
 
@@ -268,3 +269,33 @@ def test_cli_prints_the_comparison_and_writes_decisions_and_report(tmp_path: Pat
     assert json.loads(report.read_text())["strategy"] == "ucb1"
     failed = CliRunner().invoke(app, ["replay", str(tmp_path / "absent.csv")])
     assert failed.exit_code == 1 and "error" in failed.output
+
+
+@pytest.mark.slow
+def test_the_willingness_grid_reaches_both_ends_of_the_frontier(tmp_path: Path, bench: Path) -> None:
+    data = load_routerbench(bench)
+    grid = willingness_grid(data, 9)
+    mean_cost = data.cost.mean(axis=0)
+    assert len(grid) == 9 and grid == sorted(grid)
+    assert grid[0] == pytest.approx(mean_cost.min()) and grid[-1] == pytest.approx(200 * mean_cost.max())
+    report = replay(data, "thompson", [grid[0], grid[-1]], seed=0)
+    cheapest, dearest = int(mean_cost.argmin()), int(data.correct.mean(axis=0).argmax())
+    assert max(report.runs[0].picks, key=report.runs[0].picks.get) == data.models[cheapest]
+    assert max(report.runs[1].picks, key=report.runs[1].picks.get) == data.models[dearest]
+    with pytest.raises(ValueError, match="at least 2"):
+        willingness_grid(data, 1)
+
+    import typer
+
+    app = typer.Typer()
+    app.command("replay")(replay_command)
+    app.command("other")(lambda: None)
+    out = tmp_path / "report.json"
+    result = CliRunner().invoke(app, ["replay", str(bench), "--strategy", "thompson", "--curve", "3",
+                                      "--report-out", str(out)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert [r["willingness_to_pay"] for r in json.loads(out.read_text())["runs"]] == pytest.approx(
+        willingness_grid(data, 3))
+    assert "AIQ" in result.output
+    both = CliRunner().invoke(app, ["replay", str(bench), "--curve", "3", "--willingness-to-pay", "0.1"])
+    assert both.exit_code == 1 and "not both" in both.output

@@ -94,3 +94,25 @@ def test_openai_embedder_against_the_fleet(fleet) -> None:
     assert vectors[1] @ vectors[0] > vectors[2] @ vectors[0]
     with pytest.raises(EmbeddingError, match="expected 16"):
         OpenAIEmbedder(fleet.base_url, dimensions=16, send_dimensions=False).embed(["x"])
+
+
+def test_successful_executions_are_stored_as_solutions_with_their_embedding(store) -> None:
+    rng = np.random.default_rng(7)
+    vectors = rng.standard_normal((3, 384))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    answered = record(0, "sum a list", vectors[0], target="model-a", success=True)
+    answered = answered.model_copy(update={"solution_summary": "use sum()", "quality_score": 90.0})
+    failed = record(1, "sort a list", vectors[1], target="model-b", success=False)
+    failed = failed.model_copy(update={"solution_summary": "wrong"})
+    silent = record(2, "reverse a list", vectors[2], target="model-c", success=True)  # no summary
+    for r in (answered, failed, silent):
+        store.record_execution(r)
+    assert store.ingest().executions == 3
+    store.record_execution(answered)  # spooled twice: one solution still
+    store.ingest()
+    rows = store.query("SELECT * FROM solutions")
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["solution_id"], row["task_id"], row["target"]) == (answered.execution_id, "t0", "model-a")
+    assert row["summary"] == "use sum()" and row["quality_score"] == 90.0 and row["task_type"] == "qa"
+    assert np.allclose(row["embedding"], vectors[0], atol=1e-6)
