@@ -1,4 +1,4 @@
-"""The DuckDB store block: schema migrations, idempotent ingestion of the spool, and reads.
+"""The DuckDB store without Prefect: schema migrations, idempotent ingestion of the spool, and reads.
 
 Never holds a connection for a whole run: DuckDB lets one process at a time open the file, so every
 operation opens, works and closes, retrying while another process holds the lock. Routed calls write
@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import duckdb
-from prefect.blocks.core import Block
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from blocks.events import events_reachable
-from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
 from blocks.store.integrity import (
     StoreCheck,
     check_path,
@@ -74,46 +72,15 @@ class IngestReport(BaseModel):
     locked: bool = Field(default=False, description="Another process held the store; nothing was ingested.")
 
 
-class DuckDBStore(Block, StrictBlock):
-    """Outcomes, decisions, statistics and policies of the adaptive router, in one DuckDB file.
+class Store(StrictBlock):
+    """The store without Prefect: `DuckDBStore` (blocks/store/block.py) is this as a Prefect block.
 
-    The block never holds a database connection (each operation opens and closes its own); what it
-    does hold is this process's spool writer, an open segment file under an exclusive lock. `close()`,
-    or leaving a `with` block, seals that segment so any ingester may take it; the store stays usable
-    and opens a new segment on the next record. A pickled store carries its settings only.
-
-    Attributes:
-        database: Path of the DuckDB file; default $ADAPTIVE_ROUTER_DB, else .adaptive-router/router.duckdb.
-        spool_directory: Where routed calls spool their outcomes; default 'spool' beside the file.
-        lock_timeout_seconds: How long to wait for another process's lock on the file.
-        fsync: fsync every spooled record, so it survives power loss too (slower).
-        auto_migrate: Bring the schema to the latest version on first use (else run `db upgrade`).
-        spool_url: fsspec URL where workers on other machines ship their sealed spool segments and the
-            `ingest-outcomes` deployment fetches them; default $ADAPTIVE_ROUTER_SPOOL_URL, else none.
-        published_url: fsspec URL the recalculation ships the published state to and routers read it
-            from; default $ADAPTIVE_ROUTER_PUBLISHED_URL, else the file beside the store.
-
-    Credentials and endpoints for the URLs come from the environment of each process, as fsspec's
-    backends read them (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*): never from the block.
-
-    Example:
-        Load a saved store, record through its spool, move the spool into the tables and read:
-        ```python
-        from blocks.store import DuckDBStore
-
-        store = DuckDBStore.load("BLOCK_NAME")
-        with store:
-            store.record_execution(record)
-        report = store.ingest()
-        rows = store.query("SELECT target, count(*) AS n FROM executions GROUP BY target")
-        ```
+    Commands that only read a local file use it directly, so they never import Prefect (most of a
+    read command's start). It never holds a database connection (each operation opens and closes its
+    own); what it does hold is this process's spool writer, an open segment file under an exclusive
+    lock. `close()`, or leaving a `with` block, seals that segment so any ingester may take it; the
+    store stays usable and opens a new segment on the next record.
     """
-
-    _block_type_name = "Adaptive Router DuckDB Store"
-    _block_type_slug = "adaptive-router-duckdb-store"
-    _logo_url = logo("duckdb")
-    _documentation_url = BLOCKS_DOCUMENTATION_URL
-    _description = "DuckDB file holding the router's executions, decisions, statistics and policies."
 
     database: str | None = Field(
         default=None,
@@ -158,14 +125,6 @@ class DuckDBStore(Block, StrictBlock):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Settings only: the spool writer (an open, locked file) stays with this process."""
-        return without_runtime_state(self, super().__getstate__())
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        restore_runtime_state(self)
 
     @property
     def path(self) -> Path:

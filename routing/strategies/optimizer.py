@@ -24,10 +24,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
-
-import numpy as np
-from scipy.optimize import linprog
+from typing import TYPE_CHECKING, Any
 
 from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetError
 from routing.models import Constraints
@@ -35,6 +32,9 @@ from routing.spend.cost import check_amount, usd
 from routing.strategies.objectives import TIE_BREAK, Objective, StrategyWeights
 from routing.strategies.pareto import TargetPerformance, dominates, pareto_frontier
 from routing.validation import repeated
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,12 @@ def _misses(p: TargetPerformance, c: Constraints) -> list[str]:
 
 
 def _solve(pool: Sequence[TargetPerformance], minimise: np.ndarray, c: Constraints) -> Any:
-    """linprog over the shares of `pool` with the mean-cost cap and mean-success floor of `c`."""
+    """linprog over the shares of `pool` with the mean-cost cap and mean-success floor of `c`.
+
+    numpy and scipy.optimize are imported where the solver is used, not with the module: `stats` on
+    the command line needs only `savings_hints`, and importing them would take much of its start."""
+    from scipy.optimize import linprog
+
     rows, limits = [], []
     if c.max_cost is not None:
         scale = max(p.cost for p in pool) or 1.0  # keeps HiGHS's absolute tolerances relative to prices
@@ -188,6 +193,8 @@ def _diagnose(perfs: Sequence[TargetPerformance], c: Constraints) -> InfeasibleC
             why = f"the cheapest call costs {usd(cheapest)}, {usd(cheapest - cap)} over the {usd(cap)} cap"
             failures.append(ConstraintFailure(("max_cost",), cheapest, cap, f"max_cost: {why}"))
     if not failures:  # each is met alone; only the cost cap and the success floor can clash, so both are set
+        import numpy as np
+
         costs = np.array([p.cost for p in pool])
         least = float(_solve(pool, costs, Constraints(min_success_rate=floor)).fun)
         why = (
@@ -207,6 +214,8 @@ def optimal_split(
 
     Raises `InfeasibleConstraintsError` when no mix can meet them.
     """
+    import numpy as np
+
     score = scores(perfs, objective.weights)
     c = constraints
     pool = [p for p in perfs if c.max_latency_ms is None or p.p95_latency_ms <= c.max_latency_ms]
