@@ -326,10 +326,12 @@ def savings_hints(
     max_success_drop: float = 0.02,
     max_latency_increase: float = 0.25,
     calls: Mapping[str, int] | None = None,
+    min_saving: float = 0.01,
 ) -> list[SavingsHint]:
     """Cheaper targets only slightly worse than `current` (or than any target if None), most saved first.
 
-    An alternative qualifies if it is cheaper, loses at most `max_success_drop` of success rate
+    An alternative qualifies if it is cheaper by at least `min_saving` (a fraction: two targets at the
+    same price differ in their mean cost by rounding, which is no saving), loses at most `max_success_drop` of success rate
     (0.02 = 2 points) and adds at most `max_latency_increase` (a fraction of the current p95) to the p95.
     `calls` (per target) says how much evidence each hint rests on.
     """
@@ -337,6 +339,7 @@ def savings_hints(
     check_amount("calls_per_hour", calls_per_hour)
     check_amount("max_success_drop", max_success_drop)
     check_amount("max_latency_increase", max_latency_increase)
+    check_amount("min_saving", min_saving)
     if current is not None and current not in {p.target for p in perfs}:
         raise UnknownTargetError(current, [p.target for p in perfs])
     hints = [
@@ -353,7 +356,7 @@ def savings_hints(
         for a in perfs
         if current in (None, a.target)
         for b in perfs
-        if b.cost < a.cost
+        if b.cost < a.cost * (1 - min_saving)
         and a.success_rate - b.success_rate <= max_success_drop
         and b.p95_latency_ms <= a.p95_latency_ms * (1 + max_latency_increase)
     ]
