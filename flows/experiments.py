@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from blocks.store import DuckDBStore, StoreError
+from blocks.store import Store, StoreError
 from blocks.store.experiments import (
     finish_experiment,
     list_experiments,
@@ -56,7 +56,7 @@ def report(experiment: Experiment, analysis: Analysis) -> dict[str, Any]:
 
 
 def analyze_one(
-    store: DuckDBStore, experiment: Experiment, act: bool = True, rollback: bool = True
+    store: Store, experiment: Experiment, act: bool = True, rollback: bool = True
 ) -> tuple[Experiment, Analysis]:
     """Analyse one experiment now; with `act`, a verdict stops it, and with `rollback` too a regression
     (restoring its snapshot)."""

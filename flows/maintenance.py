@@ -1,7 +1,9 @@
 """Keeping the store in shape: sweep the spool, enforce retention, drain the queue of deferred tasks.
 
 `ingest-outcomes` moves spool segments that a crashed or interrupted run left behind into the tables
-(`route-batch` ingests its own at the end). `apply-retention` deletes raw records and aggregates past
+(`route-batch` ingests its own at the end), and the segments workers on other machines shipped to the
+store's spool URL (blocks/store/remote_spool.py): the deployment's concurrency limit of 1 makes it the
+single ingester. `apply-retention` deletes raw records and aggregates past
 their age. `drain-queue` routes queued tasks (blocks/store/queue.py, oldest first, `not_before` respected)
 through `route-batch`: a task moves from `queued` to `routing` while it is routed, then to `done` or
 `failed`, or back to `queued` while its budget is still spent.
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from blocks.store import DuckDBStore, IngestReport, utc_naive
 from blocks.store.queue import claim_due, set_status, settle
+from blocks.store.remote_spool import RemoteSpool, check_url, display_url, ingest_shipped
 from blocks.store.summaries import RetentionPolicy
 from blocks.store.summaries import apply_retention as delete_expired
 from flows.labels import label_current_run
@@ -31,10 +34,18 @@ def store_block(name: str | None) -> DuckDBStore:
 
 
 @flow(name="ingest-outcomes", persist_result=False, flow_run_name="ingest-outcomes: sweep the spool")
-def ingest_outcomes(store: str | None = None) -> IngestReport:
-    """Ingest every claimable spool segment (sealed, or left open by a writer that has died)."""
+def ingest_outcomes(store: str | None = None, spool_url: str | None = None) -> IngestReport:
+    """Ingest every claimable spool segment (sealed, or left open by a writer that has died), and
+    every segment shipped to `spool_url` (default: the store's `spool_url`, else $ADAPTIVE_ROUTER_SPOOL_URL)."""
     logger = get_run_logger()
-    report = store_block(store).ingest(seal=False)
+    block = store_block(store)
+    url = check_url("spool_url", spool_url) if spool_url else block.remote_spool_url
+    if url is None:
+        report = block.ingest(seal=False)
+    else:
+        remote = RemoteSpool(url)
+        logger.info("fetching segments shipped to %s", display_url(url))
+        report = ingest_shipped(block, remote, seal=False)
     if report.rejected:
         logger.warning("%d malformed spool lines kept aside: %s", len(report.rejected), report.rejected[:3])
     logger.info(

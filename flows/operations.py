@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from blocks.store import DuckDBStore, StoreError
+from blocks.store import Store, StoreError
 from routing.errors import ConfigError, UnknownNameError
 from routing.feedback import Feedback
 from routing.models import Category
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("adaptive_router")
 
 
-def fresh(store: DuckDBStore) -> DuckDBStore:
+def fresh(store: Store) -> Store:
     """`store` with the spooled records ingested; on a lock, read what is there."""
     try:
         store.ingest()
@@ -36,7 +36,7 @@ def _jsonable(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
-def benchmarks(store: DuckDBStore, category: str | None = None) -> dict[str, list[dict[str, Any]]]:
+def benchmarks(store: Store, category: str | None = None) -> dict[str, list[dict[str, Any]]]:
     """Current capability scores grouped by category (the seed's `/api/v1/benchmarks`)."""
     from blocks.store.capabilities import latest_benchmarks
 
@@ -58,7 +58,7 @@ def live_health(runtime: RoutingRuntime) -> dict[str, dict[str, Any]]:
     return health
 
 
-def replayed_health(store: DuckDBStore, window: int = 50) -> dict[str, dict[str, Any]]:
+def replayed_health(store: Store, window: int = 50) -> dict[str, dict[str, Any]]:
     """Every target's breaker replayed from its last `window` attempts (for a process that routes nothing)."""
     from blocks.store.history import recent_attempts
     from routing.calls.breaker_history import replay_breakers
@@ -73,7 +73,7 @@ def replayed_health(store: DuckDBStore, window: int = 50) -> dict[str, dict[str,
 
 
 def recent_decisions(
-    store: DuckDBStore, limit: int = 20, task_id: str | None = None, task_type: str | None = None, target: str | None = None
+    store: Store, limit: int = 20, task_id: str | None = None, task_type: str | None = None, target: str | None = None
 ) -> list[dict[str, Any]]:
     """Recent decisions with their reasons and attempts, newest first, filtered as asked."""
     from blocks.store.history import decisions
@@ -84,14 +84,14 @@ def recent_decisions(
     return [{**_jsonable(r), "attempts": [_jsonable(a) for a in r["attempts"]]} for r in rows]
 
 
-def stats(store: DuckDBStore) -> list[dict[str, Any]]:
+def stats(store: Store) -> list[dict[str, Any]]:
     """Per (task type, target): calls, success rate, p50/p95 latency, mean cost and spend."""
     from blocks.store.history import performance
 
     return [{**row, "success_rate": row["successes"] / row["calls"]} for row in performance(fresh(store))]
 
 
-def give_feedback(store: DuckDBStore, feedback: Feedback, runtime: RoutingRuntime | None = None) -> dict[str, Any]:
+def give_feedback(store: Store, feedback: Feedback, runtime: RoutingRuntime | None = None) -> dict[str, Any]:
     """Store the feedback; a live runtime's learners correct their reward for that attempt at once."""
     from blocks.store.feedback import record_feedback
 
@@ -108,13 +108,13 @@ def _experiment_json(experiment) -> dict[str, Any]:
     return experiment.model_dump(mode="json")
 
 
-def list_experiments(store: DuckDBStore) -> list[dict[str, Any]]:
+def list_experiments(store: Store) -> list[dict[str, Any]]:
     from blocks.store.experiments import list_experiments as listed
 
     return [_experiment_json(e) for e in listed(store)]
 
 
-def find_experiment(store: DuckDBStore, name_or_id: str):
+def find_experiment(store: Store, name_or_id: str):
     """An experiment by name or id."""
     from blocks.store.experiments import list_experiments as listed
 
@@ -126,7 +126,7 @@ def find_experiment(store: DuckDBStore, name_or_id: str):
 
 
 def start_experiment(
-    store: DuckDBStore,
+    store: Store,
     name: str,
     control: str,
     treatments: list[str],
@@ -147,7 +147,7 @@ def start_experiment(
     return _experiment_json(start(fresh(store), experiment))
 
 
-def analyze_experiment(store: DuckDBStore, name_or_id: str, act: bool = False) -> dict[str, Any]:
+def analyze_experiment(store: Store, name_or_id: str, act: bool = False) -> dict[str, Any]:
     """The always-valid analysis; with `act`, a verdict stops the experiment and a regression rolls it back."""
     from blocks.store.experiments import sync_assignments
     from flows.experiments import analyze_one, report
@@ -157,14 +157,14 @@ def analyze_experiment(store: DuckDBStore, name_or_id: str, act: bool = False) -
     return report(experiment, analysis)
 
 
-def stop_experiment(store: DuckDBStore, name_or_id: str) -> dict[str, Any]:
+def stop_experiment(store: Store, name_or_id: str) -> dict[str, Any]:
     from blocks.store.experiments import finish_experiment
     from routing.experiments.assignment import Status
 
     return _experiment_json(finish_experiment(store, find_experiment(store, name_or_id).name, Status.STOPPED, None))
 
 
-def policy_recommendations(store: DuckDBStore, task_type: str | None = None) -> dict[str, Any]:
+def policy_recommendations(store: Store, task_type: str | None = None) -> dict[str, Any]:
     """The policy in force and the changes the evidence supports (drift, low acceptance), with confidence."""
     from blocks.store.experiments import load_policy_state, outcome_aggregates
     from routing.experiments.engine import EngineConfig, propose
@@ -177,7 +177,7 @@ def policy_recommendations(store: DuckDBStore, task_type: str | None = None) -> 
     }
 
 
-def rollback_policy(store: DuckDBStore, snapshot_id: str, by: str = "api") -> dict[str, Any]:
+def rollback_policy(store: Store, snapshot_id: str, by: str = "api") -> dict[str, Any]:
     from blocks.store.experiments import rollback_policies
 
     state = rollback_policies(store, snapshot_id, f"rolled back to {snapshot_id} via {by}", by)

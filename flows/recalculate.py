@@ -3,8 +3,9 @@
 Deployed twice from prefect.yaml: hourly and incremental (only targets with new executions since
 their last computation), weekly and full. It ingests the spool first so the statistics include every
 outcome recorded so far, recomputes (blocks/store/stats.py), republishes the state file when anything
-changed (blocks/store/snapshots.py), attaches a table of target scores, and renames its run after what
-it did ("recalculate-stats full: 12 targets, 40k executions").
+changed (blocks/store/snapshots.py), ships it to the store's `published_url` when one is set (where
+routers on other machines read it, blocks/store/remote_state.py), attaches a table of target scores,
+and renames its run after what it did ("recalculate-stats full: 12 targets, 40k executions").
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
 from blocks.store import utc_naive
+from blocks.store.remote_spool import display_url
+from blocks.store.remote_state import ship_published, shipped_state_exists
 from blocks.store.reports import target_scores
 from blocks.store.snapshots import publish as publish_state
 from blocks.store.snapshots import published_path
@@ -29,6 +32,7 @@ class RecalculationReport(BaseModel):
     executions: int
     task_types: list[str]
     published: str | None = None
+    shipped: str | None = None
 
     @property
     def title(self) -> str:
@@ -70,6 +74,10 @@ def recalculate_stats(
         publication = publish_state(block, reason=report.title)
         report.published = str(publication.path)
         logger.info("published %d statistics entries to %s", publication.stats_entries, publication.path)
+    url = block.remote_published_url
+    if publish and url and published_path(block).exists() and (report.published or not shipped_state_exists(url)):
+        report.shipped = display_url(ship_published(published_path(block), url))
+        logger.info("shipped the published state to %s", report.shipped)
     _score_table(block, result.task_types)
     label_current_run(report.title)
     logger.info(report.title)

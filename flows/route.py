@@ -20,6 +20,7 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from prefect.context import SettingsContext, get_settings_context
 from prefect.exceptions import PrefectException
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+from prefect.utilities.annotations import quote
 
 from blocks.store import StoreError
 from flows.labels import label_current_run
@@ -27,7 +28,7 @@ from flows.runtime import RoutingRuntime, get_runtime
 from routing.calls.chain import AttemptChain, CallTarget, PlannedCall
 from routing.errors import RoutingError
 from routing.models import Decision, RoutedResult, Task
-from tasks.calls import SpooledCall, call_target, call_targets_spooled, seal_process_spools
+from tasks.calls import SpooledCall, call_target, call_targets_on_cluster, seal_process_spools
 
 DEFAULT_RUNTIME = "default"
 
@@ -132,11 +133,12 @@ def route_batch(
 ) -> list[RoutedResult]:
     """Route many tasks in one flow run, `concurrency` at a time, with a task run per attempt.
 
-    Given `cluster_address` (a Dask scheduler, `tcp://host:8786`), the attempts run on that cluster
-    through prefect-dask's DaskTaskRunner, each worker process spooling its own segment in the
+    Given `cluster_address` (a Dask scheduler, `tcp://host:8786`), the attempts run on that cluster's
+    workers, a task run per worker's chunk of each wave, each worker process spooling its own segment in the
     runtime's spool directory (which every worker must reach), or shipping it to `spool_url` (any
-    fsspec URL: s3://bucket/spool, a shared directory) for workers on other machines; the flow chooses,
-    budgets and learns. Segments shipped to a URL are ingested by `ingest_shipped` (the ingester).
+    fsspec URL: s3://bucket/spool, a shared directory; default the store's `spool_url`) for workers on
+    other machines; the flow chooses, budgets and learns. Segments shipped to a URL are ingested by the
+    `ingest-outcomes` deployment (the single ingester).
 
     Tasks go in waves: each wave is chosen with everything learned from the waves before it, its
     calls run concurrently, and failed attempts fall back to their next target within the wave.
@@ -188,42 +190,39 @@ def _attempt_runner(
     runtime: RoutingRuntime, cluster_address: str | None, spool_url: str | None = None
 ) -> Iterator[Submit]:
     """Where attempts run: this flow's task runner (a task run per attempt), or a Dask cluster: there a
-    wave goes as one task run per worker, each making its share of the calls concurrently and spooling
-    their records (submitting a task to Dask costs the flow ~170 ms measured, too much per attempt).
-    The workers' segments are sealed (and shipped to `spool_url`) when the batch ends."""
+    wave goes as one chunk per worker, each chunk one task run of this flow that has a worker make its
+    calls concurrently and spool their records (tasks/calls.py says why not a Prefect task run per
+    worker). The workers' segments are sealed (and shipped to `spool_url`) when the batch ends."""
     if cluster_address is None:
         yield _local_submit
         return
     from distributed import Client
-    from prefect_dask import DaskTaskRunner
 
-    spool = spool_url or str(runtime.store.spool_path.resolve())
+    spool = spool_url or runtime.store.remote_spool_url or str(runtime.store.spool_path.resolve())
     with Client(cluster_address) as client:
         workers = max(1, len(client.scheduler_info()["workers"]))
 
-    def submit(runtime: RoutingRuntime, steps: list[Step]) -> list[Callable[[], tuple]]:
-        share = -(-len(steps) // workers)
-        waits: list[Callable[[], tuple]] = []
-        for first in range(0, len(steps), share):
-            chunk = steps[first : first + share]
-            calls = [
-                SpooledCall(
-                    target=runtime.target(call.target), task=chain.task, decision=chain.decision,
-                    attempt=chain.next_attempt, estimate=call.estimate,
-                    weight=runtime.detail_weight(chain.decision),
-                )
-                for chain, call in chunk
-            ]
-            future = runner.submit(call_targets_spooled, parameters={"calls": calls, "spool": spool})
-            waits += [lambda future=future, i=i: future.result()[i] for i in range(len(chunk))]
-        return waits
+        def submit(runtime: RoutingRuntime, steps: list[Step]) -> list[Callable[[], tuple]]:
+            share = -(-len(steps) // workers)
+            waits: list[Callable[[], tuple]] = []
+            for first in range(0, len(steps), share):
+                chunk = steps[first : first + share]
+                calls = [
+                    SpooledCall(
+                        target=runtime.target(call.target), task=chain.task, decision=chain.decision,
+                        attempt=chain.next_attempt, estimate=call.estimate,
+                        weight=runtime.detail_weight(chain.decision),
+                    )
+                    for chain, call in chunk
+                ]
+                future = call_targets_on_cluster.submit(quote(client), quote(calls), spool, len(calls))
+                waits += [lambda future=future, i=i: future.result()[i] for i in range(len(chunk))]
+            return waits
 
-    with DaskTaskRunner(address=cluster_address) as runner:
         try:
             yield submit
         finally:
-            with Client(cluster_address) as client:
-                client.run(seal_process_spools)
+            client.run(seal_process_spools)
 
 
 def _run_wave(runtime: RoutingRuntime, chains: Sequence[AttemptChain], submit: Submit = _local_submit) -> None:

@@ -3,7 +3,9 @@
 Routing flows take the *name* of a runtime so their parameters stay serialisable for deployments. A
 name resolves to a runtime registered in this process (the demo and tests build theirs in memory),
 else to a saved `RouterSettings` block. The runtime is cached so the router keeps learning across
-flow runs in one process.
+flow runs in one process. A store with a `published_url` (or $ADAPTIVE_ROUTER_PUBLISHED_URL) makes the
+router read the published state from that URL instead of the file beside the store: routers on other
+machines see what the recalculation published.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
 from blocks.store.ledger import SharedBudgetLedger
 from blocks.store.objectives import load_objectives
+from blocks.store.remote_state import RemotePublishedReader
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
 from routing.calls.breaker import BreakerBoard, Transition
@@ -79,7 +82,7 @@ class RoutingRuntime:
     breakers: BreakerBoard
     retry: RetryPolicy
     ledger: BudgetLedger | None = None
-    published: PublishedReader | None = None
+    published: PublishedReader | RemotePublishedReader | None = None
     sessions: SessionTracker = field(default_factory=SessionTracker)
     hooks: list[ResultHook] = field(default_factory=list)
     gossip: BreakerGossip | None = None
@@ -137,7 +140,7 @@ class RoutingRuntime:
             breakers=breakers,
             retry=retry or RetryPolicy(),
             ledger=ledger,
-            published=PublishedReader(published_path(store)),
+            published=published_reader(store),
             gossip=gossip,
             live=PublishedReader(live_path(store), load_live),
             sampling=sampling or DetailSampling(),
@@ -322,6 +325,12 @@ class RoutingRuntime:
             self.policies.finished(result.decision.id)
         for hook in self.hooks:
             hook(result)
+
+
+def published_reader(store: DuckDBStore) -> PublishedReader | RemotePublishedReader:
+    """The reader of the state published for `store`: at its URL when one is set, else beside the file."""
+    url = store.remote_published_url
+    return RemotePublishedReader(url) if url else PublishedReader(published_path(store))
 
 
 _lock = threading.Lock()

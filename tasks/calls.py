@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.asyncutils import run_coro_as_sync
 
-from blocks.store.remote_spool import RemoteSpool
+from blocks.store.remote_spool import RemoteSpool, outbox
 from blocks.store.spool import SpoolWriter
 from blocks.targets.base import TargetBlock
 from routing.calls.outcomes import build_record
@@ -58,13 +58,12 @@ _writers_lock = threading.Lock()
 
 
 def process_spool(spool: str) -> SpoolWriter:
-    """This process's writer for a spool (a directory, or an fsspec URL whose segments are written to a
-    local directory of this process's and shipped on sealing): one open segment per process."""
+    """This process's writer for a spool (a directory, or an fsspec URL whose segments are written to
+    this machine's outbox for it and shipped on sealing): one open segment per process."""
     with _writers_lock:
         writer = _writers.get(spool)
         if writer is None:
-            local = Path(tempfile.mkdtemp(prefix="adaptive-router-spool-")) if "://" in spool else Path(spool)
-            writer = _writers[spool] = SpoolWriter(local)
+            writer = _writers[spool] = SpoolWriter(outbox(spool) if "://" in spool else Path(spool))
         return writer
 
 
@@ -104,11 +103,21 @@ class SpooledCall:
 
 
 @task(
-    name="call-targets-spooled",
+    name="call-targets-on-cluster",
+    task_run_name="call {count} targets on the cluster",
     cache_policy=NO_CACHE,
     persist_result=False,
 )
-def call_targets_spooled(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
+def call_targets_on_cluster(client: Any, calls: list[SpooledCall], spool: str, count: int) -> list[tuple[AttemptResult, ExecutionRecord]]:
+    """One task run (in the flow's process) per chunk of attempts sent to a Dask worker: `spool_calls`
+    runs there as a plain Dask task. Running a Prefect task on the worker instead (prefect-dask) costs
+    ~0.4 s per submit in the flow (the whole Prefect context, the batch's parameters included, is
+    serialised and tokenised each time) and ~0.5 s on the worker to rebuild it: 0.1-0.3x one process
+    (benchmarks/bench_scale.py). Pass `client` and `calls` wrapped in `quote()`: Prefect need not walk them."""
+    return client.submit(spool_calls, calls, spool, pure=False).result()
+
+
+def spool_calls(calls: list[SpooledCall], spool: str) -> list[tuple[AttemptResult, ExecutionRecord]]:
     """`call_target` for a worker process elsewhere (a Dask worker), for several attempts at once, made
     concurrently: each attempt's record is spooled here, in this process's own segment of `spool` (a
     directory or an fsspec URL), before the results go back to the flow; an attempt the sampling left

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from blocks.store import weighting as w
-from blocks.store.store import DuckDBStore
+from blocks.store.store import Store
 from routing.stats.health import CallWindow, Finding, PickCounts, changes
 
 # counts estimate every outcome from sampled rows (weighting.py)
@@ -28,7 +28,7 @@ FROM routing_decisions WHERE timestamp >= ? AND timestamp <= ? GROUP BY pick ORD
 
 
 def window_counts(
-    store: DuckDBStore, baseline: datetime, recent: datetime, now: datetime
+    store: Store, baseline: datetime, recent: datetime, now: datetime
 ) -> tuple[list[CallWindow], list[PickCounts]]:
     """Calls per target and first picks per target, split at `recent` into window and baseline
     (`baseline` <= baseline < `recent` <= window <= `now`, naive UTC)."""
@@ -39,7 +39,7 @@ def window_counts(
 
 
 def record_findings(
-    store: DuckDBStore, findings: Iterable[Finding], now: datetime
+    store: Store, findings: Iterable[Finding], now: datetime
 ) -> tuple[list[Finding], list[str]]:
     """Keep each decided finding's state; returns the findings that flipped it, in order, and the
     alerts active afterwards as sorted 'check:subject' names."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from blocks.store import weighting as w
-from blocks.store.store import DuckDBStore, utc_naive
+from blocks.store.store import Store, utc_naive
 from routing.spend.budgets import Budget, Scope, SpendRow, period_start
 
 _SCOPE_COLUMN = {Scope.TARGET: "target", Scope.TASK_TYPE: "task_type"}
@@ -22,7 +22,7 @@ def budget_id(budget: Budget) -> str:
     return f"{budget.period}:{budget.scope}:{budget.scope_value or '*'}"
 
 
-def save_budget(store: DuckDBStore, budget: Budget) -> None:
+def save_budget(store: Store, budget: Budget) -> None:
     """Create or replace the budget with the same period and scope."""
     with store.connect() as con:
         con.execute(
@@ -32,17 +32,17 @@ def save_budget(store: DuckDBStore, budget: Budget) -> None:
         )
 
 
-def remove_budget(store: DuckDBStore, budget: Budget) -> bool:
+def remove_budget(store: Store, budget: Budget) -> bool:
     with store.connect() as con:
         return bool(con.execute("DELETE FROM budgets WHERE budget_id = ? RETURNING 1", [budget_id(budget)]).fetchall())
 
 
-def load_budgets(store: DuckDBStore) -> list[Budget]:
+def load_budgets(store: Store) -> list[Budget]:
     rows = store.query("SELECT period, scope, scope_value, limit_usd AS limit, policy FROM budgets ORDER BY budget_id")
     return [Budget(**row) for row in rows]
 
 
-def spend_rows(store: DuckDBStore, budgets: list[Budget], now: datetime) -> list[SpendRow]:
+def spend_rows(store: Store, budgets: list[Budget], now: datetime) -> list[SpendRow]:
     """What each budget's scope has spent since the start of its current period."""
     rows = []
     for budget in budgets:

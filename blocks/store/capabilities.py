@@ -14,7 +14,7 @@ from datetime import datetime
 import pandas as pd
 
 from blocks.store.stats import _insert
-from blocks.store.store import DuckDBStore, _transaction
+from blocks.store.store import Store, _transaction
 from routing.evaluation.capability import BenchmarkResult, CapabilityTable
 from routing.models import Category
 
@@ -22,7 +22,7 @@ GradedCase = tuple[BenchmarkResult, bool, str | None]  # (result, success, error
 
 
 def save_benchmark_run(
-    store: DuckDBStore, run_id: str, cases: Sequence[GradedCase], table: CapabilityTable, now: datetime
+    store: Store, run_id: str, cases: Sequence[GradedCase], table: CapabilityTable, now: datetime
 ) -> None:
     """Append the run's graded answers and make its per-(target, category) scores the current ones."""
     raw = pd.DataFrame(
@@ -68,7 +68,7 @@ def save_benchmark_run(
         _insert(con, "capability_scores", scores)
 
 
-def latest_benchmarks(store: DuckDBStore, category: Category | None = None) -> list[dict]:
+def latest_benchmarks(store: Store, category: Category | None = None) -> list[dict]:
     """The current capability scores (the last benchmark run's), per target and category."""
     where, params = ("WHERE category = ?", [category.value]) if category else ("", [])
     return store.query(

@@ -18,7 +18,7 @@ from typing import Any
 
 from blocks.store import weighting as w
 from blocks.store.snapshots import _replace
-from blocks.store.store import DuckDBStore, utc_naive
+from blocks.store.store import Store, utc_naive
 from routing.errors import ConfigError, UnknownNameError
 from routing.experiments.analysis import Analysis, VariantData
 from routing.experiments.assignment import Experiment, Status
@@ -47,7 +47,7 @@ def _utc(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-def live_path(store: DuckDBStore) -> Path:
+def live_path(store: Store) -> Path:
     return store.path.parent / LIVE_FILE
 
 
@@ -58,7 +58,7 @@ def load_live(path: Path) -> LiveConfig | None:
         return None
 
 
-def publish_live(store: DuckDBStore) -> LiveConfig:
+def publish_live(store: Store) -> LiveConfig:
     """Write the policy state and the running experiments where routers look for them."""
     live = LiveConfig(policies=load_policy_state(store), experiments=tuple(list_experiments(store, Status.RUNNING)))
     path = live_path(store)
@@ -70,7 +70,7 @@ def publish_live(store: DuckDBStore) -> LiveConfig:
 # -- policies ------------------------------------------------------------------------------------------
 
 
-def load_policy_state(store: DuckDBStore) -> PolicyState:
+def load_policy_state(store: Store) -> PolicyState:
     rows = store.query(
         "SELECT name, config FROM policies WHERE active AND starts_with(policy_id, ?) ORDER BY name", [_PREFIX]
     )
@@ -99,7 +99,7 @@ def _audit(con, change: PolicyChange) -> None:
     )  # fmt: skip
 
 
-def save_snapshot(store: DuckDBStore, snap: Snapshot) -> Snapshot:
+def save_snapshot(store: Store, snap: Snapshot) -> Snapshot:
     with store.connect() as con:
         con.execute(
             "INSERT INTO policy_snapshots VALUES (?, ?, ?, ?, ?, ?)",
@@ -108,11 +108,11 @@ def save_snapshot(store: DuckDBStore, snap: Snapshot) -> Snapshot:
     return snap
 
 
-def take_snapshot(store: DuckDBStore, note: str) -> Snapshot:
+def take_snapshot(store: Store, note: str) -> Snapshot:
     return save_snapshot(store, snapshot(load_policy_state(store), note))
 
 
-def load_snapshot(store: DuckDBStore, snapshot_id: str) -> Snapshot:
+def load_snapshot(store: Store, snapshot_id: str) -> Snapshot:
     rows = store.query("SELECT snapshot_id, config, note, created_at FROM policy_snapshots WHERE snapshot_id = ?", [snapshot_id])
     if not rows:
         known = [r["snapshot_id"] for r in store.query("SELECT snapshot_id FROM policy_snapshots ORDER BY created_at DESC LIMIT 10")]
@@ -122,13 +122,13 @@ def load_snapshot(store: DuckDBStore, snapshot_id: str) -> Snapshot:
                     created_at=_utc(row["created_at"]))  # fmt: skip
 
 
-def list_snapshots(store: DuckDBStore, limit: int = 20) -> list[dict[str, Any]]:
+def list_snapshots(store: Store, limit: int = 20) -> list[dict[str, Any]]:
     return store.query(
         "SELECT snapshot_id, version, note, created_at FROM policy_snapshots ORDER BY created_at DESC LIMIT ?", [limit]
     )
 
 
-def policy_history(store: DuckDBStore, limit: int = 50) -> list[PolicyChange]:
+def policy_history(store: Store, limit: int = 50) -> list[PolicyChange]:
     rows = store.query(
         "SELECT adjustment_id, policy_id, timestamp, old_value, new_value, reason, applied_by, confidence,"
         " evidence_count, snapshot_id FROM policy_adjustments WHERE starts_with(policy_id, ?)"
@@ -148,7 +148,7 @@ def policy_history(store: DuckDBStore, limit: int = 50) -> list[PolicyChange]:
 
 
 def apply_policy(
-    store: DuckDBStore, policy: Policy | None, reason: str, scope: str = ALL, applied_by: str = "cli",
+    store: Store, policy: Policy | None, reason: str, scope: str = ALL, applied_by: str = "cli",
     approved: bool = False, confidence: float | None = None, config: EngineConfig | None = None,
 ) -> PolicyChange:  # fmt: skip
     """Validate and apply one change (snapshot first, audited, published); ConfigError lists the problems."""
@@ -171,7 +171,7 @@ def apply_policy(
     return change
 
 
-def rollback_policies(store: DuckDBStore, snapshot_id: str, reason: str, applied_by: str = "rollback") -> PolicyState:
+def rollback_policies(store: Store, snapshot_id: str, reason: str, applied_by: str = "rollback") -> PolicyState:
     """Restore the policies of a snapshot (audited per scope that changes; not rate limited)."""
     target = load_snapshot(store, snapshot_id)
     state = load_policy_state(store)
@@ -192,7 +192,7 @@ def rollback_policies(store: DuckDBStore, snapshot_id: str, reason: str, applied
 _CUT = "? - to_microseconds(CAST(? * 3600e6 AS BIGINT))"
 
 
-def outcome_aggregates(store: DuckDBStore, now: datetime | None = None, recent_hours: float = 24) -> list[OutcomeAggregate]:
+def outcome_aggregates(store: Store, now: datetime | None = None, recent_hours: float = 24) -> list[OutcomeAggregate]:
     """Per task type: success in the last `recent_hours` and before, and user acceptance, for `propose`."""
     cut = utc_naive(now or utcnow())
     rows = store.query(
@@ -231,7 +231,7 @@ def _experiment(row: dict[str, Any]) -> Experiment:
     )  # fmt: skip
 
 
-def start_experiment(store: DuckDBStore, experiment: Experiment) -> Experiment:
+def start_experiment(store: Store, experiment: Experiment) -> Experiment:
     """Snapshot the policies (restored if it rolls back), save the experiment, publish it to routers."""
     if store.query("SELECT 1 FROM experiments WHERE name = ?", [experiment.name]):
         raise ConfigError(f"an experiment named {experiment.name!r} exists; choose another name")
@@ -243,19 +243,19 @@ def start_experiment(store: DuckDBStore, experiment: Experiment) -> Experiment:
     return experiment
 
 
-def list_experiments(store: DuckDBStore, status: Status | None = None) -> list[Experiment]:
+def list_experiments(store: Store, status: Status | None = None) -> list[Experiment]:
     sql = "SELECT * FROM experiments" + (" WHERE status = ?" if status else "") + " ORDER BY created_at"
     return [_experiment(r) for r in store.query(sql, [status.value] if status else [])]
 
 
-def load_experiment(store: DuckDBStore, name: str) -> Experiment:
+def load_experiment(store: Store, name: str) -> Experiment:
     rows = store.query("SELECT * FROM experiments WHERE name = ?", [name])
     if not rows:
         raise UnknownNameError("experiment", name, [e.name for e in list_experiments(store)])
     return _experiment(rows[0])
 
 
-def finish_experiment(store: DuckDBStore, name: str, status: Status, decision: str | None) -> Experiment:
+def finish_experiment(store: Store, name: str, status: Status, decision: str | None) -> Experiment:
     """Stop routing by it (routers drop it when they reload); a rollback also restores its snapshot."""
     experiment = load_experiment(store, name)
     with store.connect() as con:
@@ -270,7 +270,7 @@ def finish_experiment(store: DuckDBStore, name: str, status: Status, decision: s
     return load_experiment(store, name)
 
 
-def sync_assignments(store: DuckDBStore) -> int:
+def sync_assignments(store: Store) -> int:
     """Copy decisions made inside experiments into experiment_assignments; returns rows added."""
     with store.connect() as con:
         added = con.execute(
@@ -285,7 +285,7 @@ def sync_assignments(store: DuckDBStore) -> int:
     return len(added)
 
 
-def variant_data(store: DuckDBStore, experiment: Experiment) -> list[VariantData]:
+def variant_data(store: Store, experiment: Experiment) -> list[VariantData]:
     """Per variant, one row per assigned task that ran (see analysis for what each column means)."""
     rows = store.query(
         """
@@ -311,7 +311,7 @@ def variant_data(store: DuckDBStore, experiment: Experiment) -> list[VariantData
     return [VariantData.from_rows(v.name, by_variant[v.name]) for v in experiment.variants]
 
 
-def save_metrics(store: DuckDBStore, experiment: Experiment, analysis: Analysis) -> None:
+def save_metrics(store: Store, experiment: Experiment, analysis: Analysis) -> None:
     now = utc_naive()
     rows = []
     for v in analysis.variants:
@@ -322,7 +322,7 @@ def save_metrics(store: DuckDBStore, experiment: Experiment, analysis: Analysis)
         con.executemany("INSERT OR REPLACE INTO experiment_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
 
-def logged_decisions(store: DuckDBStore) -> list[dict[str, Any]]:
+def logged_decisions(store: Store) -> list[dict[str, Any]]:
     """Every logged pick with its propensity and outcome (the pick's own attempts), for off-policy evaluation."""
     return store.query(
         """

@@ -14,10 +14,10 @@ from routing.feedback import Feedback
 from routing.models import new_id
 
 if TYPE_CHECKING:
-    from blocks.store.store import DuckDBStore
+    from blocks.store.store import Store
 
 
-def judged_attempt(store: DuckDBStore, task_id: str) -> dict[str, Any]:
+def judged_attempt(store: Store, task_id: str) -> dict[str, Any]:
     """The attempt feedback on `task_id` is about: its successful attempt, else its last one."""
     rows = store.query(
         """SELECT execution_id, target, success, quality_score, task_type FROM executions WHERE task_id = ?
@@ -31,7 +31,7 @@ def judged_attempt(store: DuckDBStore, task_id: str) -> dict[str, Any]:
     return rows[0]
 
 
-def record_feedback(store: DuckDBStore, feedback: Feedback) -> dict[str, Any]:
+def record_feedback(store: Store, feedback: Feedback) -> dict[str, Any]:
     """Store `feedback` against the task's judged attempt; returns the row with that attempt's figures."""
     attempt = judged_attempt(store, feedback.task_id)
     row = {
@@ -50,7 +50,7 @@ def record_feedback(store: DuckDBStore, feedback: Feedback) -> dict[str, Any]:
             "quality_score": attempt["quality_score"], "task_type": attempt["task_type"]}  # fmt: skip
 
 
-def feedback_for(store: DuckDBStore, task_id: str) -> list[dict[str, Any]]:
+def feedback_for(store: Store, task_id: str) -> list[dict[str, Any]]:
     return store.query(
         "SELECT feedback_id, execution_id, task_id, timestamp, acceptance, rating, verdict, comment "
         "FROM feedback WHERE task_id = ? ORDER BY timestamp",

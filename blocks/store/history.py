@@ -14,10 +14,10 @@ from blocks.store import weighting as w
 from routing.models import ExecutionRecord
 
 if TYPE_CHECKING:
-    from blocks.store.store import DuckDBStore
+    from blocks.store.store import Store
 
 
-def recent_attempts(store: DuckDBStore, per_target: int) -> list[ExecutionRecord]:
+def recent_attempts(store: Store, per_target: int) -> list[ExecutionRecord]:
     """Each target's last `per_target` attempts (the fields a breaker replay needs), oldest first."""
     rows = store.query(
         "SELECT target, timestamp, task_id, task_type, success, duration_ms, error_type, error_message "
@@ -28,7 +28,7 @@ def recent_attempts(store: DuckDBStore, per_target: int) -> list[ExecutionRecord
     return [ExecutionRecord(**{**r, "timestamp": r["timestamp"].replace(tzinfo=UTC)}) for r in rows]
 
 
-def performance(store: DuckDBStore) -> list[dict[str, Any]]:
+def performance(store: Store) -> list[dict[str, Any]]:
     """Per (task type, target): calls, successes, p50/p95 latency, mean cost, spend and the span in seconds."""
     return store.query(
         f"""SELECT task_type, target, {w.count()} AS calls, {w.count('success')} AS successes,
@@ -41,7 +41,7 @@ def performance(store: DuckDBStore) -> list[dict[str, Any]]:
 
 
 def decisions(
-    store: DuckDBStore, task_id: str | None = None, last: int = 1, task_type: str | None = None, pick: str | None = None
+    store: Store, task_id: str | None = None, last: int = 1, task_type: str | None = None, pick: str | None = None
 ) -> list[dict[str, Any]]:
     """One task's decisions, or the `last` decisions (of `task_type`, picking `pick`, when given),
     newest first, with every attempt they led to."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 from routing.errors import StoreCorruptError, StoreError, StoreLockedError
 
 if TYPE_CHECKING:
-    from blocks.store.store import DuckDBStore
+    from blocks.store.store import Store
 
 MAX_PATH_CHARS = 4096
 _CORRUPT_SIGNS = (
@@ -84,15 +84,8 @@ def _schema_version(con: duckdb.DuckDBPyConnection) -> int:
         return 0
 
 
-def _connect_read_only(path: Path) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(str(path), read_only=True)
-    except (duckdb.Error, OSError) as exc:
-        raise open_failure(path, exc) from exc
-
-
 @contextmanager
-def open_for_reading(store: DuckDBStore) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_for_reading(store: Store) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only connection to `store`, or to a snapshot of it when a writer holds the lock.
 
     Falls back to the store's read-write connection where reading cannot work without one: a file
@@ -103,40 +96,41 @@ def open_for_reading(store: DuckDBStore) -> Iterator[duckdb.DuckDBPyConnection]:
 
     path = store.path
     check_path(path)
-    if not path.exists():
-        with store.connect() as con:
-            yield con
-        return
-    try:
-        con = _connect_read_only(path)
-    except StoreLockedError:
-        with _snapshot(path) as con:
-            yield con
-        return
-    except StoreError as exc:
-        if isinstance(exc.__cause__, duckdb.ConnectionException):  # open read-write in this process
-            with store.connect() as con:
-                yield con
-            return
-        raise
-    try:
-        outdated = store.auto_migrate and _schema_version(con) < HEAD
-    except duckdb.Error as exc:
-        con.close()
-        raise open_failure(path, exc) from exc
-    if outdated:
-        con.close()
-        with store.connect() as con:
-            yield con
-        return
-    try:
+    if path.exists():
+        with ExitStack() as opened:  # closed before any read-write connection: one configuration per process
+            try:
+                con, snapshot = opened.enter_context(_read_only(path))
+            except StoreError as exc:
+                if not isinstance(exc.__cause__, duckdb.ConnectionException):  # open read-write in this process
+                    raise
+            else:
+                try:
+                    outdated = store.auto_migrate and not snapshot and _schema_version(con) < HEAD
+                except duckdb.Error as exc:
+                    raise open_failure(path, exc) from exc
+                if not outdated:
+                    yield con
+                    return
+    with store.connect() as con:
         yield con
-    finally:
-        con.close()
 
 
 @contextmanager
-def _snapshot(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def _read_only(path: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, bool]]:
+    """A read-only connection to `path` and False, or, while a writer holds its lock, one to a snapshot
+    and True: a copy of the file and its WAL taken without the lock, refused as locked when torn."""
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except (duckdb.Error, OSError) as exc:
+        failure = open_failure(path, exc)
+        if not isinstance(failure, StoreLockedError):
+            raise failure from exc
+    else:
+        try:
+            yield con, False
+        finally:
+            con.close()
+        return
     with tempfile.TemporaryDirectory(prefix="adaptive-router-snapshot-") as directory:
         copy = Path(directory) / path.name
         try:
@@ -151,7 +145,7 @@ def _snapshot(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
                 "could not be read; try again when it ends"
             ) from exc
         try:
-            yield con
+            yield con, True
         finally:
             con.close()
 
@@ -187,7 +181,7 @@ def check_store(path: str | Path) -> StoreCheck:
         check_path(path)
         if not path.exists():
             raise StoreError(f"store {path} does not exist")
-        with _open_any(path) as con:
+        with _read_only(path) as (con, _):
             version = _schema_version(con)
             tables = [t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
             checks = [_scan(con, table, path) for table in tables]
@@ -196,20 +190,6 @@ def check_store(path: str | Path) -> StoreCheck:
     except duckdb.Error as exc:
         return StoreCheck(path=str(path), ok=False, error=str(open_failure(path, exc)))
     return StoreCheck(path=str(path), ok=all(c.error is None for c in checks), schema_version=version, tables=checks)
-
-
-@contextmanager
-def _open_any(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
-    try:
-        con = _connect_read_only(path)
-    except StoreLockedError:
-        with _snapshot(path) as con:
-            yield con
-        return
-    try:
-        yield con
-    finally:
-        con.close()
 
 
 def _scan(con: duckdb.DuckDBPyConnection, table: str, path: Path) -> TableCheck:

@@ -10,10 +10,10 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC
 from typing import Any
 
-from blocks.store.store import DuckDBStore, utc_naive
+from blocks.store.store import Store, utc_naive
 
 
-def save_q_table(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
+def save_q_table(store: Store, rows: Iterable[Mapping[str, Any]]) -> int:
     """Replace the stored Q-table with `rows` (state, action, q_value, visits, updated_at)."""
     values = [
         (r["state"], r["action"], r["q_value"], r["visits"], utc_naive(r["updated_at"])) for r in rows
@@ -27,12 +27,12 @@ def save_q_table(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
     return len(values)
 
 
-def load_q_table(store: DuckDBStore) -> list[dict[str, Any]]:
+def load_q_table(store: Store) -> list[dict[str, Any]]:
     rows = store.query("SELECT state, action, q_value, visits, updated_at FROM q_table")
     return [{**r, "updated_at": r["updated_at"].replace(tzinfo=UTC)} for r in rows]
 
 
-def save_sessions(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
+def save_sessions(store: Store, rows: Iterable[Mapping[str, Any]]) -> int:
     """Upsert session rows (session_id, target, category, keywords, turns, updated_at)."""
     values = [
         (r["session_id"], r["target"], r["category"], json.dumps(list(r["keywords"])), r["turns"],
@@ -45,7 +45,7 @@ def save_sessions(store: DuckDBStore, rows: Iterable[Mapping[str, Any]]) -> int:
     return len(values)
 
 
-def load_sessions(store: DuckDBStore) -> list[dict[str, Any]]:
+def load_sessions(store: Store) -> list[dict[str, Any]]:
     rows = store.query("SELECT session_id, target, category, keywords, turns, updated_at FROM session_state")
     return [
         {**r, "keywords": json.loads(r["keywords"] or "[]"), "updated_at": r["updated_at"].replace(tzinfo=UTC)}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 
-from blocks.store.store import DuckDBStore, utc_naive
+from blocks.store.store import Store, utc_naive
 from routing.strategies.objectives import Objective
 
 _PREFIX = "objective:"
 
 
-def save_objective(store: DuckDBStore, task_type: str, objective: Objective) -> None:
+def save_objective(store: Store, task_type: str, objective: Objective) -> None:
     """Make `objective` the one in force for `task_type`, replacing any earlier one."""
     now = utc_naive()
     with store.connect() as con:
@@ -20,7 +20,7 @@ def save_objective(store: DuckDBStore, task_type: str, objective: Objective) -> 
         )
 
 
-def load_objectives(store: DuckDBStore) -> dict[str, Objective]:
+def load_objectives(store: Store) -> dict[str, Objective]:
     rows = store.query(
         "SELECT name, config FROM policies WHERE active AND starts_with(policy_id, ?)", [_PREFIX]
     )

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal, NamedTuple
 
-from blocks.store.store import DuckDBStore, utc_naive
+from blocks.store.store import Store, utc_naive
 from routing.models import RoutedResult
 
 Status = Literal["queued", "routing", "done", "failed"]
@@ -24,7 +24,7 @@ class ClaimedTask(NamedTuple):
     queued_at: datetime
 
 
-def claim_due(store: DuckDBStore, now: datetime, limit: int) -> list[ClaimedTask]:
+def claim_due(store: Store, now: datetime, limit: int) -> list[ClaimedTask]:
     """Mark up to `limit` queued tasks due at `now` (naive UTC) as `routing`; oldest first."""
     with store.connect() as con:
         claimed = con.execute(
@@ -42,7 +42,7 @@ def claim_due(store: DuckDBStore, now: datetime, limit: int) -> list[ClaimedTask
 
 
 def set_status(
-    store: DuckDBStore,
+    store: Store,
     outcomes: Mapping[str, tuple[Status, str | None]],
     not_before: Mapping[str, datetime] | None = None,
 ) -> None:

@@ -11,12 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from blocks.store import weighting as w
-from blocks.store.store import DuckDBStore
+from blocks.store.store import Store
 
 _IDS = "(SELECT unnest(?::VARCHAR[]))"
 
 
-def target_scores(store: DuckDBStore, task_types: Iterable[str]) -> list[dict[str, Any]]:
+def target_scores(store: Store, task_types: Iterable[str]) -> list[dict[str, Any]]:
     """The recomputed statistics of every target on `task_types`, rounded for reading, best first."""
     return store.query(
         f"""
@@ -32,7 +32,7 @@ def target_scores(store: DuckDBStore, task_types: Iterable[str]) -> list[dict[st
     )
 
 
-def calls_by_target(store: DuckDBStore, task_ids: list[str]) -> list[dict[str, Any]]:
+def calls_by_target(store: Store, task_ids: list[str]) -> list[dict[str, Any]]:
     """Calls, success rate, median latency and spend per target over the executions of `task_ids`,
     busiest target first."""
     return store.query(
@@ -47,7 +47,7 @@ def calls_by_target(store: DuckDBStore, task_ids: list[str]) -> list[dict[str, A
 
 
 def pick_shares_by_phase(
-    store: DuckDBStore, task_ids: list[str], phases: int = 4
+    store: Store, task_ids: list[str], phases: int = 4
 ) -> dict[str, dict[str, float]]:
     """Share of first picks per target in each of `phases` equal runs of the decisions for `task_ids`
     in time order ('Q1'..'Q4' by default): the learning made visible."""

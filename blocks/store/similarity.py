@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from blocks.store.migrations import EMBEDDING_DIMENSIONS
-from blocks.store.store import DuckDBStore
+from blocks.store.store import Store
 from routing.errors import ConfigError
 
 
@@ -37,7 +37,7 @@ class SimilarExecution(BaseModel):
 
 
 def similar_executions(
-    store: DuckDBStore,
+    store: Store,
     embedding: Sequence[float] | np.ndarray,
     k: int = 5,
     task_type: str | None = None,

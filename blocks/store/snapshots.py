@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from blocks.store.store import DuckDBStore, utc_naive
+from blocks.store.store import Store, utc_naive
 from routing.evaluation.capability import CapabilityTable
 from routing.models import Category
 from routing.published import BanditPrior, PublishedState
@@ -44,7 +44,7 @@ class Publication:
     capabilities: int
 
 
-def published_path(store: DuckDBStore) -> Path:
+def published_path(store: Store) -> Path:
     """Where `store`'s published state lives."""
     return store.path.parent / STATE_FILE
 
@@ -88,7 +88,7 @@ class PublishedReader:
         return state
 
 
-def publish(store: DuckDBStore, reason: str) -> Publication:
+def publish(store: Store, reason: str) -> Publication:
     """Build the state from the store's tables and publish it atomically; `reason` is recorded."""
     path = published_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The DuckDB store block: schema migrations, idempotent ingestion of the spool, and reads.
+"""The DuckDB store without Prefect: schema migrations, idempotent ingestion of the spool, and reads.
 
 Never holds a connection for a whole run: DuckDB lets one process at a time open the file, so every
 operation opens, works and closes, retrying while another process holds the lock. Routed calls write
@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import duckdb
-from prefect.blocks.core import Block
-from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, field_validator
 
 from blocks.events import events_reachable
-from blocks.meta import BLOCKS_DOCUMENTATION_URL, logo, restore_runtime_state, without_runtime_state
 from blocks.store import bulk
 from blocks.store.integrity import (
     StoreCheck,
@@ -42,6 +40,7 @@ from blocks.store.integrity import (
     open_for_reading,
 )
 from blocks.store.migrations import COMPACT_AFTER, EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
+from blocks.store.remote_spool import check_url
 from blocks.store.spool import SpoolWriter, claimable_segments
 from blocks.validation import StrictBlock
 from routing.errors import StoreError, StoreLockedError
@@ -51,6 +50,8 @@ from routing.validation import describe
 logger = logging.getLogger("adaptive_router.store")
 DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
+SPOOL_URL_ENV = "ADAPTIVE_ROUTER_SPOOL_URL"
+PUBLISHED_URL_ENV = "ADAPTIVE_ROUTER_PUBLISHED_URL"
 _INGESTING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 """One ingest or compaction at a time per database file in this process: connections of one process
 share the database, and two loads checking the same ids in parallel would both insert them."""
@@ -74,39 +75,15 @@ class IngestReport(BaseModel):
     locked: bool = Field(default=False, description="Another process held the store; nothing was ingested.")
 
 
-class DuckDBStore(Block, StrictBlock):
-    """Outcomes, decisions, statistics and policies of the adaptive router, in one DuckDB file.
+class Store(StrictBlock):
+    """The store without Prefect: `DuckDBStore` (blocks/store/block.py) is this as a Prefect block.
 
-    The block never holds a database connection (each operation opens and closes its own); what it
-    does hold is this process's spool writer, an open segment file under an exclusive lock. `close()`,
-    or leaving a `with` block, seals that segment so any ingester may take it; the store stays usable
-    and opens a new segment on the next record. A pickled store carries its settings only.
-
-    Attributes:
-        database: Path of the DuckDB file; default $ADAPTIVE_ROUTER_DB, else .adaptive-router/router.duckdb.
-        spool_directory: Where routed calls spool their outcomes; default 'spool' beside the file.
-        lock_timeout_seconds: How long to wait for another process's lock on the file.
-        fsync: fsync every spooled record, so it survives power loss too (slower).
-        auto_migrate: Bring the schema to the latest version on first use (else run `db upgrade`).
-
-    Example:
-        Load a saved store, record through its spool, move the spool into the tables and read:
-        ```python
-        from blocks.store import DuckDBStore
-
-        store = DuckDBStore.load("BLOCK_NAME")
-        with store:
-            store.record_execution(record)
-        report = store.ingest()
-        rows = store.query("SELECT target, count(*) AS n FROM executions GROUP BY target")
-        ```
+    Commands that only read a local file use it directly, so they never import Prefect (most of a
+    read command's start). It never holds a database connection (each operation opens and closes its
+    own); what it does hold is this process's spool writer, an open segment file under an exclusive
+    lock. `close()`, or leaving a `with` block, seals that segment so any ingester may take it; the
+    store stays usable and opens a new segment on the next record.
     """
-
-    _block_type_name = "Adaptive Router DuckDB Store"
-    _block_type_slug = "adaptive-router-duckdb-store"
-    _logo_url = logo("duckdb")
-    _documentation_url = BLOCKS_DOCUMENTATION_URL
-    _description = "DuckDB file holding the router's executions, decisions, statistics and policies."
 
     database: str | None = Field(
         default=None,
@@ -120,6 +97,21 @@ class DuckDBStore(Block, StrictBlock):
     auto_migrate: bool = Field(
         default=True, description="Bring the schema to the latest version on first use (else: `db upgrade`)."
     )
+    spool_url: str | None = Field(
+        default=None,
+        description=f"fsspec URL (s3://bucket/spool, a shared directory) where workers on other machines ship "
+        f"spool segments for ingest-outcomes to fetch. Default: ${SPOOL_URL_ENV}, else none.",
+    )
+    published_url: str | None = Field(
+        default=None,
+        description=f"fsspec URL where the recalculation ships the published state and routers read it. "
+        f"Default: ${PUBLISHED_URL_ENV}, else the file beside the store.",
+    )
+
+    @field_validator("spool_url", "published_url")
+    @classmethod
+    def _fsspec_url(cls, url: str | None, info) -> str | None:
+        return None if url is None else check_url(info.field_name, url)
 
     _writer: SpoolWriter | None = PrivateAttr(default=None)
     _schema_ready: bool = PrivateAttr(default=False)
@@ -137,14 +129,6 @@ class DuckDBStore(Block, StrictBlock):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __getstate__(self) -> dict[str, Any]:
-        """Settings only: the spool writer (an open, locked file) stays with this process."""
-        return without_runtime_state(self, super().__getstate__())
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
-        restore_runtime_state(self)
-
     @property
     def path(self) -> Path:
         return Path(self.database or os.environ.get(DATABASE_ENV) or DEFAULT_DATABASE).expanduser()
@@ -152,6 +136,16 @@ class DuckDBStore(Block, StrictBlock):
     @property
     def spool_path(self) -> Path:
         return Path(self.spool_directory).expanduser() if self.spool_directory else self.path.parent / "spool"
+
+    @property
+    def remote_spool_url(self) -> str | None:
+        """Where segments from other machines wait: the field, else $ADAPTIVE_ROUTER_SPOOL_URL."""
+        return _url(self.spool_url, SPOOL_URL_ENV)
+
+    @property
+    def remote_published_url(self) -> str | None:
+        """Where routers read the published state: the field, else $ADAPTIVE_ROUTER_PUBLISHED_URL."""
+        return _url(self.published_url, PUBLISHED_URL_ENV)
 
     # -- connections -------------------------------------------------------------------------------
 
@@ -336,6 +330,13 @@ class DuckDBStore(Block, StrictBlock):
 
 
 # -- helpers -------------------------------------------------------------------------------------------
+
+
+def _url(field: str | None, env: str) -> str | None:
+    if field:
+        return field
+    value = os.environ.get(env)
+    return check_url(f"${env}", value) if value else None
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, parameters: list[Any] | None) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from blocks.store import DuckDBStore
+    from blocks.store import DuckDBStore, Store
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,14 +39,21 @@ def fail(problem: Exception | str) -> NoReturn:
 
 
 def open_store(database: str | None) -> DuckDBStore:
+    """The store as a Prefect block, for commands that hand it to flows (they import Prefect anyway)."""
     from blocks.store import DuckDBStore
 
     return DuckDBStore(database=database)
 
 
-def existing_store(database: str | None) -> DuckDBStore:
-    """The store for a command that only reads: a missing file is an error, never created."""
-    store = open_store(database)
+def existing_store(database: str | None) -> Store:
+    """The store for a command that only reads: a missing file is an error, never created.
+
+    A plain `Store`, not the Prefect block: the file's path is all a local read needs, and not
+    importing Prefect is most of what makes `stats`, `health` and `explain` start fast.
+    """
+    from blocks.store import Store
+
+    store = Store(database=database)
     try:
         exists = store.path.is_file()
     except OSError as exc:  # e.g. a name too long for the file system

@@ -17,14 +17,14 @@ from flows.cli.common import DatabaseOption, console, existing_store, fail, open
 from routing.errors import RoutingError
 
 if TYPE_CHECKING:
-    from blocks.store import DuckDBStore
+    from blocks.store import Store
 ab_test_app = typer.Typer(help="A/B tests of routing policies, analysed with always-valid statistics.", no_args_is_help=True)
 policy_app = typer.Typer(help="The routing policy in force: list, show, history, apply, rollback.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _ingested(store: DuckDBStore) -> DuckDBStore:
+def _ingested(store: Store) -> Store:
     """The store with the spooled decisions and outcomes ingested and assignments copied."""
     from blocks.store.experiments import sync_assignments
 
@@ -33,7 +33,7 @@ def _ingested(store: DuckDBStore) -> DuckDBStore:
     return store
 
 
-def _ope(store: DuckDBStore, control, treatments, metric: str, wtp: float):
+def _ope(store: Store, control, treatments, metric: str, wtp: float):
     """The off-policy gate on the store's logged decisions, or None when nothing is logged yet."""
     from blocks.store.experiments import logged_decisions
     from routing.experiments.ope import gate

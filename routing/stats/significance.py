@@ -1,20 +1,21 @@
-"""Thin glue over scipy/statsmodels for the few tests the router relies on.
+"""The few tests the router relies on: closed forms where one exists, scipy where not.
 
 Each function validates its inputs (so a bad count fails here, naming the argument, rather than as a
 NaN deep inside a ranking) and states the assumptions under which its answer means anything. Results
 have scipy's shape: tests return `statistic` and `pvalue`, intervals a `ConfidenceInterval(low, high)`
-at a `confidence_level`.
+at a `confidence_level`. The Wilson interval and the z test are the textbook formulas on the
+standard library's normal distribution (statsmodels' `proportion_confint` and `proportions_ztest`
+compute the same; the tests check it), and numpy and scipy are imported only by the functions that
+use them: `stats` on the command line would otherwise spend most of its start importing them.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import NamedTuple
-
-import numpy as np
-from scipy import stats
-from statsmodels.stats.proportion import proportion_confint, proportions_ztest
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,12 @@ def wilson_interval(successes: int, n: int, confidence_level: float = 0.95) -> C
     _check_counts(successes, n)
     if not 0 < confidence_level < 1:
         raise ValueError(f"confidence_level must be strictly between 0 and 1, got {confidence_level}")
-    low, high = proportion_confint(successes, n, alpha=1 - confidence_level, method="wilson")
-    return ConfidenceInterval(float(low), float(high))
+    z = NormalDist().inv_cdf(1 - (1 - confidence_level) / 2)
+    rate, shrink = successes / n, 1 + z * z / n
+    centre = (rate + z * z / (2 * n)) / shrink
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / shrink
+    # exact at the ends (the two terms cancel there, up to rounding)
+    return ConfidenceInterval(0.0 if successes == 0 else centre - half, 1.0 if successes == n else centre + half)
 
 
 def two_proportion_test(s1: int, n1: int, s2: int, n2: int) -> TestResult:
@@ -64,8 +69,9 @@ def two_proportion_test(s1: int, n1: int, s2: int, n2: int) -> TestResult:
     _check_counts(s2, n2, "s2", "n2")
     if s1 + s2 in (0, n1 + n2):  # no variance under H0: the samples cannot be told apart
         return TestResult(0.0, 1.0)
-    z, p = proportions_ztest([s1, s2], [n1, n2], alternative="two-sided")
-    return TestResult(float(z), float(p))
+    pooled = (s1 + s2) / (n1 + n2)
+    z = (s1 / n1 - s2 / n2) / math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    return TestResult(z, math.erfc(abs(z) / math.sqrt(2)))
 
 
 def welch_t_test(a: Sequence[float], b: Sequence[float]) -> TestResult:
@@ -77,6 +83,8 @@ def welch_t_test(a: Sequence[float], b: Sequence[float]) -> TestResult:
     for name, sample in (("a", a), ("b", b)):
         if len(sample) < 2:
             raise ValueError(f"{name} needs at least 2 values, got {len(sample)}")
+    from scipy import stats
+
     result = stats.ttest_ind(a, b, equal_var=False)
     return TestResult(float(result.statistic), float(result.pvalue))
 
@@ -95,6 +103,9 @@ def welch_t_test_from_stats(
     for name, sd in (("sd1", sd1), ("sd2", sd2)):
         if sd < 0:
             raise ValueError(f"{name} must not be negative, got {sd}")
+    import numpy as np
+    from scipy import stats
+
     with np.errstate(divide="ignore", invalid="ignore"):
         result = stats.ttest_ind_from_stats(mean1, sd1, n1, mean2, sd2, n2, equal_var=False)
     return TestResult(float(result.statistic), float(result.pvalue))
@@ -102,6 +113,8 @@ def welch_t_test_from_stats(
 
 def latency_percentiles(values: Iterable[float], qs: Sequence[float] = (50, 95, 99)) -> dict[float, float]:
     """Percentiles of `values` by linear interpolation (Hyndman and Fan type 7, numpy's default)."""
+    import numpy as np
+
     data = np.fromiter(values, dtype=float)
     if data.size == 0:
         raise ValueError("values must not be empty")

@@ -24,10 +24,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
-
-import numpy as np
-from scipy.optimize import linprog
+from typing import TYPE_CHECKING, Any
 
 from routing.errors import NoEligibleTargetError, RoutingError, UnknownTargetError
 from routing.models import Constraints
@@ -35,6 +32,9 @@ from routing.spend.cost import check_amount, usd
 from routing.strategies.objectives import TIE_BREAK, Objective, StrategyWeights
 from routing.strategies.pareto import TargetPerformance, dominates, pareto_frontier
 from routing.validation import repeated
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,12 @@ def _misses(p: TargetPerformance, c: Constraints) -> list[str]:
 
 
 def _solve(pool: Sequence[TargetPerformance], minimise: np.ndarray, c: Constraints) -> Any:
-    """linprog over the shares of `pool` with the mean-cost cap and mean-success floor of `c`."""
+    """linprog over the shares of `pool` with the mean-cost cap and mean-success floor of `c`.
+
+    numpy and scipy.optimize are imported where the solver is used, not with the module: `stats` on
+    the command line needs only `savings_hints`, and importing them would take much of its start."""
+    from scipy.optimize import linprog
+
     rows, limits = [], []
     if c.max_cost is not None:
         scale = max(p.cost for p in pool) or 1.0  # keeps HiGHS's absolute tolerances relative to prices
@@ -188,6 +193,8 @@ def _diagnose(perfs: Sequence[TargetPerformance], c: Constraints) -> InfeasibleC
             why = f"the cheapest call costs {usd(cheapest)}, {usd(cheapest - cap)} over the {usd(cap)} cap"
             failures.append(ConstraintFailure(("max_cost",), cheapest, cap, f"max_cost: {why}"))
     if not failures:  # each is met alone; only the cost cap and the success floor can clash, so both are set
+        import numpy as np
+
         costs = np.array([p.cost for p in pool])
         least = float(_solve(pool, costs, Constraints(min_success_rate=floor)).fun)
         why = (
@@ -207,6 +214,8 @@ def optimal_split(
 
     Raises `InfeasibleConstraintsError` when no mix can meet them.
     """
+    import numpy as np
+
     score = scores(perfs, objective.weights)
     c = constraints
     pool = [p for p in perfs if c.max_latency_ms is None or p.p95_latency_ms <= c.max_latency_ms]
@@ -317,10 +326,12 @@ def savings_hints(
     max_success_drop: float = 0.02,
     max_latency_increase: float = 0.25,
     calls: Mapping[str, int] | None = None,
+    min_saving: float = 0.01,
 ) -> list[SavingsHint]:
     """Cheaper targets only slightly worse than `current` (or than any target if None), most saved first.
 
-    An alternative qualifies if it is cheaper, loses at most `max_success_drop` of success rate
+    An alternative qualifies if it is cheaper by at least `min_saving` (a fraction: two targets at the
+    same price differ in their mean cost by rounding, which is no saving), loses at most `max_success_drop` of success rate
     (0.02 = 2 points) and adds at most `max_latency_increase` (a fraction of the current p95) to the p95.
     `calls` (per target) says how much evidence each hint rests on.
     """
@@ -328,6 +339,7 @@ def savings_hints(
     check_amount("calls_per_hour", calls_per_hour)
     check_amount("max_success_drop", max_success_drop)
     check_amount("max_latency_increase", max_latency_increase)
+    check_amount("min_saving", min_saving)
     if current is not None and current not in {p.target for p in perfs}:
         raise UnknownTargetError(current, [p.target for p in perfs])
     hints = [
@@ -344,7 +356,7 @@ def savings_hints(
         for a in perfs
         if current in (None, a.target)
         for b in perfs
-        if b.cost < a.cost
+        if b.cost < a.cost * (1 - min_saving)
         and a.success_rate - b.success_rate <= max_success_drop
         and b.p95_latency_ms <= a.p95_latency_ms * (1 + max_latency_increase)
     ]

@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import pickle
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -42,6 +45,28 @@ def test_every_exported_block_is_checked() -> None:
     exported = {getattr(blocks, name) for name in blocks.__all__}
     assert set(BLOCKS) == {c for c in exported if not inspect.isabstract(c)}
     assert len(BLOCKS) == 6
+
+
+REGISTERED = """
+import importlib, sys
+import blocks.store.history  # what a read-only command imports first: no Prefect yet
+assert "prefect" not in sys.modules
+from prefect.blocks.core import Block
+from prefect.utilities.dispatch import get_registry_for_type
+importlib.import_module(sys.argv[1])  # what Prefect does with the collection's entry point
+print(" ".join(sorted(slug for slug in get_registry_for_type(Block) if slug.startswith("adaptive-router"))))
+"""
+
+
+@pytest.mark.slow
+def test_the_collection_entry_point_registers_every_block_whatever_was_imported_first() -> None:
+    project = Path(__file__).resolve().parents[2]
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    module = pyproject["project"]["entry-points"]["prefect.collections"]["prefect_adaptive_router"]
+    done = subprocess.run([sys.executable, "-c", REGISTERED, module], cwd=project, capture_output=True, text=True,
+                          timeout=120, check=True)  # fmt: skip
+    assert done.stdout.split() == sorted(c.get_block_type_slug() for c in BLOCKS)
+    assert {name for name, _ in inspect.getmembers(blocks)} >= set(blocks.__all__)  # `prefect block register -m blocks`
 
 
 class TestBlockStandard(BlockStandardTestSuite):

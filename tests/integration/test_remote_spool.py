@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,29 +32,30 @@ def write_and_ship(url: str, local: str, prefix: str, env: dict[str, str]) -> No
     spool.ship(Path(local))  # the rest
 
 
-@pytest.fixture(scope="module")
-def s3() -> Iterator[dict[str, str]]:
-    moto_server = pytest.importorskip("moto.server")
-    pytest.importorskip("s3fs")
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    saved = {k: os.environ.get(k) for k in env}
+def die_with_an_open_segment(url: str, env: dict[str, str]) -> None:
+    """A worker process killed mid-batch: its segment of `url` stays open in this machine's outbox."""
     os.environ.update(env)
-    import boto3
+    from tasks.calls import process_spool
 
-    boto3.client("s3").create_bucket(Bucket="spool")
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    server.stop()
+    writer = process_spool(url)
+    for i in range(PER_PROCESS):
+        writer.append("execution", ExecutionRecord(task_id=f"dead-{i}", task_type="qa", target="a", success=True, duration_ms=1.0))
+    os._exit(0)  # no seal, no ship
+
+
+def test_a_segment_a_dead_worker_left_in_the_outbox_is_shipped_by_the_next(tmp_path, store, monkeypatch) -> None:
+    from tasks.calls import process_spool, seal_process_spools
+
+    url = f"file://{tmp_path / 'shared'}"
+    env = {"ADAPTIVE_ROUTER_OUTBOX": str(tmp_path / "outbox")}
+    monkeypatch.setenv("ADAPTIVE_ROUTER_OUTBOX", env["ADAPTIVE_ROUTER_OUTBOX"])
+    dead = mp.get_context("spawn").Process(target=die_with_an_open_segment, args=(url, env))
+    dead.start()
+    dead.join(timeout=180)
+    assert dead.exitcode == 0 and RemoteSpool(url).shipped() == []
+    process_spool(url).append("execution", ExecutionRecord(task_id="next", task_type="qa", target="a", success=True, duration_ms=1.0))
+    assert seal_process_spools() == 2  # its own segment and the dead worker's
+    assert ingest_shipped(store, RemoteSpool(url)).executions == PER_PROCESS + 1
 
 
 def run_writers(url: str, tmp_path: Path, env: dict[str, str]) -> None:
@@ -120,3 +120,137 @@ def test_published_state_on_s3_is_read_when_it_changes(s3, tmp_path) -> None:
     ship_published(local, "s3://spool/published")
     assert reader.changed() == second
     assert RemotePublishedReader("s3://spool/nothing-yet").changed() is None
+
+
+# -- the ingest-outcomes deployment sweeps the URL --------------------------------------------------
+
+
+def ingester_store(store: DuckDBStore, monkeypatch) -> None:
+    """`store` as the flows' default store, holding one segment of its own left by a crashed run."""
+    monkeypatch.setenv("ADAPTIVE_ROUTER_DB", str(store.path))
+    store.record_execution(ExecutionRecord(task_id="local", task_type="qa", target="a", success=True, duration_ms=1.0))
+    store.close()
+
+
+def test_ingest_outcomes_sweeps_a_spool_url_on_s3(s3, prefect_harness, tmp_path, store, monkeypatch) -> None:
+    from flows.maintenance import ingest_outcomes
+
+    run_writers("s3://spool/deployment", tmp_path, s3)
+    ingester_store(store, monkeypatch)
+    report = ingest_outcomes(spool_url="s3://spool/deployment")
+    assert (report.segments, report.executions) == (5, 2 * PER_PROCESS + 1)
+    assert RemoteSpool("s3://spool/deployment").shipped() == []
+    assert ingest_outcomes(spool_url="s3://spool/deployment").executions == 0
+    assert len(store.query("SELECT DISTINCT task_id FROM executions")) == 2 * PER_PROCESS + 1
+
+
+def test_ingest_outcomes_sweeps_the_saved_store_blocks_spool_url(prefect_harness, tmp_path, store, monkeypatch) -> None:
+    """The deployment's default parameters: the URL comes from the store block (or the environment)."""
+    from flows.maintenance import ingest_outcomes
+
+    url = f"file://{tmp_path / 'shared'}"
+    run_writers(url, tmp_path, {})
+    ingester_store(store, monkeypatch)
+    saved = DuckDBStore(database=str(store.path), spool_url=url)
+    saved.save("remote-ingester", overwrite=True)
+    assert DuckDBStore.load("remote-ingester").remote_spool_url == url
+    assert ingest_outcomes(store="remote-ingester").executions == 2 * PER_PROCESS + 1
+    assert RemoteSpool(url).shipped() == []
+    run_writers(url, tmp_path, {})  # the writers ship a second batch
+    monkeypatch.setenv("ADAPTIVE_ROUTER_SPOOL_URL", url)
+    again = ingest_outcomes()  # no store named: the default store, the URL from the environment
+    assert (again.segments, again.executions, again.duplicates) == (4, 2 * PER_PROCESS, 0)
+    assert RemoteSpool(url).shipped() == []
+    assert len(store.query("SELECT execution_id FROM executions")) == 4 * PER_PROCESS + 1
+
+
+def test_spool_and_published_urls_are_checked_by_name(monkeypatch) -> None:
+    from routing.errors import ConfigError
+
+    with pytest.raises(ValueError, match="spool_url must be an fsspec URL"):
+        DuckDBStore(spool_url="/shared/spool")
+    with pytest.raises(ValueError, match="unknown fsspec protocol 'nfs'"):
+        DuckDBStore(published_url="nfs://host/state")
+    monkeypatch.setenv("ADAPTIVE_ROUTER_PUBLISHED_URL", "bogus://x")
+    with pytest.raises(ConfigError, match=r"unknown fsspec protocol 'bogus'.*\$ADAPTIVE_ROUTER_PUBLISHED_URL"):
+        DuckDBStore().remote_published_url  # noqa: B018
+
+
+# -- the published state: shipped after recalculation, read by routers on other machines ------------
+
+
+def remote_router(tmp_path: Path, url: str):
+    """A router on 'another machine': its own empty store, the published state only at `url`."""
+    from blocks.fleet.config import STABLE_FLEET_PATH, load_fleet_config
+    from blocks.fleet.targets import fleet_targets
+    from flows.runtime import RoutingRuntime
+    from routing.strategies.statistical import StatisticalScore
+
+    targets = fleet_targets(load_fleet_config(STABLE_FLEET_PATH), "http://127.0.0.1:9")[:2]
+    strategy = StatisticalScore()
+    elsewhere = DuckDBStore(database=str(tmp_path / "elsewhere" / "router.duckdb"), published_url=url)
+    return RoutingRuntime.build(targets, elsewhere, strategy), strategy, [t.target_name for t in targets]
+
+
+def outcomes(names: list[str], task_type: str, n: int = 200) -> list[ExecutionRecord]:
+    """The second target succeeds 90 % of the time, the first 50 %: a significant difference."""
+    return [
+        ExecutionRecord(task_id=f"{task_type}-{name}-{i}", task_type=task_type, target=name,
+                        success=i % 10 < (9 if k else 5), duration_ms=10.0 + i % 7)
+        for k, name in enumerate(names) for i in range(n)
+    ]  # fmt: skip
+
+
+def check_published_both_ends(url: str, store: DuckDBStore, tmp_path: Path, monkeypatch) -> None:
+    from blocks.store.snapshots import load_published, published_path
+    from flows.recalculate import recalculate_stats
+    from routing.models import Task
+
+    monkeypatch.setenv("ADAPTIVE_ROUTER_DB", str(store.path))
+    monkeypatch.setenv("ADAPTIVE_ROUTER_PUBLISHED_URL", url)
+    runtime, strategy, names = remote_router(tmp_path, url)
+    assert strategy.snapshot is None  # nothing shipped yet
+    for record in outcomes(names, "qa"):
+        store.record_execution(record)
+    store.close()
+    report = recalculate_stats()
+    assert report.shipped == f"{url}/state.json"
+    local = load_published(published_path(store))
+    runtime.published.interval = 0.0
+    runtime.refresh()
+    assert strategy.snapshot == local.snapshot and {e.task_type for e in local.snapshot.entries} == {"qa"}
+    assert runtime.choose(Task(task_type="qa", payload="?")).pick == names[1]
+
+    assert recalculate_stats().shipped is None  # nothing new: the shipped state stands
+    for record in outcomes(names, "code", 50):
+        store.record_execution(record)
+    store.close()
+    assert recalculate_stats().shipped == f"{url}/state.json"
+    runtime.refresh()
+    assert {e.task_type for e in strategy.snapshot.entries} == {"qa", "code"}
+
+
+def test_published_state_shipped_to_s3_reaches_a_router_elsewhere(s3, prefect_harness, tmp_path, store, monkeypatch) -> None:
+    check_published_both_ends("s3://spool/state", store, tmp_path, monkeypatch)
+
+
+def test_published_state_shipped_to_a_directory_reaches_a_router_elsewhere(prefect_harness, tmp_path, store, monkeypatch) -> None:
+    check_published_both_ends(f"file://{tmp_path / 'shared-state'}", store, tmp_path, monkeypatch)
+
+
+def test_an_unreadable_published_url_keeps_the_last_state(tmp_path, caplog) -> None:
+    from datetime import UTC, datetime
+
+    from blocks.store.remote_state import RemotePublishedReader, ship_published
+    from routing.published import PublishedState
+
+    url = f"file://{tmp_path / 'published'}"
+    local = tmp_path / "state.json"
+    local.write_text(PublishedState(created_at=datetime(2026, 12, 1, tzinfo=UTC)).model_dump_json())
+    ship_published(local, url)
+    reader = RemotePublishedReader(url, interval=0.0)
+    assert reader.changed() is not None
+    (tmp_path / "published" / "state.json").unlink()
+    (tmp_path / "published" / "state.json").mkdir()  # unreadable as a file: an OSError from the backend
+    assert reader.changed() is None
+    assert "unreadable, keeping the last one" in caplog.text

@@ -7,11 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
+from store_support import HOLD_LOCK, run_child
 from typer.testing import CliRunner
 
 from blocks.store import DuckDBStore, StoreCorruptError, check_store
@@ -19,15 +18,6 @@ from blocks.store.spool import SpoolWriter
 from routing.models import ExecutionRecord
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).parents[2]
-
-
-def run_child(code: str, *args: str, **popen) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code), *args], cwd=ROOT, text=True, stdout=subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, **popen,
-    )
-
 
 def execution_ids(store: DuckDBStore) -> list[str]:
     return [r["execution_id"] for r in store.query("SELECT execution_id FROM executions")]
@@ -180,16 +170,6 @@ def test_check_finds_damage_past_the_header(store: DuckDBStore) -> None:
     damaged = check_store(store.path)
     assert not damaged.ok and any(t.error for t in damaged.tables)
     assert "DAMAGED" in damaged.lines()[0]
-
-
-HOLD_LOCK = """
-    import sys, time, duckdb
-    con = duckdb.connect(sys.argv[1])
-    con.execute("BEGIN TRANSACTION")
-    con.execute("INSERT INTO budgets VALUES ('b', 'daily', 'global', NULL, 1.0, 'reject', now()::TIMESTAMP)")
-    print("holding", flush=True)
-    sys.stdin.readline()
-"""
 
 
 def test_reads_do_not_wait_on_a_writer_holding_the_lock(store: DuckDBStore) -> None:

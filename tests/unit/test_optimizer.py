@@ -318,6 +318,15 @@ def test_savings_hint_by_hand():
     assert str(with_calls[0]).endswith(", from 120 calls")
 
 
+def test_a_price_equal_but_for_rounding_is_no_saving():
+    """Mean costs of two targets at one price differ in the last bits: no "0% cheaper" hint."""
+    twin = perf("T", 0.97, 0.002 * (1 - 1e-14), 800)
+    assert savings_hints([X, twin], calls_per_hour=3600) == []
+    [hint] = savings_hints([X, perf("T", 0.97, 0.002 * 0.98, 800)], calls_per_hour=3600)
+    assert hint.cheaper_share == pytest.approx(0.02)
+    assert savings_hints([X, perf("T", 0.97, 0.002 * 0.98, 800)], 3600, min_saving=0.05) == []
+
+
 def test_savings_hint_tolerances_are_configurable():
     perfs = [X, Y]
     assert savings_hints(perfs, 100) == []

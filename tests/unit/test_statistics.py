@@ -31,6 +31,18 @@ def test_wilson_matches_newcombe(successes, n, low, high):
     assert wilson_interval(successes, n) == pytest.approx((low, high), abs=5e-5)
 
 
+@pytest.mark.parametrize("confidence", [0.5, 0.8, 0.95, 0.999])
+def test_wilson_agrees_with_statsmodels(confidence):
+    """The closed form (no scipy import) against statsmodels' implementation, ends included."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    for n in (1, 2, 3, 7, 40, 263, 10**6):
+        for successes in sorted({0, 1, n // 3, n // 2, n - 1, n} & set(range(n + 1))):
+            low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+            assert wilson_interval(successes, n, confidence) == pytest.approx((low, high), abs=1e-14)
+        assert wilson_interval(0, n, confidence).low == 0.0 and wilson_interval(n, n, confidence).high == 1.0
+
+
 def test_wilson_narrows_with_lower_confidence():
     low95, high95 = wilson_interval(81, 263)
     low80, high80 = wilson_interval(81, 263, confidence_level=0.80)
@@ -65,6 +77,14 @@ def test_two_proportion_z_matches_textbooks(s1, n1, s2, n2, z):
     result = two_proportion_test(s1, n1, s2, n2)
     assert result.statistic == pytest.approx(z, abs=0.005)
     assert result.pvalue == pytest.approx(2 * norm.sf(abs(result.statistic)))
+
+
+@pytest.mark.parametrize(("s1", "n1", "s2", "n2"), [(129, 150, 148, 200), (31, 2823, 16, 7765), (1, 2, 0, 3), (5, 10, 4, 10)])
+def test_two_proportion_agrees_with_statsmodels(s1, n1, s2, n2):
+    from statsmodels.stats.proportion import proportions_ztest
+
+    result = two_proportion_test(s1, n1, s2, n2)
+    assert (result.statistic, result.pvalue) == pytest.approx(proportions_ztest([s1, s2], [n1, n2]), rel=1e-12)
 
 
 def test_two_proportion_is_antisymmetric():
