@@ -246,7 +246,7 @@ def test_no_events_unless_asked(store, captured_events) -> None:
 @pytest.mark.slow
 def test_a_distributed_worker_spools_only_the_sampled_attempts(store, tmp_path) -> None:
     """The Dask path: the flow decides the weight (runtime.detail_weight) and the worker spools by it."""
-    from tasks.calls import SpooledCall, call_targets_spooled, process_spool
+    from tasks.calls import SpooledCall, process_spool, spool_calls
 
     runtime, _ = _runtime(store, DetailSampling(default_rate=0.5))
     spool = tmp_path / "worker-spool"
@@ -256,7 +256,7 @@ def test_a_distributed_worker_spools_only_the_sampled_attempts(store, tmp_path) 
     assert {None, 2.0} == set(weights)
     calls = [SpooledCall(target=runtime.target(d.pick), task=task, decision=d, attempt=1, estimate=0.0, weight=w)
              for d, w in zip(decisions, weights)]  # fmt: skip
-    results = call_targets_spooled.fn(calls, str(spool))
+    results = spool_calls(calls, str(spool))
     process_spool(str(spool)).close()
     assert len(results) == 30  # every attempt goes back to the flow to learn from
     worker_store = store.model_copy(update={"spool_directory": str(spool)})
