@@ -41,7 +41,7 @@ async def _session_calls(database: Path, calls: list[tuple[str, dict]]) -> tuple
 
 def test_a_stdio_client_lists_and_calls_every_tool(store) -> None:
     route_synthetic(store, [], 40)
-    task_id = store.query("SELECT task_id FROM executions ORDER BY timestamp LIMIT 1")[0]["task_id"]
+    task_id = store.query("SELECT task_id FROM executions WHERE success ORDER BY timestamp LIMIT 1")[0]["task_id"]  # reward 1 needs a success
     calls = [
         ("get_routing_stats", {}),
         ("get_provider_health", {"window": 20}),
