@@ -57,7 +57,8 @@ DECISION_EVENT = "adaptive-router.routing.decision"
 EXECUTION_EVENT = "adaptive-router.execution.recorded"
 
 GOSSIP_DIRECTORY = "breakers"
-"""Beside the published state: where every process's open breakers are gossiped (blocks/store/gossip.py)."""
+"""Beside the published state (file or URL): where every process's open breakers are gossiped
+(blocks/store/gossip.py)."""
 
 
 def log_transition(transition: Transition) -> None:
@@ -122,7 +123,7 @@ class RoutingRuntime:
                 gossip.publish()
 
         breakers = breakers or BreakerBoard(on_transition=on_transition)
-        gossip = BreakerGossip(published_path(store).parent / GOSSIP_DIRECTORY, breakers)
+        gossip = BreakerGossip(gossip_location(store), breakers)
         gossiped.append(gossip)
         router = Router([t.descriptor() for t in targets], strategy=strategy, available=breakers.available)
         ledger = None
@@ -325,6 +326,13 @@ class RoutingRuntime:
             self.policies.finished(result.decision.id)
         for hook in self.hooks:
             hook(result)
+
+
+def gossip_location(store: DuckDBStore) -> str | Path:
+    """Where breakers are gossiped for `store`: under its published URL when one is set (routers on
+    other machines read there), else beside the published file."""
+    url = store.remote_published_url
+    return f"{url.rstrip('/')}/{GOSSIP_DIRECTORY}" if url else published_path(store).parent / GOSSIP_DIRECTORY
 
 
 def published_reader(store: DuckDBStore) -> PublishedReader | RemotePublishedReader:

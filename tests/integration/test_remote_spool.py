@@ -3,8 +3,10 @@ to a plain directory, are ingested exactly once, however often the ingester runs
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -254,3 +256,67 @@ def test_an_unreadable_published_url_keeps_the_last_state(tmp_path, caplog) -> N
     (tmp_path / "published" / "state.json").mkdir()  # unreadable as a file: an OSError from the backend
     assert reader.changed() is None
     assert "unreadable, keeping the last one" in caplog.text
+
+
+# -- breaker gossip under the published URL: workers on other machines avoid a dead target ----------
+
+
+def gossiping_boards(url: str, storage_options: dict | None = None):
+    """Two 'processes' gossiping at `url`: the finder publishes whenever one of its breakers changes."""
+    from blocks.store.gossip import BreakerGossip
+    from routing.calls.breaker import BreakerBoard, BreakerConfig
+
+    config = BreakerConfig(failure_threshold=2, open_timeout_seconds=60)
+    gossips: list[BreakerGossip] = []
+    finder = BreakerBoard(config, on_transition=lambda _t: gossips[0].publish())
+    other = BreakerBoard(config)
+    gossips += [
+        BreakerGossip(url, finder, interval=2.0, storage_options=storage_options, name="host-a-1.json"),
+        BreakerGossip(url, other, interval=2.0, storage_options=storage_options, name="host-b-2.json"),
+    ]
+    return finder, other, gossips
+
+
+def trip(board, target: str) -> None:
+    from routing.models import AttemptResult, ErrorType
+
+    for _ in range(2):
+        board.record(AttemptResult(target=target, ok=False, duration_ms=1.0, error_type=ErrorType.CONNECTION))
+
+
+def test_a_breaker_opened_on_one_machine_is_avoided_by_another_through_s3(s3) -> None:
+    from flows.runtime import gossip_location
+
+    url = gossip_location(DuckDBStore(published_url="s3://spool/gossip/"))
+    assert url == "s3://spool/gossip/breakers"
+    finder, other, (_, reader) = gossiping_boards(url)
+    assert reader.maybe_read(now=0.0) and other.available("dead")  # nothing published yet: no peers
+    trip(finder, "dead")  # opens: published at once, as the finder's own file
+    assert not finder.available("dead")
+    assert not reader.maybe_read(now=1.0) and other.available("dead")  # within the interval: not yet
+    assert reader.maybe_read(now=2.0) and not other.available("dead")  # the bound: one interval
+    assert other.available("alive")
+    assert reader.peers().keys() == {"dead"}  # its own file (none yet) is not a peer's
+    import boto3  # a third machine, its own S3 client: the reader's cached listing must not hide it
+
+    until = time.time() + 60
+    boto3.client("s3").put_object(Bucket="spool", Key="gossip/breakers/host-c-3.json", Body=json.dumps({"slow": until}))
+    assert reader.maybe_read(now=4.0) and not other.available("slow") and not other.available("dead")
+
+
+def test_an_unreachable_gossip_url_logs_once_and_never_fails_a_call(caplog) -> None:
+    closed = {  # loopback port 1: refused at once; one attempt, no backoff
+        "client_kwargs": {"endpoint_url": "http://127.0.0.1:1"},
+        "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+        "key": "testing", "secret": "testing",
+    }
+    pytest.importorskip("s3fs")
+    finder, other, (publisher, reader) = gossiping_boards("s3://nowhere/breakers", closed)
+    trip(finder, "dead")  # the publish in the transition fails: logged, the breaker still opens
+    assert not finder.available("dead") and not publisher.publish()
+    other.adopt_peers({"known": 1e12})  # what an earlier look found
+    assert reader.maybe_read(now=0.0) and reader.maybe_read(now=5.0)
+    assert not other.available("known") and other.available("dead")  # the last adopted view stays
+    logged = [r.getMessage() for r in caplog.records if "breaker gossip" in r.getMessage()]
+    assert sum("cannot be written" in m for m in logged) == 1  # once per outage, not per call
+    assert sum("cannot be read" in m for m in logged) == 1
