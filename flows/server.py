@@ -85,6 +85,11 @@ class Stack:
 
 def up(config: StackConfig, echo: Callable[[str], None] = print) -> Stack:
     """Start (or reuse) the server, then pool, blocks, deployments and worker; see the module docstring."""
+    if not (config.project / "prefect.yaml").is_file():  # before anything starts: nothing to stop after
+        raise ServerError(
+            f"no prefect.yaml in {config.project.resolve()}: run `adaptive-router up` from the project's "
+            "directory (the clone holding prefect.yaml); workers run the flows there"
+        )
     home = config.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     env = _environment(config, home)

@@ -187,3 +187,13 @@ def test_each_summary_has_its_own_schedule(deployments) -> None:
         "spend": {"interval": 300},
     }
     assert set(summaries) == set(Summary)  # a new summary without a schedule would never be refreshed
+
+
+def test_up_outside_the_project_says_where_to_run_it_and_starts_nothing(tmp_path: Path) -> None:
+    from flows.server import StackConfig, up
+    from routing.errors import ServerError
+
+    home = tmp_path / ".adaptive-router"
+    with pytest.raises(ServerError, match=r"no prefect.yaml in .*: run `adaptive-router up` from the project"):
+        up(StackConfig(project=tmp_path, home=home, port=1))
+    assert not home.exists()  # no server, fleet or worker was started
