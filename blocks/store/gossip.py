@@ -32,6 +32,9 @@ from blocks.store.remote_state import _fs
 from routing.calls.breaker import BreakerBoard
 
 DEFAULT_INTERVAL = 2.0
+MAX_BACKOFF_DOUBLINGS = 7
+"""After failed looks the next waits interval x 2^failures, at most 2^7 intervals (~4 min at 2 s): a look
+runs inside a routed call, and a location that hangs must not hold one call in every interval."""
 
 logger = logging.getLogger("adaptive_router")
 
@@ -56,6 +59,7 @@ class BreakerGossip:
         self._last_read = float("-inf")
         self._lock = threading.Lock()
         self._failing = False
+        self._failed_reads = 0
 
     def publish(self) -> bool:
         """Write this process's open breakers; False (logged once) if the location cannot be written."""
@@ -83,8 +87,12 @@ class BreakerGossip:
             peers = self.peers()
         except Exception as exc:  # noqa: BLE001 -- as in publish
             self._unreachable("read", exc)
+            self._failed_reads += 1
+            with self._lock:  # the next look waits longer: see MAX_BACKOFF_DOUBLINGS
+                self._last_read = now + self.interval * (2 ** min(self._failed_reads, MAX_BACKOFF_DOUBLINGS) - 1)
             return True
         self._reachable()
+        self._failed_reads = 0
         self.board.adopt_peers(peers)
         return True
 

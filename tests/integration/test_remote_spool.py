@@ -315,7 +315,9 @@ def test_an_unreachable_gossip_url_logs_once_and_never_fails_a_call(caplog) -> N
     trip(finder, "dead")  # the publish in the transition fails: logged, the breaker still opens
     assert not finder.available("dead") and not publisher.publish()
     other.adopt_peers({"known": 1e12})  # what an earlier look found
-    assert reader.maybe_read(now=0.0) and reader.maybe_read(now=5.0)
+    assert reader.maybe_read(now=0.0)  # failed: the next look waits 2 intervals instead of 1
+    assert not reader.maybe_read(now=3.0) and reader.maybe_read(now=4.0)  # failed again: 4 intervals
+    assert not reader.maybe_read(now=4.0 + 7.9) and reader.maybe_read(now=4.0 + 8.0)
     assert not other.available("known") and other.available("dead")  # the last adopted view stays
     logged = [r.getMessage() for r in caplog.records if "breaker gossip" in r.getMessage()]
     assert sum("cannot be written" in m for m in logged) == 1  # once per outage, not per call
