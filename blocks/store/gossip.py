@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from blocks.store.remote_spool import display_url
-from blocks.store.remote_state import _fs
+from blocks.store.remote_state import filesystem
 from routing.calls.breaker import BreakerBoard
 
 DEFAULT_INTERVAL = 2.0
@@ -52,7 +52,7 @@ class BreakerGossip:
         name: str | None = None,
     ) -> None:
         self.location = str(location)
-        self.fs, self.root = _fs(self.location, storage_options)
+        self.fs, self.root = filesystem(self.location, storage_options)
         self.board = board
         self.interval = interval
         self.name = name or f"{socket.gethostname()}-{os.getpid()}.json"

@@ -26,7 +26,9 @@ STATE_FILE = "state.json"
 logger = logging.getLogger("adaptive_router")
 
 
-def _fs(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+def filesystem(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
+    """The fsspec filesystem and root path of `url` (a plain path is fsspec's local "file" protocol);
+    fsspec is imported only here, when a location is used."""
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(url.rstrip("/"), **(storage_options or {}))
@@ -35,7 +37,7 @@ def _fs(url: str, storage_options: dict[str, Any] | None) -> tuple[Any, str]:
 
 def ship_published(path: Path, url: str, storage_options: dict[str, Any] | None = None) -> str:
     """Copy the published state at `path` to `url` (a directory-like URL); returns the state's URL."""
-    fs, root = _fs(url, storage_options)
+    fs, root = filesystem(url, storage_options)
     fs.makedirs(root, exist_ok=True)
     part, final = f"{root}/.{STATE_FILE}.part", f"{root}/{STATE_FILE}"
     fs.put_file(str(path), part)
@@ -45,7 +47,7 @@ def ship_published(path: Path, url: str, storage_options: dict[str, Any] | None 
 
 def shipped_state_exists(url: str, storage_options: dict[str, Any] | None = None) -> bool:
     """Whether a state was shipped to `url` already (a recalculation with nothing new ships one then)."""
-    fs, root = _fs(url, storage_options)
+    fs, root = filesystem(url, storage_options)
     return fs.exists(f"{root}/{STATE_FILE}")
 
 
@@ -54,7 +56,7 @@ class RemotePublishedReader:
 
     def __init__(self, url: str, interval: float = 5.0, storage_options: dict[str, Any] | None = None) -> None:
         self.url = url
-        self.fs, root = _fs(url, storage_options)
+        self.fs, root = filesystem(url, storage_options)
         self.path = f"{root}/{STATE_FILE}"
         self.interval = interval
         self._stamp: tuple | None = None
