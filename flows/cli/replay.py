@@ -41,7 +41,7 @@ def report_table(report: ReplayReport) -> Table:
         )
 
     for run in report.runs:
-        level = "" if run.willingness_to_pay is None else f" (L={run.willingness_to_pay:g})"
+        level = "" if run.willingness_to_pay is None else f" (L={run.willingness_to_pay:.3g})"
         add(f"router{level}", run, "bold")
     for name, result in sorted(report.models.items(), key=lambda item: -item[1].accuracy):
         add(name + (" (best)" if name == report.best_model else ""), result)
@@ -80,7 +80,7 @@ def _aim_line(report: ReplayReport) -> str:
         "no run reached 95% of the best model's accuracy"
         if near is None
         else f"95% of {report.best_model}'s accuracy first reached at "
-        f"L={near.willingness_to_pay if near.willingness_to_pay is not None else '-'}: "
+        f"L={'-' if near.willingness_to_pay is None else format(near.willingness_to_pay, '.3g')}: "
         f"{near.accuracy_vs_best:.1%} of its accuracy for {near.cost_vs_best:.1%} of its cost"
     )
     at_cost = "no run within 30% of its cost" if cheap is None else f"{cheap:.1%} of its accuracy"
