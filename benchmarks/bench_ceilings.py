@@ -26,10 +26,9 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-from common import DiskCachedEmbedder, report
+from common import ROUTERBENCH, DiskCachedEmbedder, report
 
 from routing.evaluation.replay import (
     COST_AIM,
@@ -41,11 +40,6 @@ from routing.evaluation.replay import (
 )
 
 os.environ.setdefault("COLUMNS", "200")
-_HERE = Path(__file__).resolve()
-DATA = next(
-    (p / "shared" / "data" / "routerbench" for p in (_HERE.parents[2], _HERE.parents[3]) if (p / "shared").is_dir()),
-    _HERE.parents[2] / "shared" / "data" / "routerbench",
-)
 LEVELS = np.geomspace(1e-5, 10.0, 120)
 FOLDS = 5
 Predictor = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]  # (train rows, test rows, y) -> p
@@ -161,9 +155,9 @@ def rows_for(name: str, data: ReplayData, quick: bool) -> list[dict]:
 
 
 def main(quick: bool) -> None:
-    paths = sorted(DATA.glob("*.csv"))
+    paths = sorted(ROUTERBENCH.glob("*.csv"))
     if not paths:
-        print(f"skipped: no RouterBench data in {DATA}")
+        print(f"skipped: no RouterBench data in {ROUTERBENCH}")
         return
     rows = []
     for path in paths:

@@ -39,11 +39,10 @@ import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from bench_replay import per_eval_ceiling
-from common import report
+from common import ROUTERBENCH, report
 
 from blocks.fleet.config import STABLE_FLEET_PATH, FleetConfig, load_fleet_config
 from blocks.fleet.launcher import FleetServer
@@ -61,7 +60,6 @@ from routing.strategies.registry import build_strategy
 
 os.environ.setdefault("COLUMNS", "220")  # wide tables stay readable when piped
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench"
 AIM_COST, AIM_SUCCESS = 0.4, 0.95  # of the best model's cost per success and success rate
 FLEET_L = (None, 0.003, 0.01, 0.015, 0.02, 0.03)
 ROUTERBENCH_L = (None, 0.02, 0.03, 0.05, 0.055, 0.06, 0.07, 0.1)
@@ -213,9 +211,9 @@ def ceiling(data: ReplayData, best: Tally) -> Tally:
 
 
 def routerbench_rows(seeds: int) -> list[dict]:
-    paths = sorted(DATA.glob("*.csv"))
+    paths = sorted(ROUTERBENCH.glob("*.csv"))
     if not paths:
-        print(f"skipped RouterBench: no CSV in {DATA}")
+        print(f"skipped RouterBench: no CSV in {ROUTERBENCH}")
         return []
     data = load_routerbench(paths)
     warm, rest = data.split(WARM_FRACTION, seed=0)

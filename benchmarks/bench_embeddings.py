@@ -19,10 +19,9 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from common import DiskCachedEmbedder, median, report, time_us
+from common import ROUTERBENCH, DiskCachedEmbedder, median, report, time_us
 
 from blocks.embeddings import MiniLMEmbedder, minilm_available
 from routing.context.embedding import EMBEDDING_KEY
@@ -39,16 +38,11 @@ from routing.strategies.contextual import ContextualThompson
 
 os.environ.setdefault("COLUMNS", "200")
 
-_HERE = Path(__file__).resolve()
-DATA = next(
-    (p / "shared" / "data" / "routerbench" for p in (_HERE.parents[2], _HERE.parents[3]) if (p / "shared").is_dir()),
-    _HERE.parents[2] / "shared" / "data" / "routerbench",
-)  # ../shared beside the checkout, or beside the worktrees' folder
 CURVE_POINTS = 13  # willingness_grid: from the cheapest model's cost per call to 200x the dearest's
 
 
 def sample_texts(n: int) -> list[str]:
-    paths = sorted(DATA.glob("*.csv"))
+    paths = sorted(ROUTERBENCH.glob("*.csv"))
     if paths:
         data = load_routerbench(paths)
         step = max(1, len(data) // n)
@@ -122,7 +116,7 @@ def hindsight_ceiling(data, embeddings: np.ndarray, ridge: float = 10.0, folds: 
 
 
 def replay_rows(quick: bool) -> list[dict]:
-    files = {p.stem: p for p in sorted(DATA.glob("*.csv"))}
+    files = {p.stem: p for p in sorted(ROUTERBENCH.glob("*.csv"))}
     if len(files) < 2:
         return []
     data = {name: load_routerbench(path) for name, path in files.items()}
@@ -161,7 +155,7 @@ def main(quick: bool) -> None:
         report("contextual_replay", "RouterBench: warm start on one eval, route the other (L curve)", rows,
                f"{CURVE_POINTS} L values spanning each eval's costs (willingness_grid); seed 0; {'25% of rows (quick)' if quick else 'all rows'}")
     else:
-        print(f"replay skipped: no RouterBench data in {DATA}")
+        print(f"replay skipped: no RouterBench data in {ROUTERBENCH}")
 
 
 if __name__ == "__main__":

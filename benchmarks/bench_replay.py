@@ -17,10 +17,9 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-from pathlib import Path
 
 import numpy as np
-from common import report
+from common import ROUTERBENCH, report
 
 from routing.evaluation.replay import (
     ReplayData,
@@ -33,7 +32,6 @@ from routing.evaluation.replay import (
 
 os.environ.setdefault("COLUMNS", "200")  # wide tables stay readable when piped
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "routerbench"
 STRATEGIES = ("thompson", "gaussian_thompson", "ucb1", "epsilon_greedy", "qlearning", "ensemble", "weighted")
 CURVE_POINTS = 13  # willingness_grid: the cheapest model's cost per call to 200x the dearest's
 WARM_FRACTION = 0.3
@@ -110,9 +108,9 @@ def per_eval_ceiling(data: ReplayData, budget: float) -> tuple[float, float]:
 
 
 def main(quick: bool) -> None:
-    paths = sorted(DATA.glob("*.csv"))
+    paths = sorted(ROUTERBENCH.glob("*.csv"))
     if not paths:
-        print(f"skipped: no RouterBench data in {DATA}")
+        print(f"skipped: no RouterBench data in {ROUTERBENCH}")
         return
     seeds = 1 if quick else 3
     data = load_routerbench(paths)

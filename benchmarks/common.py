@@ -19,6 +19,13 @@ from rich.table import Table
 RESULTS = Path(__file__).parent / "results"
 sys.path.insert(0, str(Path(__file__).parents[1]))  # run as `python benchmarks/x.py` from a checkout
 
+_HERE = Path(__file__).resolve()
+ROUTERBENCH = next(
+    (p / "shared" / "data" / "routerbench" for p in (_HERE.parents[2], _HERE.parents[3]) if (p / "shared").is_dir()),
+    _HERE.parents[2] / "shared" / "data" / "routerbench",
+)
+"""RouterBench CSVs in ../shared beside the checkout (or beside a worktrees' folder); benchmarks skip without them."""
+
 
 def time_us(fn: Callable[[], object], repeat: int) -> list[float]:
     """Wall time of each of `repeat` calls, in microseconds."""
