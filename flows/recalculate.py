@@ -4,7 +4,8 @@ Deployed twice from prefect.yaml: hourly and incremental (only targets with new 
 their last computation), weekly and full. It ingests the spool first so the statistics include every
 outcome recorded so far, recomputes (blocks/store/stats.py), republishes the state file when anything
 changed (blocks/store/snapshots.py), ships it to the store's `published_url` when one is set (where
-routers on other machines read it, blocks/store/remote_state.py), attaches a table of target scores,
+routers on other machines read it, blocks/store/remote_state.py) with the live policies if their copy
+there differs (a policy change whose shipping failed), attaches a table of target scores,
 and renames its run after what it did ("recalculate-stats full: 12 targets, 40k executions").
 """
 
@@ -15,8 +16,9 @@ from prefect.artifacts import create_table_artifact
 from pydantic import BaseModel
 
 from blocks.store import utc_naive
+from blocks.store.experiments import LIVE_FILE, live_path
 from blocks.store.remote_spool import display_url
-from blocks.store.remote_state import ship_published, shipped_state_exists
+from blocks.store.remote_state import ship_published, shipped_copy_matches, shipped_state_exists
 from blocks.store.reports import target_scores
 from blocks.store.snapshots import publish as publish_state
 from blocks.store.snapshots import published_path
@@ -33,6 +35,7 @@ class RecalculationReport(BaseModel):
     task_types: list[str]
     published: str | None = None
     shipped: str | None = None
+    shipped_live: str | None = None
 
     @property
     def title(self) -> str:
@@ -78,6 +81,10 @@ def recalculate_stats(
     if publish and url and published_path(block).exists() and (report.published or not shipped_state_exists(url)):
         report.shipped = display_url(ship_published(published_path(block), url))
         logger.info("shipped the published state to %s", report.shipped)
+    live = live_path(block)
+    if publish and url and live.exists() and not shipped_copy_matches(live, url, LIVE_FILE.name):
+        report.shipped_live = display_url(ship_published(live, url, name=LIVE_FILE.name))
+        logger.info("shipped the live policies to %s (the copy there differed)", report.shipped_live)
     _score_table(block, result.task_types)
     label_current_run(report.title)
     logger.info(report.title)

@@ -4,8 +4,9 @@ Routing flows take the *name* of a runtime so their parameters stay serialisable
 name resolves to a runtime registered in this process (the demo and tests build theirs in memory),
 else to a saved `RouterSettings` block. The runtime is cached so the router keeps learning across
 flow runs in one process. A store with a `published_url` (or $ADAPTIVE_ROUTER_PUBLISHED_URL) makes the
-router read the published state from that URL instead of the file beside the store: routers on other
-machines see what the recalculation published.
+router read the published state and the live policies from that URL instead of the files beside the
+store: routers on other machines see what the recalculation and policy changes published. Those looks,
+and the breaker gossip, run on background threads; a routed call only takes what they fetched.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from blocks.events import events_reachable
 from blocks.settings import RouterSettings
 from blocks.store import DuckDBStore, StoreError
 from blocks.store.budgets import load_budgets, spend_rows
-from blocks.store.experiments import live_path, load_live
+from blocks.store.experiments import LIVE_FILE, live_path, load_live
 from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
 from blocks.store.ledger import SharedBudgetLedger
@@ -87,7 +88,7 @@ class RoutingRuntime:
     sessions: SessionTracker = field(default_factory=SessionTracker)
     hooks: list[ResultHook] = field(default_factory=list)
     gossip: BreakerGossip | None = None
-    live: PublishedReader | None = None  # the policy in force and the running experiments
+    live: PublishedReader | RemotePublishedReader | None = None  # the policy in force, running experiments
     embedder: Embedder | None = None  # embeds prompts in the flow, never in its parameters
     policies: PolicyRouting | None = None
     sampling: DetailSampling = field(default_factory=DetailSampling)  # which tasks keep rows and events
@@ -143,7 +144,7 @@ class RoutingRuntime:
             ledger=ledger,
             published=published_reader(store),
             gossip=gossip,
-            live=PublishedReader(live_path(store), load_live),
+            live=live_reader(store),
             sampling=sampling or DetailSampling(),
             emit_events=emit_events,
         )
@@ -173,8 +174,9 @@ class RoutingRuntime:
         save_sessions(self.store, self.sessions.to_rows())
 
     def refresh(self) -> None:
-        """Take in statistics a recalculation published since the last look (one `stat` if none), and
-        the policies and running experiments the store published (another `stat`)."""
+        """Take in statistics a recalculation published since the last look, and the policies and
+        running experiments the store published: a `stat` each beside the store, what the background
+        looks fetched at a published URL."""
         if self.published is not None and (state := self.published.changed()) is not None:
             self._state = state
             for line in apply_published(state, self.router):
@@ -301,13 +303,13 @@ class RoutingRuntime:
         )
 
     def _observe(self, record: ExecutionRecord) -> None:
-        """Let the router learn from an attempt, and look at the peers' breakers."""
+        """Let the router learn from an attempt; the peers' breakers are read in the background."""
         if self.policies is not None:
             self.policies.observe(Outcome.from_record(record), record.decision_id)
         else:
             self.router.observe(Outcome.from_record(record))
         if self.gossip is not None:
-            self.gossip.maybe_read()
+            self.gossip.watch()
 
     def strategies(self) -> list[Strategy]:
         """The strategy in force and every running experiment variant's."""
@@ -319,6 +321,12 @@ class RoutingRuntime:
         row); how many took it in (none when the task was routed by another process)."""
         return apply_feedback(self.strategies(), judged["task_id"], judged["target"], bool(judged["success"]),
                               judged["quality_score"], verdict)  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the background looks (published URL, breaker gossip); routing goes on without them."""
+        for part in (self.published, self.live, self.gossip):
+            if part is not None:
+                part.close()
 
     def finished(self, result: RoutedResult) -> None:
         self._always_kept.discard(result.decision.id)
@@ -336,9 +344,18 @@ def gossip_location(store: DuckDBStore) -> str | Path:
 
 
 def published_reader(store: DuckDBStore) -> PublishedReader | RemotePublishedReader:
-    """The reader of the state published for `store`: at its URL when one is set, else beside the file."""
+    """The reader of the state published for `store`: at its URL when one is set (looked at in the
+    background), else beside the file (a `stat` per refresh: cheap, and a publication is seen at once)."""
     url = store.remote_published_url
     return RemotePublishedReader(url) if url else PublishedReader(published_path(store))
+
+
+def live_reader(store: DuckDBStore) -> PublishedReader | RemotePublishedReader:
+    """The reader of the live policies published for `store`, where `published_reader` reads the state."""
+    url = store.remote_published_url
+    if url:
+        return RemotePublishedReader(url, name=LIVE_FILE.name, model=LiveConfig)
+    return PublishedReader(live_path(store), load_live)
 
 
 _lock = threading.Lock()
@@ -351,8 +368,11 @@ def register_runtime(name: str, runtime: RoutingRuntime) -> None:
 
 
 def unregister_runtime(name: str) -> None:
+    """Forget the runtime called `name` and stop its background looks."""
     with _lock:
-        _runtimes.pop(name, None)
+        runtime = _runtimes.pop(name, None)
+    if runtime is not None:
+        runtime.close()
 
 
 def get_runtime(name: str) -> RoutingRuntime:

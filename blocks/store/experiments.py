@@ -4,8 +4,8 @@ The policy in force is kept in `policies` (one row per scope, id `routing:<scope
 objectives' `objective:` rows); every change is a `policy_adjustments` row (old, new, reason,
 confidence, snapshot before it) and every snapshot a `policy_snapshots` row holding the whole state.
 Routers never read these tables: after every change `publish_live` writes the policy state and the
-running experiments to `published/live.json` beside the statistics, atomically, and routers reload it
-when it changes. Assignments are the decisions routers logged with an experiment (through the spool);
+running experiments to `published/live.json` beside the statistics, atomically, ships it to the store's
+published URL when one is set (blocks/store/remote_state.py), and routers reload it when it changes. Assignments are the decisions routers logged with an experiment (through the spool);
 `sync_assignments` copies them into `experiment_assignments`, idempotently.
 """
 
@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from blocks.store import weighting as w
+from blocks.store.remote_spool import display_url
+from blocks.store.remote_state import ship_published
 from blocks.store.snapshots import _replace
 from blocks.store.store import Store, utc_naive
-from routing.errors import ConfigError, UnknownNameError
+from routing.errors import ConfigError, StoreError, UnknownNameError
 from routing.experiments.analysis import Analysis, VariantData
 from routing.experiments.assignment import Experiment, Status
 from routing.experiments.engine import (
@@ -59,11 +61,22 @@ def load_live(path: Path) -> LiveConfig | None:
 
 
 def publish_live(store: Store) -> LiveConfig:
-    """Write the policy state and the running experiments where routers look for them."""
+    """Write the policy state and the running experiments where routers look for them: beside the
+    store and, when it has a published URL, there too. A URL that cannot be written raises StoreError
+    (the change itself is recorded; `recalculate-stats` ships the file again when the copy differs)."""
     live = LiveConfig(policies=load_policy_state(store), experiments=tuple(list_experiments(store, Status.RUNNING)))
     path = live_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
     _replace(path, live.model_dump_json(indent=1))
+    if url := store.remote_published_url:
+        try:
+            ship_published(path, url, name=LIVE_FILE.name)
+        except Exception as exc:  # noqa: BLE001 -- fsspec backends raise their own errors
+            raise StoreError(
+                f"the policy change is recorded and published at {path}, but shipping it to "
+                f"{display_url(url)}/{LIVE_FILE.name} failed, so routers reading that URL keep the previous "
+                f"policies until the next publication or `recalculate-stats` run ships it: {exc}"
+            ) from exc
     return live
 
 
