@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from remote_support import outcomes, remote_router
 
 from blocks.store import DuckDBStore
 from blocks.store.remote_spool import RemoteSpool, ingest_shipped
@@ -114,14 +115,20 @@ def test_published_state_on_s3_is_read_when_it_changes(s3, tmp_path) -> None:
     first = PublishedState(created_at=datetime(2026, 12, 1, tzinfo=UTC), capabilities={"a": {"math": 80.0}})
     local.write_text(first.model_dump_json())
     ship_published(local, "s3://spool/published")
-    reader = RemotePublishedReader("s3://spool/published", interval=0.0)
-    assert reader.changed() == first
-    assert reader.changed() is None  # unchanged: one HEAD, no download
-    second = first.model_copy(update={"capabilities": {"a": {"math": 40.0}}})
-    local.write_text(second.model_dump_json())
-    ship_published(local, "s3://spool/published")
-    assert reader.changed() == second
-    assert RemotePublishedReader("s3://spool/nothing-yet").changed() is None
+    reader = RemotePublishedReader("s3://spool/published", interval=600)  # looks only when asked to
+    nothing = RemotePublishedReader("s3://spool/nothing-yet", interval=600)
+    try:
+        assert reader.look_now(timeout=30) and reader.changed() == first
+        assert reader.look_now(timeout=30) and reader.changed() is None  # unchanged: one HEAD, no download
+        second = first.model_copy(update={"capabilities": {"a": {"math": 40.0}}})
+        local.write_text(second.model_dump_json())
+        ship_published(local, "s3://spool/published")
+        assert reader.changed() is None  # shipped, not looked at yet: the call path does no I/O
+        assert reader.look_now(timeout=30) and reader.changed() == second
+        assert nothing.look_now(timeout=30) and nothing.changed() is None and nothing.lookout.failures == 0
+    finally:
+        reader.close()
+        nothing.close()
 
 
 # -- the ingest-outcomes deployment sweeps the URL --------------------------------------------------
@@ -181,28 +188,6 @@ def test_spool_and_published_urls_are_checked_by_name(monkeypatch) -> None:
 # -- the published state: shipped after recalculation, read by routers on other machines ------------
 
 
-def remote_router(tmp_path: Path, url: str):
-    """A router on 'another machine': its own empty store, the published state only at `url`."""
-    from blocks.fleet.config import STABLE_FLEET_PATH, load_fleet_config
-    from blocks.fleet.targets import fleet_targets
-    from flows.runtime import RoutingRuntime
-    from routing.strategies.statistical import StatisticalScore
-
-    targets = fleet_targets(load_fleet_config(STABLE_FLEET_PATH), "http://127.0.0.1:9")[:2]
-    strategy = StatisticalScore()
-    elsewhere = DuckDBStore(database=str(tmp_path / "elsewhere" / "router.duckdb"), published_url=url)
-    return RoutingRuntime.build(targets, elsewhere, strategy), strategy, [t.target_name for t in targets]
-
-
-def outcomes(names: list[str], task_type: str, n: int = 200) -> list[ExecutionRecord]:
-    """The second target succeeds 90 % of the time, the first 50 %: a significant difference."""
-    return [
-        ExecutionRecord(task_id=f"{task_type}-{name}-{i}", task_type=task_type, target=name,
-                        success=i % 10 < (9 if k else 5), duration_ms=10.0 + i % 7)
-        for k, name in enumerate(names) for i in range(n)
-    ]  # fmt: skip
-
-
 def check_published_both_ends(url: str, store: DuckDBStore, tmp_path: Path, monkeypatch) -> None:
     from blocks.store.snapshots import load_published, published_path
     from flows.recalculate import recalculate_stats
@@ -218,7 +203,7 @@ def check_published_both_ends(url: str, store: DuckDBStore, tmp_path: Path, monk
     report = recalculate_stats()
     assert report.shipped == f"{url}/state.json"
     local = load_published(published_path(store))
-    runtime.published.interval = 0.0
+    assert runtime.published.look_now(timeout=30)
     runtime.refresh()
     assert strategy.snapshot == local.snapshot and {e.task_type for e in local.snapshot.entries} == {"qa"}
     assert runtime.choose(Task(task_type="qa", payload="?")).pick == names[1]
@@ -228,8 +213,10 @@ def check_published_both_ends(url: str, store: DuckDBStore, tmp_path: Path, monk
         store.record_execution(record)
     store.close()
     assert recalculate_stats().shipped == f"{url}/state.json"
+    assert runtime.published.look_now(timeout=30)
     runtime.refresh()
     assert {e.task_type for e in strategy.snapshot.entries} == {"qa", "code"}
+    runtime.close()
 
 
 def test_published_state_shipped_to_s3_reaches_a_router_elsewhere(s3, prefect_harness, tmp_path, store, monkeypatch) -> None:
@@ -250,12 +237,31 @@ def test_an_unreadable_published_url_keeps_the_last_state(tmp_path, caplog) -> N
     local = tmp_path / "state.json"
     local.write_text(PublishedState(created_at=datetime(2026, 12, 1, tzinfo=UTC)).model_dump_json())
     ship_published(local, url)
-    reader = RemotePublishedReader(url, interval=0.0)
-    assert reader.changed() is not None
-    (tmp_path / "published" / "state.json").unlink()
-    (tmp_path / "published" / "state.json").mkdir()  # unreadable as a file: an OSError from the backend
-    assert reader.changed() is None
-    assert "unreadable, keeping the last one" in caplog.text
+    reader = RemotePublishedReader(url, interval=600)
+    try:
+        assert reader.look_now(timeout=30) and reader.changed() is not None
+        (tmp_path / "published" / "state.json").unlink()
+        (tmp_path / "published" / "state.json").mkdir()  # unreadable as a file: an OSError from the backend
+        assert reader.look_now(timeout=30) and reader.changed() is None
+        assert reader.lookout.failures == 1 and "published state.json at" in caplog.text
+        assert "cannot be reached, going on with what this process has" in caplog.text
+    finally:
+        reader.close()
+
+
+def test_an_invalid_published_document_is_logged_and_the_last_one_kept(tmp_path, caplog) -> None:
+    from blocks.store.remote_state import RemotePublishedReader
+
+    url = f"file://{tmp_path / 'published'}"
+    (tmp_path / "published").mkdir()
+    (tmp_path / "published" / "state.json").write_text('{"created_at": "not a time"}')
+    reader = RemotePublishedReader(url, interval=600)
+    try:
+        assert reader.look_now(timeout=30) and reader.changed() is None
+        assert "published state.json at" in caplog.text and "is invalid, keeping the last one" in caplog.text
+        assert reader.lookout.failures == 0  # the URL answered: no backoff
+    finally:
+        reader.close()
 
 
 # -- breaker gossip under the published URL: workers on other machines avoid a dead target ----------
@@ -270,9 +276,9 @@ def gossiping_boards(url: str, storage_options: dict | None = None):
     gossips: list[BreakerGossip] = []
     finder = BreakerBoard(config, on_transition=lambda _t: gossips[0].publish())
     other = BreakerBoard(config)
-    gossips += [
-        BreakerGossip(url, finder, interval=2.0, storage_options=storage_options, name="host-a-1.json"),
-        BreakerGossip(url, other, interval=2.0, storage_options=storage_options, name="host-b-2.json"),
+    gossips += [  # a long interval: every look is one the test asks for
+        BreakerGossip(url, finder, interval=600, storage_options=storage_options, name="host-a-1.json"),
+        BreakerGossip(url, other, interval=600, storage_options=storage_options, name="host-b-2.json"),
     ]
     return finder, other, gossips
 
@@ -289,19 +295,25 @@ def test_a_breaker_opened_on_one_machine_is_avoided_by_another_through_s3(s3) ->
 
     url = gossip_location(DuckDBStore(published_url="s3://spool/gossip/"))
     assert url == "s3://spool/gossip/breakers"
-    finder, other, (_, reader) = gossiping_boards(url)
-    assert reader.maybe_read(now=0.0) and other.available("dead")  # nothing published yet: no peers
-    trip(finder, "dead")  # opens: published at once, as the finder's own file
-    assert not finder.available("dead")
-    assert not reader.maybe_read(now=1.0) and other.available("dead")  # within the interval: not yet
-    assert reader.maybe_read(now=2.0) and not other.available("dead")  # the bound: one interval
-    assert other.available("alive")
-    assert reader.peers().keys() == {"dead"}  # its own file (none yet) is not a peer's
-    import boto3  # a third machine, its own S3 client: the reader's cached listing must not hide it
+    finder, other, (publisher, reader) = gossiping_boards(url)
+    try:
+        assert reader.lookout.look_now(timeout=30) and other.available("dead")  # nothing published: no peers
+        trip(finder, "dead")  # opens: the finder's thread is woken to write its own file
+        assert not finder.available("dead")
+        assert publisher.lookout.look_now(timeout=30)  # written by the time this look ends
+        assert other.available("dead")  # not looked since
+        assert reader.lookout.look_now(timeout=30) and not other.available("dead")
+        assert other.available("alive")
+        assert reader.peers().keys() == {"dead"}  # its own file (none yet) is not a peer's
+        import boto3  # a third machine, its own S3 client: the reader's cached listing must not hide it
 
-    until = time.time() + 60
-    boto3.client("s3").put_object(Bucket="spool", Key="gossip/breakers/host-c-3.json", Body=json.dumps({"slow": until}))
-    assert reader.maybe_read(now=4.0) and not other.available("slow") and not other.available("dead")
+        until = time.time() + 60
+        boto3.client("s3").put_object(Bucket="spool", Key="gossip/breakers/host-c-3.json",
+                                      Body=json.dumps({"slow": until}))  # fmt: skip
+        assert reader.lookout.look_now(timeout=30) and not other.available("slow") and not other.available("dead")
+    finally:
+        publisher.close()
+        reader.close()
 
 
 def test_an_unreachable_gossip_url_logs_once_and_never_fails_a_call(caplog) -> None:
@@ -312,13 +324,17 @@ def test_an_unreachable_gossip_url_logs_once_and_never_fails_a_call(caplog) -> N
     }
     pytest.importorskip("s3fs")
     finder, other, (publisher, reader) = gossiping_boards("s3://nowhere/breakers", closed)
-    trip(finder, "dead")  # the publish in the transition fails: logged, the breaker still opens
-    assert not finder.available("dead") and not publisher.publish()
-    other.adopt_peers({"known": 1e12})  # what an earlier look found
-    assert reader.maybe_read(now=0.0)  # failed: the next look waits 2 intervals instead of 1
-    assert not reader.maybe_read(now=3.0) and reader.maybe_read(now=4.0)  # failed again: 4 intervals
-    assert not reader.maybe_read(now=4.0 + 7.9) and reader.maybe_read(now=4.0 + 8.0)
-    assert not other.available("known") and other.available("dead")  # the last adopted view stays
+    try:
+        trip(finder, "dead")  # the write the transition asks for fails on the thread: the breaker still opens
+        assert not finder.available("dead")
+        assert publisher.lookout.look_now(timeout=60) and publisher.lookout.failures >= 1
+        assert publisher.lookout.look_now(timeout=60)  # the write is retried, and fails again
+        other.adopt_peers({"known": 1e12})  # what an earlier look found
+        assert reader.lookout.look_now(timeout=60) and reader.lookout.look_now(timeout=60)
+        assert reader.lookout.delay >= 4 * reader.lookout.interval  # backing off
+        assert not other.available("known") and other.available("dead")  # the last adopted view stays
+    finally:
+        publisher.close()
+        reader.close()
     logged = [r.getMessage() for r in caplog.records if "breaker gossip" in r.getMessage()]
-    assert sum("cannot be written" in m for m in logged) == 1  # once per outage, not per call
-    assert sum("cannot be read" in m for m in logged) == 1
+    assert len(logged) == 2 and all("cannot be reached" in m for m in logged)  # once per outage and process
