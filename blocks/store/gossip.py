@@ -49,9 +49,18 @@ class BreakerGossip:
         self.location = str(location)
         self.remote = RemoteDirectory(self.location, storage_options)
         self.board = board
-        self.name = name or f"{socket.gethostname()}-{os.getpid()}.json"
+        self._name = name
         self.lookout = Lookout(self._look, interval, f"breaker gossip at {display_url(self.location)}")
         self._unwritten = False  # a breaker changed since this process's file was last written
+
+    @property
+    def name(self) -> str:
+        """This process's file: `<host>-<pid>.json` unless named (a forked child writes its own)."""
+        return self._name or f"{socket.gethostname()}-{os.getpid()}.json"
+
+    @name.setter
+    def name(self, name: str) -> None:
+        self._name = name
 
     def publish(self) -> None:
         """Have this process's open breakers written at once (by the thread: never blocks a call)."""
