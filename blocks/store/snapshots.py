@@ -87,6 +87,9 @@ class PublishedReader:
         self._stamp = stamp
         return state
 
+    def close(self) -> None:
+        """Nothing to stop: a local file is looked at by the caller (see RemotePublishedReader)."""
+
 
 def publish(store: Store, reason: str) -> Publication:
     """Build the state from the store's tables and publish it atomically; `reason` is recorded."""
