@@ -5,8 +5,9 @@ objectives' `objective:` rows); every change is a `policy_adjustments` row (old,
 confidence, snapshot before it) and every snapshot a `policy_snapshots` row holding the whole state.
 Routers never read these tables: after every change `publish_live` writes the policy state and the
 running experiments to `published/live.json` beside the statistics, atomically, ships it to the store's
-published URL when one is set (blocks/store/remote_state.py), and routers reload it when it changes. Assignments are the decisions routers logged with an experiment (through the spool);
-`sync_assignments` copies them into `experiment_assignments`, idempotently.
+published URL when one is set (blocks/store/remote_state.py), and routers reload it when it changes.
+Assignments are the decisions routers logged with an experiment (through the spool); `sync_assignments`
+copies them into `experiment_assignments`, idempotently.
 """
 
 from __future__ import annotations
