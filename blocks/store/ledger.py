@@ -79,9 +79,10 @@ def prefect_ledger_options(location: str) -> dict[str, float | str] | None:
     for key, value in pairs:
         if key == "unit":
             try:
-                options[key] = check_unit(float(value))
-            except ValueError as exc:
-                raise ConfigError(f"budget ledger {location!r}: {exc}") from exc
+                unit = float(value)
+            except ValueError:
+                raise ConfigError(f"budget ledger {location!r}: unit must be a number, got {value!r}") from None
+            options[key] = check_unit(unit)
         elif key == "namespace":
             options[key] = check_namespace(value)
         else:

@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,7 @@ logger = logging.getLogger("adaptive_router.ledger")
 MAX_UNITS = 2**31 - 1
 """The largest `limit` every Prefect database keeps (PostgreSQL's INTEGER)."""
 REFUSED = (422, 423)  # 423: does not fit now; 422: more slots than the limit has
+NOT_DONE = (429, 503)  # answers to a request the server did not carry out, safe to send again
 ATTEMPTS = 3
 PAGE = 200  # the API's largest page of limits
 PRUNE_GRACE = timedelta(days=1)
@@ -193,19 +195,22 @@ class PrefectBudgetLedger(BudgetLedger):
         if name in self._ready:
             return name
         limit = self._limit(budget)
-        try:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(
-                    name=name, limit=limit, active=True, active_slots=seed, slot_decay_per_second=0.0
+        found = self._read(client, name)
+        if found is None:
+            try:
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(
+                        name=name, limit=limit, active=True, active_slots=seed, slot_decay_per_second=0.0
+                    )
                 )
-            )
-        except ObjectAlreadyExists:
-            found = client.read_global_concurrency_limit_by_name(name)
+            except ObjectAlreadyExists:  # another process created it first
+                found = client.read_global_concurrency_limit_by_name(name)
+        if found is not None:
             if not found.active:
                 raise LedgerError(
                     f"the limit {name!r} of {budget} is switched off on the Prefect server, so it would admit "
                     f"every call: switch it on, or delete it to start the period from zero"
-                ) from None
+                )
             if found.limit != limit or found.slot_decay_per_second:
                 logger.warning(
                     "limit %r on the Prefect server had limit %d and decay %g; set back to %d (%s), decay 0",
@@ -228,8 +233,17 @@ class PrefectBudgetLedger(BudgetLedger):
         return {limit["name"] for limit in response.json()}
 
     def _release(self, client: SyncPrefectClient, names: list[str], units: int) -> None:
-        with self._at_most_once():
-            client.request("POST", "/v2/concurrency_limits/decrement", json={"names": names, "slots": units})
+        """Hand back `units`, retrying only answers that say nothing was done (503: e.g. the server's
+        database was locked, 429: too many requests); a lost answer is never retried."""
+        for attempt in range(ATTEMPTS):
+            try:
+                with self._at_most_once():
+                    client.request("POST", "/v2/concurrency_limits/decrement", json={"names": names, "slots": units})
+                return
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code not in NOT_DONE or attempt == ATTEMPTS - 1:
+                    raise
+                time.sleep(0.1 * 2**attempt)
 
     def _charge(self, client: SyncPrefectClient, applicable: Sequence[tuple[Budget, Bucket]], units: int) -> None:
         """Add `units` without blocking: to every limit if they all have room, else as much as each has."""
