@@ -20,8 +20,9 @@ Bound, as `BudgetLedger`'s: for every budget and period, the actual cost of the 
 limit by at most the sum of their overshoots (actual - estimate, where positive); with estimates that are
 upper bounds, by nothing. Why: the server never lets the counter pass the limit; each charge is at least
 the dollars it stands for (estimates and actuals rounded up, the limit down); what a refused overshoot
-leaves uncharged is at most that overshoot; and a release is sent at most once (Prefect's client retries
-a request whose answer was lost; for a release, applied twice, that would hand back room never freed).
+leaves uncharged is at most that overshoot; and a release is sent again only on an answer saying it was
+not carried out (503, 429), never after a lost answer, as Prefect's client would: applied twice, it would
+hand back room never freed. A reservation or charge retried that way can only count a call twice.
 
 A process that dies with a call in flight leaves its estimate charged to that period: the budget is
 under-used by it until the period ends, never exceeded. Prefect's leases (`/increment-with-lease`) give

@@ -17,7 +17,7 @@ from blocks.store import DuckDBStore
 from blocks.store.ledger import SharedBudgetLedger, open_ledger, prefect_ledger_options
 from blocks.store.prefect_ledger import PrefectBudgetLedger
 from routing.errors import ConfigError, LedgerError
-from routing.models import Target, Task
+from routing.models import Target, Task, utcnow
 from routing.spend.budgets import Budget, BudgetExceededError, BudgetLedger, Period, Scope, SpendRow
 from tests.ledger_support import BUDGET, LIMIT, NOW, run_three
 
@@ -174,3 +174,21 @@ def test_the_store_chooses_the_ledger(monkeypatch, tmp_path) -> None:
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         ledger = open_ledger([BUDGET], store.budget_ledger_location)
     assert isinstance(ledger, PrefectBudgetLedger) and ledger.unit == 1e-4
+
+
+@pytest.mark.slow
+def test_a_runtime_reserves_on_the_ledger_its_store_names(prefect_harness, tmp_path) -> None:
+    from blocks.targets.http import OpenAICompatibleTarget
+    from flows.runtime import RoutingRuntime
+
+    location = f"prefect?namespace=t-{uuid.uuid4().hex[:12]}"
+    store = DuckDBStore(database=str(tmp_path / "r.duckdb"), budget_ledger=location)
+    target = OpenAICompatibleTarget(target_name="a", base_url="http://127.0.0.1:9/v1", model="a", tier="small")
+    runtimes = [RoutingRuntime.build([target], store, budgets=[BUDGET]) for _ in range(2)]  # two "processes"
+    assert all(isinstance(r.ledger, PrefectBudgetLedger) for r in runtimes)
+    held = runtimes[0].admit(TASK, "a", 0.6)
+    with pytest.raises(BudgetExceededError):
+        runtimes[1].admit(TASK, "a", 0.6)  # the other runtime's reservation counts
+    runtimes[0].settle(held, 0.2)
+    runtimes[1].settle(runtimes[1].admit(TASK, "a", 0.6), 0.6)
+    assert runtimes[1].ledger.spent(BUDGET, utcnow()) == pytest.approx(0.8)
