@@ -4,19 +4,20 @@
 (`route-batch` ingests its own at the end), and the segments workers on other machines shipped to the
 store's spool URL (blocks/store/remote_spool.py): the deployment's concurrency limit of 1 makes it the
 single ingester. `apply-retention` deletes raw records and aggregates past
-their age. `drain-queue` routes queued tasks (blocks/store/queue.py, oldest first, `not_before` respected)
+their age, and the Prefect budget ledger's limits of periods over (blocks/store/prefect_ledger.py). `drain-queue` routes queued tasks (blocks/store/queue.py, oldest first, `not_before` respected)
 through `route-batch`: a task moves from `queued` to `routing` while it is routed, then to `done` or
 `failed`, or back to `queued` while its budget is still spent.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ValidationError
 
 from blocks.store import DuckDBStore, IngestReport, utc_naive
+from blocks.store.ledger import prefect_ledger_options
 from blocks.store.queue import claim_due, set_status, settle
 from blocks.store.remote_spool import RemoteSpool, check_url, display_url, ingest_shipped
 from blocks.store.summaries import RetentionPolicy
@@ -67,6 +68,12 @@ def apply_retention(
     block = store_block(store)
     with block.connect() as con:
         deleted = delete_expired(con, policy, utc_naive(as_of))
+    location = block.budget_ledger_location
+    if location is not None and (options := prefect_ledger_options(location)) is not None:
+        from blocks.store.prefect_ledger import PrefectBudgetLedger
+
+        now = utc_naive(as_of).replace(tzinfo=UTC)  # naive input is UTC, as for the store
+        deleted["budget limits"] = len(PrefectBudgetLedger([], **options).prune(now))
     get_run_logger().info(
         "deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n) or "nothing"
     )

@@ -26,7 +26,7 @@ from blocks.store.budgets import load_budgets, spend_rows
 from blocks.store.experiments import LIVE_FILE, live_path, load_live
 from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
-from blocks.store.ledger import SharedBudgetLedger
+from blocks.store.ledger import open_ledger
 from blocks.store.objectives import load_objectives
 from blocks.store.remote_state import RemotePublishedReader
 from blocks.store.snapshots import PublishedReader, published_path
@@ -113,8 +113,10 @@ class RoutingRuntime:
     ) -> RoutingRuntime:
         """Assemble a runtime; `budgets` start from what the store says each has spent this period.
 
-        With `shared_ledger` (a SQLite file every router process reaches, see blocks/store/ledger.py)
-        budgets hold across processes; the store's spend seeds that file only when it is new.
+        `shared_ledger` (default: the store's `budget_ledger`) makes budgets hold across processes: a
+        SQLite file every router process reaches, or 'prefect' for the Prefect server's global concurrency
+        limits, across machines (blocks/store/ledger.py `open_ledger`); the store's spend seeds only
+        what the shared ledger does not hold yet.
         """
         gossiped: list[BreakerGossip] = []
 
@@ -128,13 +130,10 @@ class RoutingRuntime:
         gossiped.append(gossip)
         router = Router([t.descriptor() for t in targets], strategy=strategy, available=breakers.available)
         ledger = None
-        if budgets and shared_ledger is not None:
-            ledger = SharedBudgetLedger(budgets, shared_ledger)
-            if ledger.is_new():
-                ledger.load(spend_rows(store, list(budgets), utcnow()))
-        elif budgets:
-            ledger = BudgetLedger(budgets)
-            ledger.load(spend_rows(store, list(budgets), utcnow()))
+        if budgets:
+            location = shared_ledger if shared_ledger is not None else store.budget_ledger_location
+            ledger = open_ledger(budgets, location)
+            ledger.seed(spend_rows(store, list(budgets), utcnow()))
         runtime = cls(
             router=router,
             targets={t.target_name: t for t in targets},

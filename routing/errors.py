@@ -15,6 +15,7 @@
     ├── StoreError                     the DuckDB store or its spool cannot do what was asked
     │   ├── StoreLockedError               another process holds the file's lock
     │   └── StoreCorruptError              the file is not a readable DuckDB store
+    ├── LedgerError                    a shared budget ledger is misconfigured or cannot be reached
     └── ServerError (RuntimeError)     the local Prefect server or worker did not start or stop
 
 The two errors that carry domain objects live beside them (module in brackets); every other is here.
@@ -95,6 +96,10 @@ class StoreLockedError(StoreError):
 
 class StoreCorruptError(StoreError):
     """The file is not a readable DuckDB store (truncated, overwritten or not DuckDB at all)."""
+
+
+class LedgerError(RoutingError):
+    """A shared budget ledger cannot be used: its server is unreachable or holds a limit set otherwise."""
 
 
 class ServerError(RoutingError, RuntimeError):

@@ -32,6 +32,9 @@ class DuckDBStore(Block, Store):
             `ingest-outcomes` deployment fetches them; default $ADAPTIVE_ROUTER_SPOOL_URL, else none.
         published_url: fsspec URL the recalculation ships the published state to and routers read it
             from; default $ADAPTIVE_ROUTER_PUBLISHED_URL, else the file beside the store.
+        budget_ledger: Where budgets are reserved so they hold across processes: 'prefect' (the Prefect
+            server's global concurrency limits, across machines) or a shared SQLite file; default
+            $ADAPTIVE_ROUTER_BUDGET_LEDGER, else each process on its own (blocks/store/ledger.py).
 
     Credentials and endpoints for the URLs come from the environment of each process, as fsspec's
     backends read them (AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*): never from the block.

@@ -11,19 +11,23 @@ made and its outcome reaches the ledger only later (through `record`), that call
 the overshoot. So the bound is: sum of overshoots + costs of calls whose process died in flight.
 
 Where: any filesystem whose POSIX locks work across the processes sharing it (one machine, or NFS
-with lockd). Across machines without such a filesystem, point every router at a server-side database
-with the same two tables and `SELECT ... FOR UPDATE` (not built here).
+with lockd). Across machines, use the Prefect server's global concurrency limits instead
+(blocks/store/prefect_ledger.py): `open_ledger` picks one of the three from a location string.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import parse_qsl
 
+from routing.errors import ConfigError
 from routing.models import Target, Task
 from routing.spend.budgets import (
     Bucket,
@@ -40,6 +44,64 @@ from routing.spend.budgets import (
     period_start,
 )
 from routing.spend.cost import check_amount
+
+PREFECT = "prefect"
+"""The location naming the Prefect server's ledger: 'prefect', or 'prefect?unit=0.0001&namespace=team-a'."""
+DEFAULT_UNIT = 1e-6
+DEFAULT_NAMESPACE = "adaptive-router-budget"
+NAME_BANNED = re.compile(r"[/%&<>:]")
+"""Characters Prefect bans in a limit's name, and ':', which separates the parts of the ledger's names."""
+
+
+def check_unit(unit: float) -> float:
+    if not (isinstance(unit, int | float) and math.isfinite(unit) and 0 < unit <= 1):
+        raise ConfigError(f"unit must be a number of dollars in (0, 1], e.g. 0.000001, got {unit!r}")
+    return float(unit)
+
+
+def check_namespace(namespace: str) -> str:
+    if not namespace or NAME_BANNED.search(namespace):
+        raise ConfigError(f"namespace must be a non-empty name without / % & < > or ':', got {namespace!r}")
+    return namespace
+
+
+def prefect_ledger_options(location: str) -> dict[str, float | str] | None:
+    """The Prefect ledger's options if `location` names it ('prefect?unit=...&namespace=...'), else None
+    (a SQLite file's path; write './prefect' for a file of that name)."""
+    base, mark, query = location.partition("?")
+    if base != PREFECT:
+        return None
+    options: dict[str, float | str] = {}
+    try:
+        pairs = parse_qsl(query, strict_parsing=True) if mark else []
+    except ValueError as exc:
+        raise ConfigError(f"budget ledger {location!r}: expected prefect?unit=0.000001&namespace=NAME") from exc
+    for key, value in pairs:
+        if key == "unit":
+            try:
+                unit = float(value)
+            except ValueError:
+                raise ConfigError(f"budget ledger {location!r}: unit must be a number, got {value!r}") from None
+            options[key] = check_unit(unit)
+        elif key == "namespace":
+            options[key] = check_namespace(value)
+        else:
+            raise ConfigError(f"budget ledger {location!r}: unknown option {key!r}; known: unit, namespace")
+    return options
+
+
+def open_ledger(budgets: Sequence[Budget], location: str | Path | None) -> BudgetLedger:
+    """The ledger a location names: None -> this process only; 'prefect[?...]' -> the Prefect server's
+    global concurrency limits (across machines); any other string -> a SQLite file (one filesystem)."""
+    if location is None:
+        return BudgetLedger(budgets)
+    options = prefect_ledger_options(str(location))
+    if options is None:
+        return SharedBudgetLedger(budgets, location)
+    from blocks.store.prefect_ledger import PrefectBudgetLedger  # imports Prefect's client
+
+    return PrefectBudgetLedger(budgets, **options)
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spent (bucket TEXT PRIMARY KEY, amount REAL NOT NULL);
@@ -119,6 +181,11 @@ class SharedBudgetLedger(BudgetLedger):
             lambda con: con.execute("SELECT (SELECT count(*) FROM spent) + (SELECT count(*) FROM inflight)")
             .fetchone()[0] == 0
         )
+
+    def seed(self, rows: Iterable[SpendRow | Sequence | Mapping]) -> None:
+        """Load the store's spend only into a new file: one in use already counts every process's calls."""
+        if self.is_new():
+            self.load(rows)
 
     def check(self, task: Task, target: Target, estimate: float, now: datetime) -> BudgetCheck:
         return self._transaction(lambda con: self._violations(con, task.task_type, target.name, estimate, now))

@@ -39,6 +39,7 @@ from blocks.store.integrity import (
     open_failure,
     open_for_reading,
 )
+from blocks.store.ledger import prefect_ledger_options
 from blocks.store.migrations import COMPACT_AFTER, EMBEDDING_DIMENSIONS, HEAD, MIGRATIONS
 from blocks.store.remote_spool import check_url
 from blocks.store.spool import SpoolWriter, claimable_segments
@@ -52,6 +53,7 @@ DEFAULT_DATABASE = Path(".adaptive-router") / "router.duckdb"
 DATABASE_ENV = "ADAPTIVE_ROUTER_DB"
 SPOOL_URL_ENV = "ADAPTIVE_ROUTER_SPOOL_URL"
 PUBLISHED_URL_ENV = "ADAPTIVE_ROUTER_PUBLISHED_URL"
+BUDGET_LEDGER_ENV = "ADAPTIVE_ROUTER_BUDGET_LEDGER"
 _INGESTING: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 """One ingest or compaction at a time per database file in this process: connections of one process
 share the database, and two loads checking the same ids in parallel would both insert them."""
@@ -108,6 +110,23 @@ class Store(StrictBlock):
         f"Default: ${PUBLISHED_URL_ENV}, else the file beside the store.",
     )
 
+    budget_ledger: str | None = Field(
+        default=None,
+        description=f"Where budgets are reserved, for them to hold across processes: 'prefect' (the Prefect "
+        f"server's global concurrency limits, across machines; 'prefect?unit=0.0001' for budgets above "
+        f"$2,147) or a SQLite file on a filesystem they share. Default: ${BUDGET_LEDGER_ENV}, else each "
+        f"process on its own.",
+    )
+
+    @field_validator("budget_ledger")
+    @classmethod
+    def _ledger_location(cls, location: str | None) -> str | None:
+        if location is not None and not location.strip():
+            raise ValueError("budget_ledger must be 'prefect[?unit=...&namespace=...]' or a file path, got ''")
+        if location is not None:
+            prefect_ledger_options(location)
+        return location
+
     @field_validator("spool_url", "published_url")
     @classmethod
     def _fsspec_url(cls, url: str | None, info) -> str | None:
@@ -146,6 +165,11 @@ class Store(StrictBlock):
     def remote_published_url(self) -> str | None:
         """Where routers read the published state: the field, else $ADAPTIVE_ROUTER_PUBLISHED_URL."""
         return _url(self.published_url, PUBLISHED_URL_ENV)
+
+    @property
+    def budget_ledger_location(self) -> str | None:
+        """Where budgets are reserved (see `blocks.store.ledger.open_ledger`): the field, else the env."""
+        return self.budget_ledger or os.environ.get(BUDGET_LEDGER_ENV) or None
 
     # -- connections -------------------------------------------------------------------------------
 

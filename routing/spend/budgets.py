@@ -255,6 +255,10 @@ class BudgetLedger:
                 if row.budget_key in budgeted:
                     self._spent[(row.budget_key, row.period_start)] = row.spent
 
+    def seed(self, rows: Iterable[SpendRow | Sequence | Mapping]) -> None:
+        """Start from the store's spend: a new ledger loads it; a shared one only where it has none."""
+        self.load(rows)
+
     def check(self, task: Task, target: Target, estimate: float, now: datetime) -> BudgetCheck:
         """Would a call of `task` on `target` costing `estimate` fit every budget that applies now?"""
         with self._lock:
