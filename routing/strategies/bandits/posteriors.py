@@ -171,6 +171,7 @@ class BetaPosteriors(Posteriors):
         self._due_at = [0] * k
         self._due[0].extend(range(k))  # all run out at once: the first decision fills them staggered
         self._stale: list[int] = []  # arms whose (a, b) changed since the last draw
+        self._ready = False  # whether the column the next decision reads is prepared (`prepare`)
 
     def refresh(
         self, a: Sequence[float] | Mapping[int, float], b: Sequence[float] | Mapping[int, float],
@@ -186,9 +187,15 @@ class BetaPosteriors(Posteriors):
                 self.a[j], self.b[j] = ab
                 self._unsettled.add(j)
                 self._stale.append(j)
+                self._ready = False
         return self
 
-    def sample(self, generator):
+    def prepare(self, generator) -> None:
+        """Make the draws the next `sample` reads: refill the rows that run out at its column and give
+        the arms whose (a, b) changed new ones. A learner calls it when an outcome arrives, so that the
+        next decision only reads a column; `sample` calls it when that was not done."""
+        if self._ready:
+            return
         column, draws, a, b = self._column, self.draws, self.a, self.b
         ran_out, stale = sorted(self._due[column]), self._stale
         many = len(a) // 2
@@ -220,8 +227,15 @@ class BetaPosteriors(Posteriors):
                     draws[j] = generator.beta(a[j], b[j], DRAWS)
                     self._move(j, column)
         stale.clear()
+        self._ready = True
+
+    def sample(self, generator):
+        if not self._ready:
+            self.prepare(generator)
+        column = self._column
         self._column = (column + 1) % DRAWS
-        return draws[:, column].copy()
+        self._ready = False
+        return self.draws[:, column].copy()
 
     def _move(self, j: int, column: int) -> None:
         self._due[self._due_at[j]].remove(j)
