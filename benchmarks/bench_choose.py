@@ -12,6 +12,7 @@ median and p99 of each. Thompson's propensity is computed when first read (or be
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import sys
@@ -143,26 +144,44 @@ def mabwiser_row(decisions: int) -> dict | None:
 
 def memory_rows(task_types: int, targets: int, calls_each: int, capped: bool = True) -> list[dict]:
     """Bytes a Thompson router (book + bandit) holds per (target, task type), traced by tracemalloc,
-    and (`capped`) with the book capped at half the pairs (least recently observed forgotten)."""
+    while it routes: each outcome follows a decision whose propensity is read, as a recorder does. Then
+    the same without the bandit's view cache (per (task type, eligible targets): pooled statistics,
+    Beta draws made ahead and CDF tables, at most `view_limit` views, least recently used dropped),
+    which is what grows with the number of task types; and (`capped`) with the book capped at half the
+    pairs (least recently observed forgotten)."""
     rows = []
     names = [f"t{i}" for i in range(targets)]
     for cap in (None, task_types * targets // 2) if capped else (None,):
+        router = build("thompson", names)  # built and ids made ahead untraced: the same for any number of pairs
+        router.choose(Task(task_type="warm-up", payload="What is 2 + 2?")).probability  # noqa: B018
+        router.strategy.bandit._views.clear()
+        gc.collect()
         tracemalloc.start()
         before = tracemalloc.get_traced_memory()[0]
-        router = build("thompson", names)
         if cap:
             router.book.max_entries = cap
         rng = random.Random(3)
         for t in range(task_types):
-            for name in names:
-                for _ in range(calls_each):
-                    router.observe(outcome(name, 0.7, rng, task_type=f"type{t}"))
+            task = Task(task_type=f"type{t}", payload="What is 2 + 2?")
+            for _ in range(calls_each):
+                for name in names:
+                    router.choose(task).probability  # noqa: B018 - read as a recorder does
+                    router.observe(outcome(name, 0.7, rng, task_type=task.task_type))
+        gc.collect()  # what is only garbage (cycles not yet collected) is not held
         held = tracemalloc.get_traced_memory()[0] - before
+        views = router.strategy.bandit._views
+        kept_views = len(views)
+        views.clear()
+        gc.collect()
+        persistent = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
         pairs = task_types * targets
         rows.append({"task_types": task_types, "targets": targets, "calls_per_pair": calls_each,
                      "book_cap": cap or "none", "pairs_kept": len(router.book),
-                     "bytes_per_pair": held / pairs, "book_bytes_per_kept_pair": router.book.nbytes() / len(router.book)})
+                     "bytes_per_pair": held / pairs, "bytes_per_pair_without_view_cache": persistent / pairs,
+                     "view_cache_bytes_per_view": (held - persistent) / kept_views,
+                     "view_limit": router.strategy.bandit.options.view_limit,
+                     "book_bytes_per_kept_pair": router.book.nbytes() / len(router.book)})
     return rows
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -126,35 +125,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_ID_POOL_BYTES = 16 * 256
-_id_lock = threading.Lock()
-_id_pool = b""
-_id_at = _ID_POOL_BYTES
+IDS_AHEAD = 256
+"""Ids made at once from one `os.urandom` call (a system call an id would cost ~1 µs)."""
+_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))  # byte 6 of a version 4 UUID
+_VARIANT_1 = bytes(b & 0x3F | 0x80 for b in range(256))  # byte 8 (RFC 4122 variant)
+_ids: list[str] = []  # made ahead; list.pop is atomic, so threads need no lock
 
 
-def _new_id_pool() -> None:
-    """Forget the random bytes fetched ahead (a forked child must not hand out its parent's ids)."""
-    global _id_at
-    _id_at = _ID_POOL_BYTES
+def _forget_ids() -> None:
+    """A forked child must not hand out its parent's ids."""
+    _ids.clear()
 
 
-os.register_at_fork(after_in_child=_new_id_pool)
+os.register_at_fork(after_in_child=_forget_ids)
 
 
 def new_id() -> str:
-    """A random (version 4) UUID as 32 hex digits; ~4x cheaper than `uuid.uuid4().hex` (hot path).
-
-    The random bytes come from `os.urandom` 256 ids at a time (a system call an id costs ~1 µs)."""
-    global _id_pool, _id_at
-    with _id_lock:
-        at = _id_at
-        if at >= _ID_POOL_BYTES:
-            _id_pool, at = os.urandom(_ID_POOL_BYTES), 0
-        _id_at = at + 16
-        raw = bytearray(_id_pool[at : at + 16])
-    raw[6] = raw[6] & 0x0F | 0x40
-    raw[8] = raw[8] & 0x3F | 0x80
-    return raw.hex()
+    """A random (version 4) UUID as 32 hex digits, ~10x cheaper than `uuid.uuid4().hex` (hot path)."""
+    try:
+        return _ids.pop()
+    except IndexError:
+        raw = bytearray(os.urandom(16 * IDS_AHEAD))
+        raw[6::16] = raw[6::16].translate(_VERSION_4)
+        raw[8::16] = raw[8::16].translate(_VARIANT_1)
+        text = raw.hex()
+        made = [text[at : at + 32] for at in range(0, len(text), 32)]
+        one = made.pop()
+        _ids.extend(made)
+        return one
 
 
 class Category(StrEnum):

@@ -72,6 +72,7 @@ class WeightedScore:
         self.config = config or WeightedScoreConfig()
         self._rng = random.Random(seed)
         self._ranked: dict[tuple, _Ranking] = {}  # least recently used first
+        self._latest: tuple | None = None  # the key of the latest decision's ranking
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         cfg = self.config
@@ -84,6 +85,7 @@ class WeightedScore:
                 del self._ranked[next(iter(self._ranked))]
             ranking = _Ranking(book, names)
         self._ranked[key] = ranking
+        self._latest = key
         if ranking.version != book.version:
             self._update(ranking, names, task_type, book)
         candidates, trusted = ranking.candidates, ranking.trusted
@@ -142,4 +144,10 @@ class WeightedScore:
         ranking.candidates = tuple(sorted(by_row, key=_score, reverse=True)) if trusted else tuple(by_row)
 
     def observe(self, outcome: Outcome) -> None:
-        """Nothing of its own to learn: it reads the shared StatsBook."""
+        """Nothing of its own to learn (it reads the shared StatsBook, which the Router has just updated),
+        but the latest decision's ranking is brought up to date now if `outcome` changed it: the next
+        decision then finds it ready instead of redoing it on its own path."""
+        latest = self._latest
+        ranking = self._ranked.get(latest) if latest is not None else None
+        if ranking is not None and latest[0] == outcome.task_type and ranking.version != ranking.book.version:
+            self._update(ranking, latest[1], outcome.task_type, ranking.book)

@@ -7,6 +7,7 @@ import copy
 import multiprocessing
 import pickle
 import random
+import uuid
 
 import numpy as np
 import pytest
@@ -172,6 +173,64 @@ def test_bandit_rankings_kept_across_outcomes_match_rebuilt_ones() -> None:
         assert decision.candidates == rebuilt.candidates, i
 
 
+class _Lazy:
+    """A strategy seen only through `choose` and `observe`, whose observe forgets the latest decision
+    first: it learns exactly as the wrapped one, but nothing is brought up to date on arrival."""
+
+    def __init__(self, strategy) -> None:
+        self.strategy, self.name = strategy, strategy.name
+
+    def choose(self, task, targets, book):
+        return self.strategy.choose(task, targets, book)
+
+    def observe(self, outcome) -> None:
+        self.strategy._latest = None
+        self.strategy.observe(outcome)
+
+
+@pytest.mark.parametrize(("build", "kinds"), [
+    (lambda names: BanditStrategy(ThompsonSampling, names, seed=21, willingness_to_pay=2.0), ["qa"]),
+    (lambda names: WeightedScore(WeightedScoreConfig(min_samples=4), seed=21), ["qa", "qa", "qa", "code"]),
+], ids=["thompson", "weighted"])
+def test_work_done_as_an_outcome_arrives_changes_no_decision(build, kinds) -> None:
+    """Outcomes bring the latest decision's view, draws and ranking up to date when they arrive; the
+    decisions (picks, propensities, rankings) are exactly those of a router that does it all lazily on
+    the next decision. Thompson's draws match one for one only within one context (across contexts
+    the same draws come in another order; `test_bandit_rankings_kept_across_outcomes_match_rebuilt_ones`
+    and the propensity tests cover those); the weighted ranking, across task types and categories."""
+    names = [f"t{i}" for i in range(8)]
+    targets = [Target(name=n) for n in names]
+    warm = Router(targets, build(names), book=StatsBook(max_entries=20))
+    lazy = Router(targets, _Lazy(build(names)), book=StatsBook(max_entries=20))
+    rng = random.Random(22)
+    for i in range(600):
+        kind = rng.choice(kinds)
+        code = len(kinds) > 1 and rng.random() < 0.2
+        ask = Task(task_type=kind, payload="Write a Python function" if code else "What is 2 + 2?")
+        ours, theirs = warm.choose(ask), lazy.choose(ask)
+        assert (ours.pick, ours.candidates) == (theirs.pick, theirs.candidates), i
+        assert ours.probability == theirs.probability, i
+        result = outcome(ours.pick, rng, task_type=kind, rate=0.3 + 0.08 * names.index(ours.pick))
+        result = result.model_copy(update={"category": ask.category})
+        warm.observe(result)
+        lazy.observe(result)
+
+
+def test_an_outcome_for_the_latest_decision_leaves_the_next_one_nothing_to_redo() -> None:
+    names = [f"t{i}" for i in range(5)]
+    strategy = BanditStrategy(ThompsonSampling, names, seed=5)
+    router = Router([Target(name=n) for n in names], strategy)
+    rng = random.Random(6)
+    decision = router.choose(task())
+    router.observe(outcome(decision.pick, rng))
+    bandit = strategy.bandit
+    view = bandit._views[(("qa", "general"), tuple(names))]
+    assert view.stamp == bandit._clock  # re-pooled on arrival
+    posteriors = view.memo["posteriors"]
+    assert posteriors._ready and not posteriors._stale  # the next draws made
+    assert view.extra["ranking"][2] == router.book.version  # ranked against the updated book
+
+
 def _child_id(queue) -> None:
     queue.put(new_id())
 
@@ -187,7 +246,8 @@ def test_ids_differ_in_a_forked_child() -> None:
     child.join(timeout=30)
     ours = {new_id() for _ in range(300)}
     assert theirs not in ours and len(ours) == 300
-    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ours | {theirs})
+    assert all(len(i) == 32 and uuid.UUID(i).version == 4 and uuid.UUID(i).variant == uuid.RFC_4122
+               for i in ours | {theirs})
 
 
 def test_a_router_holding_unread_propensities_pickles_with_them_computed() -> None:

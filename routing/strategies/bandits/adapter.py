@@ -64,14 +64,18 @@ class BanditStrategy:
         self.name = name or bandit_cls.name
         self.willingness_to_pay = willingness_to_pay
         self.reward = reward or (quality_reward if bandit_cls is GaussianThompsonSampling else success_reward)
+        self._latest: tuple | None = None  # (task type, category, names, book) of the latest decision
 
     def distribution(self, task: Task, targets: Sequence[Target], book: StatsBook) -> dict[str, float]:
         """The probability of each eligible target being picked for `task` now."""
-        names, context, penalty = self._frame(task, targets, book)
+        names = self._names(targets)
+        context, penalty = self._frame(task.task_type, task.category, names, book)
         return self.bandit.probabilities(context, names, penalty)
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
-        names, context, penalty = self._frame(task, targets, book)
+        names = self._names(targets)
+        context, penalty = self._frame(task.task_type, task.category, names, book)
+        self._latest = (task.task_type, task.category, names, book)
         bandit = self.bandit
         j, propensity, view = bandit.pick_in_view(context, names, penalty)
         candidates = self._ranking(view, names, task.task_type, penalty, book)
@@ -146,22 +150,34 @@ class BanditStrategy:
         return [f"{name}: seeded with {len(state.priors)} priors ({calls} calls, at most {prior_cap} each)"]
 
     def observe(self, outcome: Outcome) -> None:
+        """Learn from `outcome`; if it belongs to the context of the latest decision, bring that
+        decision's view and ranking up to date now (see `Bandit.warm`): a router learning while it routes
+        then pays for the update here, as the outcome arrives, not on the next decision's path."""
         self.bandit.add_arm(outcome.target)
         context = task_context(outcome.task_type, outcome.category)
         self.bandit.update(outcome.target, self.reward(outcome), context)
+        latest = self._latest
+        if latest is not None and latest[0] == outcome.task_type and latest[1] == outcome.category:
+            task_type, category, names, book = latest
+            context, penalty = self._frame(task_type, category, names, book)
+            self._ranking(self.bandit.warm(context, names), names, task_type, penalty, book)
 
-    def _frame(self, task: Task, targets: Sequence[Target], book: StatsBook):
-        """(eligible names, bandit context, cost penalty per name or None) for one decision."""
+    def _names(self, targets: Sequence[Target]) -> list[str]:
+        """The eligible targets' names, each an arm of the bandit (new ones added untried)."""
         names = [t.name for t in targets]
         known = self.bandit._index
         for name in names:
             if name not in known:
                 self.bandit.add_arm(name)
-        context = (task.task_type, str(task.category))
+        return names
+
+    def _frame(self, task_type: str, category: str, names: list[str], book: StatsBook):
+        """(bandit context, cost penalty per name or None) for one decision."""
+        context = (task_type, str(category))
         if self.willingness_to_pay is None:
-            return names, context, None
+            return context, None
         penalty = []
         for name in names:
-            stats = book.get(name, task.task_type)
+            stats = book.get(name, task_type)
             penalty.append((stats.mean_cost or 0.0) / self.willingness_to_pay if stats else 0.0)
-        return names, context, penalty
+        return context, penalty

@@ -278,6 +278,17 @@ class Bandit:
         j = self._select(view, penalty)
         return j, self._propensity(view, j, penalty), view
 
+    def warm(self, context: Context, arms: Sequence[str]) -> _View:
+        """Bring the view of `context` over `arms` up to date now, so that the next decision in it costs
+        what one in an unchanged state does: a learning router calls this as an outcome arrives, which
+        moves the work an update causes off the next decision's path."""
+        view = self._view(context, arms)
+        self._prepare(view)
+        return view
+
+    def _prepare(self, view: _View) -> None:
+        """Derive ahead of time what the next decision in `view` needs (nothing by default)."""
+
     def estimate(self, view: _View, row: int) -> float | None:
         return self._mean(view.n[row], view.s[row])
 
@@ -529,6 +540,9 @@ class ThompsonSampling(_ThompsonBandit):
     def _check_reward(self, reward):
         if not 0.0 <= reward <= 1.0:
             raise ValueError(f"reward must be in [0, 1] for Beta-Bernoulli Thompson sampling, got {reward}")
+
+    def _prepare(self, view):
+        self._draw_from(view).prepare(self._generator)
 
     def _posteriors(self, view):
         """The view's Beta posteriors, kept with the view and refreshed for the rows that changed."""

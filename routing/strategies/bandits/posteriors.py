@@ -156,9 +156,10 @@ class BetaPosteriors(Posteriors):
         self.density_terms = np.full((3, k), np.nan)  # a, b, log B(a, b): one gather reads all three
         self.a, self.b, self.log_norm = self.density_terms
         self.lo, self.hi, self.scale = np.full((3, k), np.nan)
-        self.values = np.zeros((k, TABLE))
-        self.steps = np.zeros((k, TABLE))  # values[i + 1] - values[i], 0 after the last
-        self._offsets = np.arange(k) * TABLE
+        # Single precision (CDF values off by < 6e-8, far below the interpolation's ~5e-5) and one column
+        # more, a copy of the last, so that the point after the last reads a step of 0: 1 KB an arm.
+        self.values = np.zeros((k, TABLE + 1), dtype=np.float32)
+        self._offsets = np.arange(k) * (TABLE + 1)
         self._known: list[tuple[float, float] | None] = [None] * k
         self._unsettled: set[int] = set()  # arms whose (a, b) changed since their quantiles were computed
         self._exact = [False] * k
@@ -171,6 +172,7 @@ class BetaPosteriors(Posteriors):
         self._due_at = [0] * k
         self._due[0].extend(range(k))  # all run out at once: the first decision fills them staggered
         self._stale: list[int] = []  # arms whose (a, b) changed since the last draw
+        self._ready = False  # whether the column the next decision reads is prepared (`prepare`)
 
     def refresh(
         self, a: Sequence[float] | Mapping[int, float], b: Sequence[float] | Mapping[int, float],
@@ -186,9 +188,15 @@ class BetaPosteriors(Posteriors):
                 self.a[j], self.b[j] = ab
                 self._unsettled.add(j)
                 self._stale.append(j)
+                self._ready = False
         return self
 
-    def sample(self, generator):
+    def prepare(self, generator) -> None:
+        """Make the draws the next `sample` reads: refill the rows that run out at its column and give
+        the arms whose (a, b) changed new ones. A learner calls it when an outcome arrives, so that the
+        next decision only reads a column; `sample` calls it when that was not done."""
+        if self._ready:
+            return
         column, draws, a, b = self._column, self.draws, self.a, self.b
         ran_out, stale = sorted(self._due[column]), self._stale
         many = len(a) // 2
@@ -220,8 +228,15 @@ class BetaPosteriors(Posteriors):
                     draws[j] = generator.beta(a[j], b[j], DRAWS)
                     self._move(j, column)
         stale.clear()
+        self._ready = True
+
+    def sample(self, generator):
+        if not self._ready:
+            self.prepare(generator)
+        column = self._column
         self._column = (column + 1) % DRAWS
-        return draws[:, column].copy()
+        self._ready = False
+        return self.draws[:, column].copy()
 
     def _move(self, j: int, column: int) -> None:
         self._due[self._due_at[j]].remove(j)
@@ -278,9 +293,12 @@ class BetaPosteriors(Posteriors):
         i = t.astype(np.intp)
         t -= i
         i += self._offsets[r, None, None]
-        values = self.steps.ravel()[i]
+        table = self.values.ravel()
+        below = table[i]
+        i += 1
+        values = np.subtract(table[i], below, dtype=np.float64)
         values *= t
-        values += self.values.ravel()[i]
+        values += below
         return values
 
     def _tabulate(self, rows: list[int]) -> None:
@@ -298,8 +316,8 @@ class BetaPosteriors(Posteriors):
         values[:, _ENDS] = betainc(a, b, x[:, _ENDS_ON_GRID])
         np.cumsum(cells[:, 2:-3], axis=1, out=values[:, 3:-3])
         values[:, 3:-3] += values[:, 2:3]
-        self.values[r] = values
-        self.steps[r, :-1] = np.diff(values, axis=1)
+        self.values[r, :TABLE] = values
+        self.values[r, TABLE] = values[:, -1]
         for j in rows:
             self._tabled[j] = True
 
