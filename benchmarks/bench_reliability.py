@@ -348,20 +348,24 @@ def fuzz_cli(n: int, rng: random.Random, workdir: Path, tally: Tally) -> None:
         lambda: ["fleet", "serve", "--config", rng.choice([str(garbage), str(a_file), str(workdir / "none.toml")])],
     ]
     runner = CliRunner()
-    for _ in range(n):
-        args = rng.choice(commands)()
-        tally.tried += 1
-        result = runner.invoke(app, args)
-        if result.exception is None or isinstance(result.exception, SystemExit):
-            if "Traceback" in result.output:
-                tally.note("crashes", f"cli {args[:3]}: traceback printed")
-            elif result.exit_code == 0:
-                tally.accepted += 1
-            else:
-                tally.refused += 1
-        else:
-            exc = result.exception
-            tally.note("crashes", f"cli {' '.join(a[:40] for a in args)}: {type(exc).__name__}: {str(exc)[:120]}")
+    with contextlib.chdir(workdir):  # "" and "-" are relative: they must land in the work directory
+        for _ in range(n):
+            _fuzz_cli_once(runner, app, rng.choice(commands)(), tally)
+
+
+def _fuzz_cli_once(runner, app, args: list[str], tally: Tally) -> None:
+    """One CLI call: counted as accepted, refused (a clean error) or a crash (a traceback)."""
+    tally.tried += 1
+    result = runner.invoke(app, args)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        exc = result.exception
+        tally.note("crashes", f"cli {' '.join(a[:40] for a in args)}: {type(exc).__name__}: {str(exc)[:120]}")
+    elif "Traceback" in result.output:
+        tally.note("crashes", f"cli {args[:3]}: traceback printed")
+    elif result.exit_code == 0:
+        tally.accepted += 1
+    else:
+        tally.refused += 1
 
 
 # -- fault matrix ---------------------------------------------------------------------------------
