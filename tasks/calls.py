@@ -110,10 +110,12 @@ class SpooledCall:
 )
 def call_targets_on_cluster(client: Any, calls: list[SpooledCall], spool: str, count: int) -> list[tuple[AttemptResult, ExecutionRecord]]:
     """One task run (in the flow's process) per chunk of attempts sent to a Dask worker: `spool_calls`
-    runs there as a plain Dask task. Running a Prefect task on the worker instead (prefect-dask) costs
-    ~0.4 s per submit in the flow (the whole Prefect context, the batch's parameters included, is
-    serialised and tokenised each time) and ~0.5 s on the worker to rebuild it: 0.1-0.3x one process
-    (benchmarks/bench_scale.py). Pass `client` and `calls` wrapped in `quote()`: Prefect need not walk them."""
+    runs there as a plain Dask task (~10 ms there and back). A Prefect task run on the worker instead
+    (prefect-dask's DaskTaskRunner) takes ~140 ms: ~50 ms per submit in the flow (Prefect's settings and
+    flow run, the batch's parameters included, serialised and tokenised; ~115 ms with 500 tasks), the
+    rest on the worker (settings rebuilt, API clients opened per task run): route-batch at 0.23-0.40x
+    one process (benchmarks/bench_dask_runner.py). Pass `client` and `calls` wrapped in `quote()`:
+    Prefect need not walk them."""
     return client.submit(spool_calls, calls, spool, pure=False).result()
 
 
