@@ -252,10 +252,11 @@ class PrefectBudgetLedger(BudgetLedger):
         if not units or self._increment(client, names, units) is not None:
             return
         for name in names:
-            found = self._read(client, name)
-            room = min(units, found.limit - found.active_slots) if found else 0
-            if room > 0:
-                self._increment(client, [name], room)  # refused if taken meanwhile: within the bound
+            for _ in range(ATTEMPTS):  # room taken meanwhile: look again; what stays uncharged is within the bound
+                found = self._read(client, name)
+                room = min(units, found.limit - found.active_slots) if found else 0
+                if room <= 0 or self._increment(client, [name], room) is not None:
+                    break
 
     def _figures(
         self, client: SyncPrefectClient, applicable: Sequence[tuple[Budget, Bucket]], units: int, estimate: float,
