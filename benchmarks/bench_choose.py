@@ -83,6 +83,34 @@ def latency_rows(decisions: int) -> list[dict]:
     return rows
 
 
+def noise_floor_row(decisions: int, median_us: float) -> dict:
+    """A fixed pure-Python loop tuned to `median_us`, timed as `choose` is: the p99 this machine gives
+    code that does the same work every call (its p99/median ratio is the machine's, not ours)."""
+    def loop(n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += i * i
+        return total
+
+    thread = time.thread_time_ns
+
+    def timed(n: int) -> float:
+        c0 = thread()
+        loop(n)
+        return (thread() - c0) / 1000
+
+    n = 100
+    for _ in range(3):  # scale n until its median matches
+        n = max(1, round(n * median_us / median([timed(n) for _ in range(300)])))
+    cpu = []
+    for _ in range(decisions):
+        c0 = thread()
+        loop(n)
+        cpu.append((thread() - c0) / 1000)
+    return {"workload": f"fixed loop of {n} steps", "cpu_median_us": median(cpu), "cpu_p99_us": p99(cpu),
+            "p99_over_median": p99(cpu) / median(cpu)}
+
+
 def rotation_rows(decisions: int) -> list[dict]:
     """Thompson, 20 targets, task types in rotation (one context each): the cost of many contexts."""
     names = [f"t{i}" for i in range(20)]
@@ -190,6 +218,9 @@ def main(quick: bool, json_path: str | None) -> dict:
     latency = latency_rows(decisions)
     report("choose", "Router.choose: weighted (default) and Thompson, fixed state and learning", latency,
            f"{decisions:,} decisions each; µs wall and thread CPU")
+    learning = next(r for r in latency if r["strategy"] == "thompson" and r["targets"] == 20 and r["state"] == "learning")
+    floor = noise_floor_row(decisions, learning["cpu_median_us"])
+    report("choose_noise_floor", "The machine's own tail: fixed work of Thompson-learning's median", [floor])
     rotation = rotation_rows(decisions)
     report("choose_contexts", "Thompson, 20 targets: task types in rotation", rotation)
     mab = mabwiser_row(decisions)
@@ -198,7 +229,7 @@ def main(quick: bool, json_path: str | None) -> dict:
     memory = memory_rows(200 if quick else 1000, 20, 5)
     memory += memory_rows(5 if quick else 25, 20, 2_000, capped=False)  # latency windows full
     report("choose_memory", "Memory per (target, task type)", memory)
-    result = {"latency": latency, "contexts": rotation, "mabwiser": mab, "memory": memory}
+    result = {"latency": latency, "noise_floor": floor, "contexts": rotation, "mabwiser": mab, "memory": memory}
     if json_path:
         Path(json_path).write_text(json.dumps(result, indent=2))
     return result

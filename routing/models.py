@@ -125,34 +125,15 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-IDS_AHEAD = 256
-"""Ids made at once from one `os.urandom` call (a system call an id would cost ~1 µs)."""
-_VERSION_4 = bytes(b & 0x0F | 0x40 for b in range(256))  # byte 6 of a version 4 UUID
-_VARIANT_1 = bytes(b & 0x3F | 0x80 for b in range(256))  # byte 8 (RFC 4122 variant)
-_ids: list[str] = []  # made ahead; list.pop is atomic, so threads need no lock
-
-
-def _forget_ids() -> None:
-    """A forked child must not hand out its parent's ids."""
-    _ids.clear()
-
-
-os.register_at_fork(after_in_child=_forget_ids)
+_UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))  # the variant and version bits, as uuid.UUID sets them
+_UUID4_SET = (0x8000 << 48) | (4 << 76)
 
 
 def new_id() -> str:
-    """A random (version 4) UUID as 32 hex digits, ~10x cheaper than `uuid.uuid4().hex` (hot path)."""
-    try:
-        return _ids.pop()
-    except IndexError:
-        raw = bytearray(os.urandom(16 * IDS_AHEAD))
-        raw[6::16] = raw[6::16].translate(_VERSION_4)
-        raw[8::16] = raw[8::16].translate(_VARIANT_1)
-        text = raw.hex()
-        made = [text[at : at + 32] for at in range(0, len(text), 32)]
-        one = made.pop()
-        _ids.extend(made)
-        return one
+    """A random (version 4) UUID as 32 hex digits, from 16 bytes of `os.urandom` (ids reach clients,
+    so they must not be guessable): ~0.8 µs, half of `uuid.uuid4().hex`, with nothing made ahead that
+    one call in many would pay for (or a forked child could repeat)."""
+    return "%032x" % (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET)
 
 
 class Category(StrEnum):
