@@ -125,15 +125,33 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+IDS_AHEAD = 16
+"""Random 128-bit numbers fetched per `os.urandom` call: a system call per id costs ~3 µs on a decision's
+path (its kernel paths cold after the outcome's work), one per 16 ids ~5 µs in all."""
 _UUID4_CLEAR = ~((0xC000 << 48) | (0xF000 << 64))  # the variant and version bits, as uuid.UUID sets them
 _UUID4_SET = (0x8000 << 48) | (4 << 76)
+_ahead: list[int] = []  # list.pop is atomic: threads need no lock
+
+
+def _forget_ids() -> None:
+    """A forked child must not hand out its parent's ids."""
+    _ahead.clear()
+
+
+os.register_at_fork(after_in_child=_forget_ids)
 
 
 def new_id() -> str:
-    """A random (version 4) UUID as 32 hex digits, from 16 bytes of `os.urandom` (ids reach clients,
-    so they must not be guessable): ~0.8 µs, half of `uuid.uuid4().hex`, with nothing made ahead that
-    one call in many would pay for (or a forked child could repeat)."""
-    return "%032x" % (int.from_bytes(os.urandom(16)) & _UUID4_CLEAR | _UUID4_SET)
+    """A random (version 4) UUID as 32 hex digits, from `os.urandom` (ids reach clients, so they must
+    not be guessable); ~4x cheaper than `uuid.uuid4().hex` on the hot path."""
+    try:
+        bits = _ahead.pop()
+    except IndexError:
+        raw = os.urandom(16 * IDS_AHEAD)
+        made = [int.from_bytes(raw[at : at + 16]) for at in range(0, len(raw), 16)]
+        bits = made.pop()
+        _ahead.extend(made)
+    return "%032x" % (bits & _UUID4_CLEAR | _UUID4_SET)
 
 
 class Category(StrEnum):

@@ -236,7 +236,7 @@ def _child_id(queue) -> None:
 
 
 def test_ids_differ_in_a_forked_child() -> None:
-    """Ids are version 4 UUIDs; a forked child (a worker process) must not repeat its parent's."""
+    """Ids are version 4 UUIDs; a forked child must not repeat those its parent fetched ahead."""
     new_id()
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
