@@ -73,6 +73,7 @@ class WeightedScore:
         self._rng = random.Random(seed)
         self._ranked: dict[tuple, _Ranking] = {}  # least recently used first
         self._latest: tuple | None = None  # the key of the latest decision's ranking
+        self._repeated = False  # whether the decision before it used the same ranking
 
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         cfg = self.config
@@ -85,7 +86,7 @@ class WeightedScore:
                 del self._ranked[next(iter(self._ranked))]
             ranking = _Ranking(book, names)
         self._ranked[key] = ranking
-        self._latest = key
+        self._repeated, self._latest = key == self._latest, key
         if ranking.version != book.version:
             self._update(ranking, names, task_type, book)
         candidates, trusted = ranking.candidates, ranking.trusted
@@ -145,9 +146,9 @@ class WeightedScore:
 
     def observe(self, outcome: Outcome) -> None:
         """Nothing of its own to learn (it reads the shared StatsBook, which the Router has just updated),
-        but the latest decision's ranking is brought up to date now if `outcome` changed it: the next
-        decision then finds it ready instead of redoing it on its own path."""
+        but if the latest two decisions used one ranking and `outcome` changed it, it is brought up to
+        date now: the next decision, likely the same kind, finds it ready (the work moves, it is not saved)."""
         latest = self._latest
-        ranking = self._ranked.get(latest) if latest is not None else None
+        ranking = self._ranked.get(latest) if self._repeated else None
         if ranking is not None and latest[0] == outcome.task_type and ranking.version != ranking.book.version:
             self._update(ranking, latest[1], outcome.task_type, ranking.book)

@@ -216,11 +216,12 @@ def test_work_done_as_an_outcome_arrives_changes_no_decision(build, kinds) -> No
         lazy.observe(result)
 
 
-def test_an_outcome_for_the_latest_decision_leaves_the_next_one_nothing_to_redo() -> None:
+def test_an_outcome_after_a_run_of_decisions_in_its_context_leaves_the_next_one_nothing_to_redo() -> None:
     names = [f"t{i}" for i in range(5)]
     strategy = BanditStrategy(ThompsonSampling, names, seed=5)
     router = Router([Target(name=n) for n in names], strategy)
     rng = random.Random(6)
+    router.choose(task())
     decision = router.choose(task())
     router.observe(outcome(decision.pick, rng))
     bandit = strategy.bandit
@@ -229,6 +230,30 @@ def test_an_outcome_for_the_latest_decision_leaves_the_next_one_nothing_to_redo(
     posteriors = view.memo["posteriors"]
     assert posteriors._ready and not posteriors._stale  # the next draws made
     assert view.extra["ranking"][2] == router.book.version  # ranked against the updated book
+
+    router.choose(task("code"))  # a decision in another context ends the run: nothing is warmed
+    router.observe(outcome(decision.pick, rng, task_type="code"))
+    assert bandit._views[(("code", "general"), tuple(names))].stamp != bandit._clock
+
+
+def test_a_column_of_draws_is_refilled_once_however_often_arms_change_before_it_is_read() -> None:
+    """Two outcomes before a decision (a fallback, a wave): the rows that run out at the column are
+    drawn once, the arms that changed get new draws, and the column read is from the latest posteriors."""
+    posteriors = BetaPosteriors(4).refresh([2.0, 3.0, 4.0, 5.0], [5.0, 4.0, 3.0, 2.0])
+    generator = np.random.default_rng(1)
+    for _ in range(DRAWS):
+        posteriors.sample(generator)
+        if posteriors._due[posteriors._column]:  # the next column ends some rows
+            break
+    assert posteriors._due[posteriors._column]
+    due = list(posteriors._due[posteriors._column])
+    posteriors.prepare(generator)
+    drawn = posteriors.draws.copy()
+    changed = next(j for j in range(4) if j not in due)
+    posteriors.refresh({changed: 30.0}, {changed: 1.0}, [changed]).prepare(generator)  # only it is redrawn
+    unchanged = [j for j in range(4) if j != changed]
+    assert np.array_equal(posteriors.draws[unchanged], drawn[unchanged])
+    assert posteriors.sample(generator)[changed] > 0.7  # from Beta(30, 1), not its old posterior
 
 
 def _child_id(queue) -> None:

@@ -65,6 +65,7 @@ class BanditStrategy:
         self.willingness_to_pay = willingness_to_pay
         self.reward = reward or (quality_reward if bandit_cls is GaussianThompsonSampling else success_reward)
         self._latest: tuple | None = None  # (task type, category, names, book) of the latest decision
+        self._repeated = False  # whether the decision before it had the same frame
 
     def distribution(self, task: Task, targets: Sequence[Target], book: StatsBook) -> dict[str, float]:
         """The probability of each eligible target being picked for `task` now."""
@@ -75,6 +76,10 @@ class BanditStrategy:
     def choose(self, task: Task, targets: Sequence[Target], book: StatsBook) -> Choice:
         names = self._names(targets)
         context, penalty = self._frame(task.task_type, task.category, names, book)
+        latest = self._latest
+        self._repeated = (
+            latest is not None and latest[0] == task.task_type and latest[1] == task.category and latest[2] == names
+        )
         self._latest = (task.task_type, task.category, names, book)
         bandit = self.bandit
         j, propensity, view = bandit.pick_in_view(context, names, penalty)
@@ -150,14 +155,16 @@ class BanditStrategy:
         return [f"{name}: seeded with {len(state.priors)} priors ({calls} calls, at most {prior_cap} each)"]
 
     def observe(self, outcome: Outcome) -> None:
-        """Learn from `outcome`; if it belongs to the context of the latest decision, bring that
-        decision's view and ranking up to date now (see `Bandit.warm`): a router learning while it routes
-        then pays for the update here, as the outcome arrives, not on the next decision's path."""
+        """Learn from `outcome`; if the latest two decisions were made in its context (a run of them),
+        bring that view and ranking up to date now (see `Bandit.warm`): the next decision there, likely
+        in the same context, then finds its work done; the work moves off the decision's path, it is not
+        saved. Decisions in rotation over contexts are not warmed (each view would be stale again before
+        its next use)."""
         self.bandit.add_arm(outcome.target)
         context = task_context(outcome.task_type, outcome.category)
         self.bandit.update(outcome.target, self.reward(outcome), context)
         latest = self._latest
-        if latest is not None and latest[0] == outcome.task_type and latest[1] == outcome.category:
+        if self._repeated and latest[0] == outcome.task_type and latest[1] == outcome.category:
             task_type, category, names, book = latest
             context, penalty = self._frame(task_type, category, names, book)
             self._ranking(self.bandit.warm(context, names), names, task_type, penalty, book)

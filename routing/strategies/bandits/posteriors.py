@@ -173,6 +173,7 @@ class BetaPosteriors(Posteriors):
         self._due[0].extend(range(k))  # all run out at once: the first decision fills them staggered
         self._stale: list[int] = []  # arms whose (a, b) changed since the last draw
         self._ready = False  # whether the column the next decision reads is prepared (`prepare`)
+        self._filled: int | None = None  # the column whose run-out rows `prepare` refilled on this visit
 
     def refresh(
         self, a: Sequence[float] | Mapping[int, float], b: Sequence[float] | Mapping[int, float],
@@ -198,7 +199,9 @@ class BetaPosteriors(Posteriors):
         if self._ready:
             return
         column, draws, a, b = self._column, self.draws, self.a, self.b
-        ran_out, stale = sorted(self._due[column]), self._stale
+        # The rows that run out at this column are refilled once per visit of it, however often arms change.
+        ran_out = sorted(self._due[column]) if self._filled != column else []
+        self._filled, stale = column, self._stale
         many = len(a) // 2
         end = column + DRAWS_AFTER_CHANGE
         if len(ran_out) > many:  # rows that ran out together: one array call, and their ends staggered
@@ -235,7 +238,7 @@ class BetaPosteriors(Posteriors):
             self.prepare(generator)
         column = self._column
         self._column = (column + 1) % DRAWS
-        self._ready = False
+        self._ready, self._filled = False, None
         return self.draws[:, column].copy()
 
     def _move(self, j: int, column: int) -> None:
