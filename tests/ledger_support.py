@@ -22,6 +22,7 @@ def spend_until_refused(location: str | None, overshoot: float, seed: int, queue
     rng, task, target = random.Random(seed), Task(task_type="qa", payload="x"), Target(name="t")
     charged = over = 0.0
     refusals = 0
+    ledger.remaining(task, target, NOW)  # connected (a Prefect client opens in ~20 ms) before the race starts
     start.wait(timeout=120)  # all three compete from the first call
     while refusals < 3:
         estimate = rng.choice([0.01, 0.02, 0.03])
