@@ -140,8 +140,9 @@ def route_batch(
     other machines; the flow chooses, budgets and learns. Segments shipped to a URL are ingested by the
     `ingest-outcomes` deployment (the single ingester).
 
-    Tasks go in waves: each wave is chosen with everything learned from the waves before it, its
-    calls run concurrently, and failed attempts fall back to their next target within the wave.
+    Tasks go in waves: each wave is chosen with everything learned from the waves before it (and what
+    was published meanwhile: statistics, policies, experiments), its calls run concurrently, and
+    failed attempts fall back to their next target within the wave.
     A task no target can take (capabilities, open breakers, constraints) is logged with the reason
     and left out of the results; the others go on.
     """
@@ -154,6 +155,8 @@ def route_batch(
     unroutable = 0
     with _attempt_runner(routing, cluster_address, spool_url) as submit:
         for start in range(0, len(tasks), concurrency):
+            if start:  # what a recalculation or a policy change published meanwhile (cheap: see refresh)
+                routing.refresh()
             chains = []
             for task in tasks[start : start + concurrency]:
                 try:

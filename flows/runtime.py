@@ -28,7 +28,7 @@ from blocks.store.gossip import BreakerGossip
 from blocks.store.learning import load_q_table, load_sessions, save_q_table, save_sessions
 from blocks.store.ledger import open_ledger
 from blocks.store.objectives import load_objectives
-from blocks.store.remote_state import RemotePublishedReader
+from blocks.store.remote_state import RemotePublishedReader, await_first_looks
 from blocks.store.snapshots import PublishedReader, published_path
 from blocks.targets.base import TargetBlock
 from routing.calls.breaker import BreakerBoard, Transition
@@ -97,6 +97,7 @@ class RoutingRuntime:
     _last_fate: tuple[str, float | None] = ("", None)  # the last decision's weight: its attempts follow it
     _default_strategy: Strategy | None = None
     _state: PublishedState | None = None
+    _first_looks_awaited: bool = False
 
     @classmethod
     def build(
@@ -175,7 +176,10 @@ class RoutingRuntime:
     def refresh(self) -> None:
         """Take in statistics a recalculation published since the last look, and the policies and
         running experiments the store published: a `stat` each beside the store, what the background
-        looks fetched at a published URL."""
+        looks fetched at a published URL (the first refresh waits, bounded, for their first looks)."""
+        if not self._first_looks_awaited:
+            self._first_looks_awaited = True
+            await_first_looks((self.published, self.live))
         if self.published is not None and (state := self.published.changed()) is not None:
             self._state = state
             for line in apply_published(state, self.router):
@@ -362,8 +366,11 @@ _runtimes: dict[str, RoutingRuntime] = {}
 
 
 def register_runtime(name: str, runtime: RoutingRuntime) -> None:
+    """Make `runtime` the one called `name`; one it replaces has its background looks stopped."""
     with _lock:
-        _runtimes[name] = runtime
+        old, _runtimes[name] = _runtimes.get(name), runtime
+    if old is not None and old is not runtime:
+        old.close()
 
 
 def unregister_runtime(name: str) -> None:

@@ -13,6 +13,7 @@ copies them into `experiment_assignments`, idempotently.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from blocks.store.remote_spool import display_url
 from blocks.store.remote_state import ship_published
 from blocks.store.snapshots import _replace
 from blocks.store.store import Store, utc_naive
-from routing.errors import ConfigError, StoreError, UnknownNameError
+from routing.errors import ConfigError, UnknownNameError
 from routing.experiments.analysis import Analysis, VariantData
 from routing.experiments.assignment import Experiment, Status
 from routing.experiments.engine import (
@@ -44,6 +45,8 @@ from routing.models import utcnow
 _PREFIX = "routing:"
 LIVE_FILE = Path("published") / "live.json"
 
+logger = logging.getLogger("adaptive_router")
+
 
 def _utc(moment: datetime | None) -> datetime | None:
     """The store keeps naive UTC; models hold aware datetimes."""
@@ -63,8 +66,9 @@ def load_live(path: Path) -> LiveConfig | None:
 
 def publish_live(store: Store) -> LiveConfig:
     """Write the policy state and the running experiments where routers look for them: beside the
-    store and, when it has a published URL, there too. A URL that cannot be written raises StoreError
-    (the change itself is recorded; `recalculate-stats` ships the file again when the copy differs)."""
+    store and, when it has a published URL, there too. A URL that cannot be written is logged, not
+    raised: the change is committed by then, and a caller must go on (an experiment's rollback still
+    emits its event); `recalculate-stats` ships the file again when the copy differs."""
     live = LiveConfig(policies=load_policy_state(store), experiments=tuple(list_experiments(store, Status.RUNNING)))
     path = live_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -73,11 +77,11 @@ def publish_live(store: Store) -> LiveConfig:
         try:
             ship_published(path, url, name=LIVE_FILE.name)
         except Exception as exc:  # noqa: BLE001 -- fsspec backends raise their own errors
-            raise StoreError(
-                f"the policy change is recorded and published at {path}, but shipping it to "
-                f"{display_url(url)}/{LIVE_FILE.name} failed, so routers reading that URL keep the previous "
-                f"policies until the next publication or `recalculate-stats` run ships it: {exc}"
-            ) from exc
+            logger.warning(
+                "the policy change is recorded and published at %s, but shipping it to %s/%s failed, so routers "
+                "reading that URL keep the previous policies until the next policy change or `recalculate-stats` "
+                "run ships it again: %s", path, display_url(url), LIVE_FILE.name, str(exc),
+            )  # fmt: skip
     return live
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,7 @@ class BreakerGossip:
         self._name = name
         self.lookout = Lookout(self._look, interval, f"breaker gossip at {display_url(self.location)}")
         self._unwritten = False  # a breaker changed since this process's file was last written
+        self._upload = uuid.uuid4().hex  # two gossips in one process never share a half-written upload
 
     @property
     def name(self) -> str:
@@ -76,20 +78,23 @@ class BreakerGossip:
 
     def _look(self) -> None:
         """On the lookout's thread: write this process's file if a breaker changed, then adopt the
-        peers'; raises what the filesystem raises (a write that failed is retried at the next look)."""
+        peers' even if that write failed (read-only credentials still learn what others found);
+        raises what the filesystem raised, for backoff and logging (a failed write is retried)."""
+        refused: Exception | None = None
         if self._unwritten:
             self._unwritten = False  # before reading the board: a change from now on is written next time
             try:
                 self.write()
-            except Exception:
-                self._unwritten = True
-                raise
+            except Exception as exc:  # noqa: BLE001 -- fsspec backends raise their own errors
+                self._unwritten, refused = True, exc
         self.board.adopt_peers(self.peers())
+        if refused is not None:
+            raise refused
 
     def write(self) -> None:
         """Write this process's open breakers (a peer never lists the hidden upload: not *.json)."""
         fs, root = self.remote.fs, self.remote.root
-        mine, part = f"{root}/{self.name}", f"{root}/.{self.name}.part"
+        mine, part = f"{root}/{self.name}", f"{root}/.{self.name}.{self._upload}.part"
         fs.makedirs(root, exist_ok=True)
         fs.pipe_file(part, json.dumps(self.board.open_until()).encode())
         fs.mv(part, mine)

@@ -77,11 +77,23 @@ class Lookout:
         with self._done:
             wanted = self._started + 1
             self._wake.set()
-            return self._done.wait_for(lambda: self._finished >= wanted, timeout)
+            self._done.wait_for(lambda: self._closed or self._finished >= wanted, timeout)
+            return self._finished >= wanted
+
+    def first_look(self, timeout: float) -> bool:
+        """Start the thread and wait until its first look has ended (one this process made already
+        counts: no look is added); False if `timeout` passed first or the lookout was closed."""
+        self.start()
+        with self._done:
+            self._done.wait_for(lambda: self._closed or self._finished >= 1, timeout)
+            return self._finished >= 1
 
     def close(self, timeout: float = 1.0) -> None:
-        """Stop the thread; waits up to `timeout` for a look in flight (it ends on its own after)."""
-        self._closed = True
+        """Stop the thread and release whoever waits for a look; waits up to `timeout` for a look in
+        flight (it ends on its own after)."""
+        with self._done:  # under the condition: a waiter checks `_closed` and sleeps atomically
+            self._closed = True
+            self._done.notify_all()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():

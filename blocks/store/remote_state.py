@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,10 @@ from routing.validation import describe
 
 STATE_FILE = "state.json"
 DEFAULT_INTERVAL = 5.0
+FIRST_LOOK_TIMEOUT = 5.0
+"""How long a new router's first refresh waits for its first looks at a published URL (see
+`await_first_looks`): without them its first requests, or a whole route-batch run, would route with
+neither the learned state nor the live policies; bounded, so a hanging URL only delays the start."""
 
 logger = logging.getLogger("adaptive_router")
 
@@ -119,6 +125,10 @@ class RemotePublishedReader:
         self._taken = version
         return document
 
+    def first_look(self, timeout: float) -> bool:
+        """Wait up to `timeout` for the thread's first look (see Lookout.first_look)."""
+        return self.lookout.first_look(timeout)
+
     def look_now(self, timeout: float | None = None) -> bool:
         """Look at once and wait for it (see Lookout.look_now); the next `changed()` has its find."""
         return self.lookout.look_now(timeout)
@@ -145,3 +155,18 @@ class RemotePublishedReader:
             logger.error("%s is invalid, keeping the last one: %s", self.lookout.what, describe(exc, True, "document"))
             return
         self._fetched = (self._fetched[0] + 1, document)
+
+
+def await_first_looks(readers: Iterable[Any], timeout: float | None = None) -> None:
+    """Wait, together and at most `timeout` seconds (default FIRST_LOOK_TIMEOUT), for the first look of each remote reader among
+    `readers` (others read their file when asked); a URL that does not answer in time is logged and
+    its looks go on in the background."""
+    timeout = FIRST_LOOK_TIMEOUT if timeout is None else timeout
+    remote = [r for r in readers if isinstance(r, RemotePublishedReader)]
+    for reader in remote:
+        reader.lookout.start()  # all look at once: the wait is the slowest look, not their sum
+    deadline = time.monotonic() + timeout
+    for reader in remote:
+        if not reader.first_look(max(0.0, deadline - time.monotonic())):
+            logger.warning("%s did not answer within %.0f s: routing starts without it and takes it in "
+                           "when it arrives", reader.lookout.what, timeout)  # fmt: skip

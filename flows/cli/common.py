@@ -5,6 +5,7 @@ Nothing heavy is imported here: `adaptive-router --help` must not pay for Prefec
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,21 @@ def fail(problem: Exception | str) -> NoReturn:
     message = describe(problem) if isinstance(problem, ValidationError) else str(problem)
     console.print(f"[red]error:[/red] {message}", highlight=False)
     raise typer.Exit(code=1)
+
+
+def show_warnings() -> None:
+    """Print the router's warnings on the console, as `warning: ...` lines: a command whose change is
+    committed but could not reach everything (live.json not shipped to the published URL) says so
+    and still succeeds. Installed once per process; without a handler Python prints them bare on stderr."""
+    logger = logging.getLogger("adaptive_router")
+    if any(isinstance(h, _ConsoleWarnings) for h in logger.handlers):
+        return
+    logger.addHandler(_ConsoleWarnings(logging.WARNING))
+
+
+class _ConsoleWarnings(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        console.print(f"[yellow]warning:[/yellow] {record.getMessage()}", highlight=False)
 
 
 def open_store(database: str | None) -> DuckDBStore:

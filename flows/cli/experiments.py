@@ -13,13 +13,16 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from flows.cli.common import DatabaseOption, console, existing_store, fail, open_store
+from flows.cli.common import DatabaseOption, console, existing_store, fail, open_store, show_warnings
 from routing.errors import RoutingError
 
 if TYPE_CHECKING:
     from blocks.store import Store
 ab_test_app = typer.Typer(help="A/B tests of routing policies, analysed with always-valid statistics.", no_args_is_help=True)
 policy_app = typer.Typer(help="The routing policy in force: list, show, history, apply, rollback.", no_args_is_help=True)
+
+ab_test_app.callback()(show_warnings)  # a change committed but not shipped to the published URL is said
+policy_app.callback()(show_warnings)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 

@@ -8,6 +8,7 @@ answers. The live policies file is shipped to moto's S3 server on loopback and a
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -123,6 +124,31 @@ def test_a_forked_child_looks_with_its_own_thread(s3, tmp_path) -> None:
         reader.close()
 
 
+def test_a_fresh_router_adopts_what_is_shipped_on_its_first_refresh(s3, tmp_path, store, monkeypatch) -> None:
+    from blocks.fleet.config import STABLE_FLEET_PATH, load_fleet_config
+    from blocks.fleet.targets import fleet_targets
+    from blocks.store.experiments import apply_policy
+    from blocks.store.snapshots import load_published, published_path
+    from routing.experiments.policy import parse_policy
+
+    url = "s3://spool/first-refresh"
+    here = DuckDBStore(database=str(store.path), published_url=url)
+    names = [t.target_name for t in fleet_targets(load_fleet_config(STABLE_FLEET_PATH), "http://127.0.0.1:9")[:2]]
+    published_stats(store, names)
+    ship_published(published_path(store), url)
+    apply_policy(here, parse_policy(f"fixed:{names[0]}"), "pin the first", approved=True)  # ships live.json
+
+    monkeypatch.setattr("blocks.store.remote_state.FIRST_LOOK_TIMEOUT", 120.0)  # a slow machine is no failure
+    runtime, strategy, built_names = remote_router(tmp_path, url)  # a new process: built, refreshed once
+    try:
+        assert built_names == names
+        assert strategy.snapshot == load_published(published_path(store)).snapshot
+        assert runtime.router.strategy.name == "fixed"
+        assert runtime.choose(Task(task_type="qa", payload="?")).pick == names[0]
+    finally:
+        runtime.close()
+
+
 # -- the live policies on the published URL -------------------------------------------------------------
 
 
@@ -180,13 +206,22 @@ def test_a_live_policies_copy_that_differs_is_shipped_again_by_recalculate_stats
     assert shipped == live_path(store).read_bytes()
 
 
-def test_a_policy_change_that_cannot_be_shipped_says_so(tmp_path) -> None:
+def test_a_policy_change_that_cannot_be_shipped_is_committed_and_says_so(tmp_path, caplog, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
     from blocks.store.experiments import apply_policy, load_policy_state
-    from routing.errors import StoreError
+    from flows.cli import app
     from routing.experiments.policy import parse_policy
 
     (tmp_path / "a-file").write_text("not a directory")
-    store = DuckDBStore(database=str(tmp_path / "router.duckdb"), published_url=f"file://{tmp_path}/a-file/published")
-    with pytest.raises(StoreError, match=r"policy change is recorded.*a-file/published/live\.json failed"):
-        apply_policy(store, parse_policy("thompson"), "first", approved=True)
-    assert load_policy_state(store).policies["*"].spec == "thompson"  # recorded all the same
+    url = f"file://{tmp_path}/a-file/published"
+    store = DuckDBStore(database=str(tmp_path / "router.duckdb"), published_url=url)
+    apply_policy(store, parse_policy("thompson"), "first", approved=True)  # no error: the change is committed
+    assert load_policy_state(store).policies["*"].spec == "thompson"
+    assert re.search(r"policy change is recorded.*a-file/published/live\.json failed.*recalculate-stats", caplog.text)
+
+    monkeypatch.setenv("ADAPTIVE_ROUTER_PUBLISHED_URL", url)
+    result = CliRunner().invoke(app, ["policy", "apply", "epsilon_greedy", "--approve", "-d", str(store.path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: the policy change is recorded" in " ".join(result.output.split())
+    assert load_policy_state(store).policies["*"].spec == "epsilon_greedy"

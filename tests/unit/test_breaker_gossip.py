@@ -4,6 +4,7 @@ with the I/O on background threads (blocks/store/lookout.py)."""
 from __future__ import annotations
 
 import logging
+import threading
 
 from blocks.store.gossip import BreakerGossip
 from blocks.store.lookout import MAX_BACKOFF_DOUBLINGS, Lookout
@@ -120,3 +121,49 @@ def test_a_dropped_owner_ends_its_lookouts_thread() -> None:
     lookout.wake()  # the thread finds its owner gone at this wake
     thread.join(timeout=30)
     assert not thread.is_alive()
+
+
+class Held:
+    """A look that blocks until `gate` is set: a look in flight."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.lookout = Lookout(self.look, interval=600, what="held location")
+
+    def look(self) -> None:
+        self.gate.wait()
+
+
+def test_closing_a_lookout_releases_whoever_waits_for_a_look() -> None:
+    held = Held()
+    answers: list[bool] = []
+    held.lookout.start()  # its first look is in flight, held
+    waiter = threading.Thread(target=lambda: answers.append(held.lookout.look_now()))  # no timeout
+    waiter.start()
+    try:
+        held.lookout.close(timeout=0)
+        waiter.join(timeout=60)  # a bound on a hang, not a timing: the wait ends at the close
+        assert not waiter.is_alive() and answers == [False]
+    finally:
+        held.gate.set()
+
+
+def test_a_write_the_location_refuses_still_reads_the_peers(tmp_path, caplog) -> None:
+    (tmp_path / "peer-1.json").write_text('{"dead": 5000.0}')
+    board = BreakerBoard(BreakerConfig(failure_threshold=1), clock=Clock())
+    # a file in a folder that does not exist: the location refuses the write (as read-only credentials do)
+    gossip = BreakerGossip(tmp_path, board, interval=600, name="no-such-folder/me.json")
+    try:
+        board.record(failure("mine"))  # opens: a write is asked for
+        gossip.publish()
+        assert gossip.lookout.look_now(timeout=30)
+        assert not board.available("dead")  # the peer's breaker, learnt all the same
+        assert gossip.lookout.failures >= 1 and gossip._unwritten  # counted for backoff, retried next look
+        assert "breaker gossip" in caplog.text and "cannot be reached" in caplog.text
+    finally:
+        gossip.close()
+
+
+def test_two_gossips_in_one_process_upload_under_different_names(tmp_path) -> None:
+    one, two = BreakerGossip(tmp_path, BreakerBoard()), BreakerGossip(tmp_path, BreakerBoard())
+    assert one.name == two.name and one._upload != two._upload

@@ -159,3 +159,15 @@ def test_every_alert_rule_names_served_metrics(store) -> None:
     for rule in rules:
         names = METRIC.findall(rule["expr"])
         assert names and all(n in served for n in names), (rule["alert"], names)
+
+
+def test_a_runtime_replaced_under_its_name_stops_its_background_looks(store) -> None:
+    old, new = _runtime(store), _runtime(store)
+    register_runtime("unit-replaced", old)
+    old.gossip.watch()  # its look thread runs
+    try:
+        register_runtime("unit-replaced", new)
+        assert not old.gossip.lookout.look_now(timeout=30)  # closed: no look any more
+        assert new.gossip.lookout.look_now(timeout=30)
+    finally:
+        unregister_runtime("unit-replaced")
