@@ -11,6 +11,7 @@ through `route-batch`: a task moves from `queued` to `routing` while it is route
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
@@ -73,7 +74,8 @@ def apply_retention(
         from blocks.store.prefect_ledger import PrefectBudgetLedger
 
         now = utc_naive(as_of).replace(tzinfo=UTC)  # naive input is UTC, as for the store
-        deleted["budget limits"] = len(PrefectBudgetLedger([], **options).prune(now))
+        with closing(PrefectBudgetLedger([], **options)) as ledger:
+            deleted["budget limits"] = len(ledger.prune(now))
     get_run_logger().info(
         "deleted %s", ", ".join(f"{n} from {t}" for t, n in deleted.items() if n) or "nothing"
     )

@@ -258,7 +258,8 @@ class RoutingRuntime:
         self.store.record_queued(queued)
 
     def admit(self, task: Task, target_name: str, estimate: float) -> Reservation | None:
-        """Reserve the call's cost estimate against every budget; raises BudgetExceededError."""
+        """Reserve the call's cost estimate against every budget; raises BudgetExceededError, or
+        LedgerError when the budgets cannot be checked."""
         if self.ledger is None:
             return None
         return self.ledger.reserve(task, self.router.target(target_name), estimate, utcnow())
@@ -326,8 +327,9 @@ class RoutingRuntime:
                               judged["quality_score"], verdict)  # fmt: skip
 
     def close(self) -> None:
-        """Stop the background looks (published URL, breaker gossip); routing goes on without them."""
-        for part in (self.published, self.live, self.gossip):
+        """Stop the background looks (published URL, breaker gossip) and close the ledger's client;
+        routing goes on without the looks (a later reservation opens another client)."""
+        for part in (self.published, self.live, self.gossip, self.ledger):
             if part is not None:
                 part.close()
 

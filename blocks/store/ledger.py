@@ -92,10 +92,10 @@ def prefect_ledger_options(location: str) -> dict[str, float | str] | None:
 
 def open_ledger(budgets: Sequence[Budget], location: str | Path | None) -> BudgetLedger:
     """The ledger a location names: None -> this process only; 'prefect[?...]' -> the Prefect server's
-    global concurrency limits (across machines); any other string -> a SQLite file (one filesystem)."""
+    global concurrency limits (across machines); any other string or a Path -> a SQLite file (one filesystem)."""
     if location is None:
         return BudgetLedger(budgets)
-    options = prefect_ledger_options(str(location))
+    options = None if isinstance(location, Path) else prefect_ledger_options(location)
     if options is None:
         return SharedBudgetLedger(budgets, location)
     from blocks.store.prefect_ledger import PrefectBudgetLedger  # imports Prefect's client

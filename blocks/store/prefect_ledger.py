@@ -33,6 +33,7 @@ may have taken the room.
 Limits: the server keeps `limit` as a 32-bit INTEGER on PostgreSQL, so a budget can hold 2**31 - 1 units
 ($2,147.48 in micro-dollars; pick `unit=0.0001` for up to $214,748). A limit switched off on the server
 would admit every call, so it is refused; one edited there is set back to the budget, with a warning.
+Both are checked when a process first uses the limit and again every `RECHECK_SECONDS` it goes on using it.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from prefect.settings import PREFECT_API_URL, PREFECT_CLIENT_MAX_RETRIES
 
 from blocks.store.ledger import DEFAULT_NAMESPACE, DEFAULT_UNIT, NAME_BANNED, check_namespace, check_unit
+from blocks.store.remote_spool import display_url
 from routing.errors import ConfigError, LedgerError
 from routing.models import Target, Task
 from routing.spend.budgets import (
@@ -84,6 +86,9 @@ NOT_DONE = (429, 503)  # answers to a request the server did not carry out, safe
 ATTEMPTS = 3
 PAGE = 200  # the API's largest page of limits
 PRUNE_GRACE = timedelta(days=1)
+RECHECK_SECONDS = 60.0
+"""How long a process trusts its last look at a limit being on and set to the budget: a limit switched
+off or edited on the server is caught within this, at one read per limit per period."""
 
 
 def _safe(value: str | None) -> str:
@@ -118,7 +123,7 @@ class PrefectBudgetLedger(BudgetLedger):
             raise ConfigError(
                 "the Prefect budget ledger needs PREFECT_API_URL: the Prefect server every router process uses"
             )
-        self._ready: set[str] = set()  # limits this process has created or checked
+        self._ready: dict[str, float] = {}  # limit name -> when this process created or checked it (monotonic)
         self._no_retries: tuple[object, object] | None = None
         self._open: tuple[int, SyncPrefectClient] | None = None  # (pid, client): a fork opens its own
 
@@ -170,8 +175,9 @@ class PrefectBudgetLedger(BudgetLedger):
     def _api(self, doing: str) -> Iterator[SyncPrefectClient]:
         try:
             yield self._client()
-        except httpx.HTTPError as exc:
-            raise LedgerError(f"budget ledger on the Prefect server {PREFECT_API_URL.value()}: {doing}: {exc}") from exc
+        except (httpx.HTTPError, ObjectNotFound) as exc:  # ObjectNotFound: a limit deleted under us (prune)
+            url = display_url(PREFECT_API_URL.value())
+            raise LedgerError(f"budget ledger on the Prefect server {url}: {doing}: {exc}") from exc
 
     @contextmanager
     def _at_most_once(self) -> Iterator[None]:
@@ -193,7 +199,8 @@ class PrefectBudgetLedger(BudgetLedger):
     def _ensure(self, client: SyncPrefectClient, budget: Budget, bucket: Bucket, seed: int = 0) -> str:
         """The bucket's limit, created (holding `seed` units) unless it exists; an existing one is checked."""
         name = self.limit_name(bucket)
-        if name in self._ready:
+        checked = self._ready.get(name)
+        if checked is not None and time.monotonic() - checked < RECHECK_SECONDS:
             return name
         limit = self._limit(budget)
         found = self._read(client, name)
@@ -220,8 +227,13 @@ class PrefectBudgetLedger(BudgetLedger):
                 client.update_global_concurrency_limit(
                     name, GlobalConcurrencyLimitUpdate(limit=limit, slot_decay_per_second=0.0)
                 )
-        self._ready.add(name)
+        self._ready[name] = time.monotonic()
         return name
+
+    def _forget(self, names: Iterable[str]) -> None:
+        """Look at these limits again on their next use (deleted on the server)."""
+        for name in names:
+            self._ready.pop(name, None)
 
     def _increment(self, client: SyncPrefectClient, names: list[str], units: int) -> set[str] | None:
         """Occupy `units` of every limit in `names`, or of none (None); the names the server knew."""
@@ -283,7 +295,7 @@ class PrefectBudgetLedger(BudgetLedger):
                     # Deleted meanwhile, so the others were charged without it: hand back, create, again.
                     if held := [n for n in names if n in known]:
                         self._release(client, held, units)
-                    self._ready -= gone
+                    self._forget(gone)
                     continue
                 check = self._figures(client, applicable, units, estimate, now)
                 if not check.allowed:
@@ -307,8 +319,8 @@ class PrefectBudgetLedger(BudgetLedger):
 
     def reconcile(self, reservation: Reservation, actual: float) -> float:
         """Release what the call did not cost, or charge what it cost more; a server that cannot be
-        reached leaves the estimate charged (the budget under-used) and is logged, never raised: the call
-        was made."""
+        reached (or a limit deleted meanwhile) leaves the estimate charged (the budget under-used) and is
+        logged, never raised: the call was made."""
         check_amount("actual", actual)
         with self._lock:
             if self._inflight.pop(reservation.id, None) is None:
@@ -328,11 +340,15 @@ class PrefectBudgetLedger(BudgetLedger):
         return max(0.0, actual - reservation.estimate)
 
     def record(self, task_type: str, target: str, cost: float, when: datetime) -> None:
+        """Charge a cost made elsewhere; a ledger that cannot be used is logged, never raised: the call was made."""
         check_amount("cost", cost)
         applicable = self._applicable(task_type, target, _utc(when, "when"))
         if applicable and cost:
-            with self._api("recording a cost") as client:
-                self._charge(client, applicable, self._units(cost))
+            try:
+                with self._api("recording a cost") as client:
+                    self._charge(client, applicable, self._units(cost))
+            except LedgerError as exc:
+                logger.warning("%s (%s not charged)", exc, usd(cost))
 
     def load(self, rows: Iterable[SpendRow | Sequence | Mapping]) -> None:
         """Seed the limits the server does not have yet with the rows' spend; existing ones are kept:
@@ -383,5 +399,5 @@ class PrefectBudgetLedger(BudgetLedger):
             for name in ended:
                 with suppress(ObjectNotFound):  # another pruner was first
                     client.delete_global_concurrency_limit_by_name(name)
-        self._ready -= set(ended)
+        self._forget(ended)
         return ended

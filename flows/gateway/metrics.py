@@ -8,6 +8,7 @@ registry: several gateways (tests, benchmarks) can live in one process.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import defaultdict, deque
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import generate_latest
 
+from routing.errors import LedgerError
 from routing.models import RoutedResult, utcnow
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 PREFIX = "adaptive_router"
 SUCCESS_WINDOW = 100  # attempts per adapter behind the success-rate gauge
 BREAKER_LEVEL = {"closed": 0, "half_open": 1, "open": 2}
+
+logger = logging.getLogger("adaptive_router.gateway")
 
 # name -> kind, as served (counters with their _total suffix): the dashboard test checks panels against it.
 SERVED = {
@@ -91,10 +95,13 @@ class GatewayMetrics:
 
 
 class _RuntimeCollector:
-    """Breaker states and budget headroom, read from the runtime when Prometheus scrapes."""
+    """Breaker states and budget headroom, read from the runtime when Prometheus scrapes. A ledger that
+    cannot be read (its server down) leaves the headroom out of the scrape, warned once per outage:
+    a failed scrape would hide every other metric."""
 
     def __init__(self, metrics: GatewayMetrics) -> None:
         self.metrics = metrics
+        self.ledger_down = False
 
     def describe(self) -> list:
         return []
@@ -110,8 +117,23 @@ class _RuntimeCollector:
                 snap = snapshots.get(name)
                 breaker.add_metric([name], BREAKER_LEVEL[str(snap.state)] if snap else 0)
             if runtime.ledger is not None:
-                now = utcnow()
                 for budget in runtime.ledger.budgets:
-                    remaining.add_metric([str(budget)], max(0.0, budget.limit - runtime.ledger.spent(budget, now)))
                     limit.add_metric([str(budget)], budget.limit)
+                self._headroom(runtime, remaining)
         yield from (breaker, remaining, limit)
+
+    def _headroom(self, runtime: RoutingRuntime, remaining: GaugeMetricFamily) -> None:
+        now, rooms = utcnow(), []
+        try:
+            for budget in runtime.ledger.budgets:
+                rooms.append((str(budget), max(0.0, budget.limit - runtime.ledger.spent(budget, now))))
+        except LedgerError as exc:
+            if not self.ledger_down:
+                logger.warning("budget remaining left out of /metrics until the ledger answers: %s", exc)
+            self.ledger_down = True
+            return
+        if self.ledger_down:
+            logger.info("budget ledger answers again: budget remaining back in /metrics")
+        self.ledger_down = False
+        for name, room in rooms:
+            remaining.add_metric([name], room)

@@ -19,6 +19,7 @@ from routing.calls.plan import AttemptPlan
 from routing.calls.retry import RetryPolicy
 from routing.context.category import detect_category
 from routing.context.session import SessionTracker
+from routing.errors import LedgerError
 from routing.models import (
     AttemptResult,
     Decision,
@@ -58,7 +59,8 @@ class ChainHost(Protocol):
         ...
 
     def admit(self, task: Task, target: str, estimate: float) -> Reservation | None:
-        """Reserve `estimate` against every budget; raises BudgetExceededError."""
+        """Reserve `estimate` against every budget; raises BudgetExceededError, or LedgerError when the
+        budgets cannot be checked."""
         ...
 
     def settle(self, reservation: Reservation | None, actual_cost: float) -> None: ...
@@ -115,7 +117,8 @@ class AttemptChain:
         return self.plan.decision
 
     def next_call(self, host: ChainHost) -> PlannedCall | None:
-        """The next call that fits the budgets; targets a budget refuses are skipped with the reason."""
+        """The next call that fits the budgets; targets a budget refuses, or whose budgets cannot be
+        checked (the ledger's server unreachable), are skipped with the reason."""
         while (step := self.plan.next_call()) is not None:
             name, delay = step
             estimate = host.estimate(name, self.task)
@@ -125,6 +128,8 @@ class AttemptChain:
                 self.plan.skip(name, f"{ErrorType.BUDGET_EXCEEDED}: {exc}")
                 if exc.policy == "queue":
                     self.queued_until = exc.retry_at
+            except LedgerError as exc:  # fail closed: a budget that cannot be checked is never risked
+                self.plan.skip(name, f"{ErrorType.BUDGET_EXCEEDED}: refused, the budget ledger cannot be used: {exc}")
         return None
 
     def record(

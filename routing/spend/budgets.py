@@ -255,6 +255,9 @@ class BudgetLedger:
                 if row.budget_key in budgeted:
                     self._spent[(row.budget_key, row.period_start)] = row.spent
 
+    def close(self) -> None:
+        """Release what the ledger holds open (a server's client); this one holds nothing."""
+
     def seed(self, rows: Iterable[SpendRow | Sequence | Mapping]) -> None:
         """Start from the store's spend: a new ledger loads it; a shared one only where it has none."""
         self.load(rows)

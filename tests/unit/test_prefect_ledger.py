@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
@@ -15,14 +16,15 @@ from pydantic import ValidationError
 
 from blocks.store import DuckDBStore
 from blocks.store.ledger import SharedBudgetLedger, open_ledger, prefect_ledger_options
-from blocks.store.prefect_ledger import PrefectBudgetLedger
+from blocks.store.prefect_ledger import RECHECK_SECONDS, PrefectBudgetLedger
 from routing.errors import ConfigError, LedgerError
-from routing.models import Target, Task, utcnow
+from routing.models import AttemptResult, Price, Target, Task, utcnow
 from routing.spend.budgets import Budget, BudgetExceededError, BudgetLedger, Period, Scope, SpendRow
 from tests.ledger_support import BUDGET, LIMIT, NOW, run_three
 
 TASK, TARGET = Task(task_type="qa", payload="x"), Target(name="a")
 TARGET_BUDGET = Budget(period=Period.DAILY, scope=Scope.TARGET, scope_value="a", limit=0.5)
+UNREACHABLE = "http://router:s3cret@127.0.0.1:9/api"  # a closed loopback port, with credentials never to log
 
 
 def fresh(*budgets: Budget, **options) -> PrefectBudgetLedger:
@@ -131,17 +133,90 @@ def test_limits_changed_on_the_server(prefect_harness, caplog) -> None:
         client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(active=False))
     with pytest.raises(LedgerError, match="switched off"):
         PrefectBudgetLedger([BUDGET], namespace=ledger.namespace).reserve(TASK, TARGET, 0.1, NOW)
+    # A process already using the limit trusts its last look for RECHECK_SECONDS, then looks again.
+    ledger.reconcile(ledger.reserve(TASK, TARGET, 0.1, NOW), 0.1)
+    ledger._ready[name] -= RECHECK_SECONDS  # that long ago
+    with pytest.raises(LedgerError, match="switched off"):
+        ledger.reserve(TASK, TARGET, 0.1, NOW)
+
+
+@pytest.mark.slow
+def test_a_limit_deleted_while_settling_is_logged_not_raised(prefect_harness, caplog) -> None:
+    ledger = fresh()
+    name = ledger.limit_name((BUDGET.key, NOW.replace(hour=0)))
+    held = ledger.reserve(TASK, TARGET, 0.1, NOW)
+    with get_client(sync_client=True) as client:
+        client.update_global_concurrency_limit(name, GlobalConcurrencyLimitUpdate(limit=10))  # to be set back
+    read = ledger._read
+
+    def read_then_pruned(client, limit_name):  # a pruner deletes the limit between the read and the update
+        found = read(client, limit_name)
+        client.delete_global_concurrency_limit_by_name(limit_name)
+        return found
+
+    ledger._read, ledger._ready = read_then_pruned, {}
+    with caplog.at_level(logging.WARNING, logger="adaptive_router.ledger"):
+        assert ledger.reconcile(held, 0.3) == pytest.approx(0.2)  # the call was made: no exception
+        ledger.record("qa", "a", 0.1, NOW)
+    assert caplog.text.count("settling a call") == 1 and caplog.text.count("recording a cost") == 1
 
 
 def test_an_unreachable_server_refuses_reservations_and_never_loses_an_outcome(caplog) -> None:
-    with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+    with temporary_settings(updates={PREFECT_API_URL: UNREACHABLE}):
         ledger = fresh()
-        with pytest.raises(LedgerError, match="127.0.0.1:9"):
+        with pytest.raises(LedgerError, match="127.0.0.1:9") as refused:
             ledger.reserve(TASK, TARGET, 0.1, NOW)
+        assert "s3cret" not in str(refused.value)
         free = ledger.reserve(TASK, TARGET, 0.0, NOW)  # a free call needs no reservation
         with caplog.at_level(logging.WARNING, logger="adaptive_router.ledger"):
             assert ledger.reconcile(free, 0.1) == pytest.approx(0.1)
-        assert "127.0.0.1:9" in caplog.text
+            ledger.record("qa", "a", 0.1, NOW)
+        assert caplog.text.count("127.0.0.1:9") == 2 and "s3cret" not in caplog.text
+
+
+def _unreachable_runtime(store):
+    """A runtime whose Prefect server went down after start-up (one down at start fails the start)."""
+    from blocks.targets.http import OpenAICompatibleTarget
+    from flows.runtime import RoutingRuntime
+
+    target = OpenAICompatibleTarget(target_name="a", base_url="http://127.0.0.1:9/v1", model="a", tier="small",
+                                    price=Price(per_call=0.01))  # fmt: skip
+    runtime = RoutingRuntime.build([target], store, budgets=[BUDGET])
+    runtime.ledger = fresh()
+    return runtime
+
+
+def test_an_unreachable_server_refuses_routed_attempts_cleanly(store) -> None:
+    from routing.calls.chain import AttemptChain
+
+    def never_called(name: str, task: Task) -> AttemptResult:
+        raise AssertionError(f"{name} was called without its budget checked")
+
+    with temporary_settings(updates={PREFECT_API_URL: UNREACHABLE}):
+        runtime = _unreachable_runtime(store)
+        result = AttemptChain.start(runtime, TASK).run(runtime, never_called, sleep=lambda s: None)
+        runtime.ledger._client()  # a client to close
+        runtime.close()
+    assert not result.success and not result.attempts
+    assert result.failures["a"].startswith("budget_exceeded: refused, the budget ledger cannot be used")
+    assert "127.0.0.1:9" in result.failures["a"] and "s3cret" not in result.failures["a"]
+    assert runtime.ledger._open is None  # the runtime closed the ledger's client
+
+
+def test_metrics_leave_out_a_ledger_that_cannot_be_read(store, caplog) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from flows.gateway.metrics import GatewayMetrics
+
+    with temporary_settings(updates={PREFECT_API_URL: UNREACHABLE}):
+        metrics = GatewayMetrics(_unreachable_runtime(store))
+        with caplog.at_level(logging.WARNING, logger="adaptive_router.gateway"):
+            scrapes = [metrics.render().decode() for _ in range(2)]
+    for scrape in scrapes:
+        samples = {s.name for f in text_string_to_metric_families(scrape) for s in f.samples}
+        assert "adaptive_router_budget_limit_dollars" in samples and "adaptive_router_breaker_state" in samples
+        assert "adaptive_router_budget_remaining_dollars" not in samples
+    assert caplog.text.count("budget remaining left out") == 1 and "s3cret" not in caplog.text
 
 
 def test_configuration_errors(monkeypatch, tmp_path) -> None:
@@ -171,6 +246,9 @@ def test_the_store_chooses_the_ledger(monkeypatch, tmp_path) -> None:
     assert type(open_ledger([BUDGET], store.budget_ledger_location)) is BudgetLedger
     monkeypatch.setenv("ADAPTIVE_ROUTER_BUDGET_LEDGER", str(tmp_path / "ledger.sqlite"))
     assert isinstance(open_ledger([BUDGET], store.budget_ledger_location), SharedBudgetLedger)
+    monkeypatch.chdir(tmp_path)
+    assert isinstance(open_ledger([BUDGET], Path("./prefect")), SharedBudgetLedger)  # a Path is always a file
+    assert (tmp_path / "prefect").is_file()
     store = DuckDBStore(database=str(tmp_path / "r.duckdb"), budget_ledger="prefect?unit=0.0001")
     with temporary_settings(updates={PREFECT_API_URL: "http://127.0.0.1:9/api"}):
         ledger = open_ledger([BUDGET], store.budget_ledger_location)
