@@ -73,15 +73,17 @@ def publish_live(store: Store) -> LiveConfig:
     path = live_path(store)
     path.parent.mkdir(parents=True, exist_ok=True)
     _replace(path, live.model_dump_json(indent=1))
-    if url := store.remote_published_url:
-        try:
+    url = None
+    try:
+        if url := store.remote_published_url:  # a malformed one ($ADAPTIVE_ROUTER_PUBLISHED_URL) is logged too
             ship_published(path, url, name=LIVE_FILE.name)
-        except Exception as exc:  # noqa: BLE001 -- fsspec backends raise their own errors
-            logger.warning(
-                "the policy change is recorded and published at %s, but shipping it to %s/%s failed, so routers "
-                "reading that URL keep the previous policies until the next policy change or `recalculate-stats` "
-                "run ships it again: %s", path, display_url(url), LIVE_FILE.name, str(exc),
-            )  # fmt: skip
+    except Exception as exc:  # noqa: BLE001 -- fsspec backends raise their own errors
+        where = f"{display_url(url)}/{LIVE_FILE.name}" if url else "the published URL"
+        logger.warning(
+            "the policy change is recorded and published at %s, but shipping it to %s failed, so routers "
+            "reading that URL keep the previous policies until the next policy change or `recalculate-stats` "
+            "run ships it again: %s", path, where, str(exc),
+        )  # fmt: skip
     return live
 
 

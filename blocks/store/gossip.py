@@ -60,10 +60,6 @@ class BreakerGossip:
         """This process's file: `<host>-<pid>.json` unless named (a forked child writes its own)."""
         return self._name or f"{socket.gethostname()}-{os.getpid()}.json"
 
-    @name.setter
-    def name(self, name: str) -> None:
-        self._name = name
-
     def publish(self) -> None:
         """Have this process's open breakers written at once (by the thread: never blocks a call)."""
         self._unwritten = True
@@ -108,7 +104,8 @@ class BreakerGossip:
             listed = fs.ls(root, detail=False)
         except FileNotFoundError:
             return {}
-        paths = [p for p in listed if p.endswith(".json") and p.rsplit("/", 1)[-1] != self.name]
+        mine = self.name
+        paths = [p for p in listed if p.endswith(".json") and p.rsplit("/", 1)[-1] != mine]
         merged: dict[str, float] = {}
         if not paths:
             return merged

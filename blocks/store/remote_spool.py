@@ -59,11 +59,16 @@ class RemoteSpool:
     """Sealed segments on an fsspec URL; `storage_options` go to fsspec (endpoint, credentials)."""
 
     def __init__(self, url: str, storage_options: dict[str, Any] | None = None) -> None:
-        import fsspec
+        from blocks.store.remote_state import RemoteDirectory  # which imports this module's display_url
 
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url, **(storage_options or {}))
-        self.root = self.root.rstrip("/")
+        self._directory = RemoteDirectory(self.url, storage_options)
+        self.root = self._directory.root
+
+    @property
+    def fs(self) -> Any:
+        """The URL's filesystem, made again in a forked child (see RemoteDirectory)."""
+        return self._directory.fs
 
     def ship(self, local: Path) -> list[str]:
         """Upload every claimable local segment (sealed, or left open by a dead writer), then delete the

@@ -225,3 +225,9 @@ def test_a_policy_change_that_cannot_be_shipped_is_committed_and_says_so(tmp_pat
     assert result.exit_code == 0, result.output
     assert "warning: the policy change is recorded" in " ".join(result.output.split())
     assert load_policy_state(store).policies["*"].spec == "epsilon_greedy"
+
+    monkeypatch.setenv("ADAPTIVE_ROUTER_PUBLISHED_URL", "/not/a/url")  # malformed: found after the commit
+    result = CliRunner().invoke(app, ["policy", "apply", "ucb1", "--approve", "-d", str(store.path)])
+    assert result.exit_code == 0, result.output
+    assert "ADAPTIVE_ROUTER_PUBLISHED_URL must be an fsspec URL" in " ".join(result.output.split())
+    assert load_policy_state(store).policies["*"].spec == "ucb1"

@@ -35,8 +35,8 @@ def test_a_dead_target_found_by_one_process_is_avoided_by_another_until_its_retr
     finder = BreakerBoard(config, clock=clock, on_transition=publish)
     other = BreakerBoard(config, clock=clock)
     # a long interval: every look below is one the test asks for, none happens on its own schedule
-    gossips += [BreakerGossip(tmp_path, finder, interval=600), BreakerGossip(tmp_path, other, interval=600)]
-    gossips[1].name = "other-host-1.json"  # a second process on the same directory
+    gossips += [BreakerGossip(tmp_path, finder, interval=600),
+                BreakerGossip(tmp_path, other, interval=600, name="other-host-1.json")]  # a second process
     try:
         assert gossips[1].lookout.look_now(timeout=30) and other.available("dead")
         finder.record(failure("dead"))
